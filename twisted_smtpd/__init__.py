@@ -1,0 +1,21 @@
+"""
+twisted_smtpd: an SMTP and LMTP receiving server for Twisted.
+
+Handlers written for aiosmtpd 1.4.6 run unchanged; hooks may also return
+plain values or L{Deferred}s.
+"""
+
+from twisted_smtpd._config import DATA_SIZE_DEFAULT
+from twisted_smtpd._factory import SMTPFactory
+from twisted_smtpd._protocol import SMTP, __version__, syntax
+from twisted_smtpd._session import Envelope, Session
+
+__all__ = [
+    "DATA_SIZE_DEFAULT",
+    "SMTP",
+    "SMTPFactory",
+    "Envelope",
+    "Session",
+    "syntax",
+    "__version__",
+]

@@ -1,0 +1,209 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+Validation of the server's options, done once per factory.
+
+Every option of L{SMTP} is checked here, so that a bad value or a bad
+combination fails when the server is made, with a L{TypeError} or
+L{ValueError} that names the option, and never when a client connects.
+"""
+
+from __future__ import annotations
+
+import inspect
+import socket
+from numbers import Real
+from typing import Any
+
+from twisted_smtpd._hooks import asyncioLoopOf
+
+#: aiosmtpd's default C{data_size_limit}: 32 MiB.
+DATA_SIZE_DEFAULT = 33554432
+
+#: The verbs whose hooks the server looks for on a handler.
+HOOK_NAMES = (
+    "HELO",
+    "EHLO",
+    "NOOP",
+    "QUIT",
+    "VRFY",
+    "MAIL",
+    "RCPT",
+    "RSET",
+    "DATA",
+    "AUTH",
+    "STARTTLS",
+    "PROXY",
+)
+
+BARE_NEWLINE_POLICIES = ("reject", "allow")
+
+_fqdn: str | None = None
+
+
+def defaultHostname() -> str:
+    """
+    Return this machine's fully qualified domain name, looked up once per
+    process (it can block on DNS) and then remembered.
+    """
+    global _fqdn
+    if _fqdn is None:
+        _fqdn = socket.getfqdn()
+    return _fqdn
+
+
+class Config:
+    """
+    The validated options shared by all connections of one factory.
+
+    Attribute names are those of the options (see L{SMTP}); C{hooks} maps a
+    verb to the handler's bound C{handle_<VERB>} method, and C{ehloStyle} is
+    C{"new"} or C{"old"} depending on the form of C{handle_EHLO}.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _checkInt(name: str, value: Any, minimum: int, allowNone: bool) -> None:
+    if value is None and allowNone:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+
+
+def _checkBool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+
+
+def _checkCallLimit(value: Any) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("command_call_limit must be an int or a dict of ints")
+    if isinstance(value, int):
+        _checkInt("command_call_limit", value, 1, False)
+        return {"*": value}
+    if isinstance(value, dict):
+        limits = {}
+        for verb, limit in value.items():
+            if not isinstance(verb, str):
+                raise TypeError(f"command_call_limit keys must be str, not {verb!r}")
+            _checkInt(f"command_call_limit[{verb!r}]", limit, 1, False)
+            limits[verb.upper()] = limit
+        limits.setdefault("*", 20)
+        return limits
+    raise TypeError(
+        f"command_call_limit must be an int or a dict of ints, not {value!r}"
+    )
+
+
+def findHooks(handler: Any) -> tuple[dict[str, Any], str]:
+    """
+    Find the C{handle_<VERB>} methods of C{handler}, once.
+
+    @return: The hooks by verb, and C{"new"} or C{"old"} for the form of
+        C{handle_EHLO} (with or without the C{responses} argument).
+    """
+    hooks = {}
+    for verb in HOOK_NAMES:
+        hook = getattr(handler, "handle_" + verb, None)
+        if hook is not None:
+            if not callable(hook):
+                raise TypeError(f"handler.handle_{verb} must be callable")
+            hooks[verb] = hook
+    style = "new"
+    ehlo = hooks.get("EHLO")
+    if ehlo is not None:
+        try:
+            parameters = inspect.signature(ehlo).parameters.values()
+        except (TypeError, ValueError):
+            parameters = ()
+        positional = [
+            p
+            for p in parameters
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if len(positional) == 4 and not any(
+            p.kind == p.VAR_POSITIONAL for p in parameters
+        ):
+            style = "old"
+    return hooks, style
+
+
+def makeConfig(
+    handler: Any,
+    *,
+    data_size_limit: int | None = DATA_SIZE_DEFAULT,
+    enable_SMTPUTF8: bool = False,
+    decode_data: bool = False,
+    hostname: str | None = None,
+    ident: str | None = None,
+    timeout: float | None = 300,
+    command_call_limit: int | dict[str, int] | None = None,
+    line_length_limit: int = 1001,
+    command_size_limit: int = 512,
+    local_part_limit: int = 0,
+    bare_newline: str = "reject",
+    max_unknown_commands: int = 5,
+    reactor: Any = None,
+    **unknown: Any,
+) -> Config:
+    """
+    Check the options of L{SMTP} and return them as a L{Config}.
+
+    @raise TypeError: For an option of the wrong type or an unknown option.
+    @raise ValueError: For a value out of range or a bad combination.
+    """
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    if handler is None:
+        raise TypeError("a handler is required (use handlers.Sink() to discard)")
+    _checkInt("data_size_limit", data_size_limit, 0, True)
+    _checkBool("enable_SMTPUTF8", enable_SMTPUTF8)
+    _checkBool("decode_data", decode_data)
+    for name, value in (("hostname", hostname), ("ident", ident)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, not {value!r}")
+        if value is not None and any(c in value for c in "\r\n\0"):
+            raise ValueError(f"{name} must not contain CR, LF or NUL")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, Real):
+            raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+    callLimits = _checkCallLimit(command_call_limit)
+    _checkInt("line_length_limit", line_length_limit, 100, False)
+    _checkInt("command_size_limit", command_size_limit, 64, False)
+    if command_size_limit > line_length_limit:
+        raise ValueError("command_size_limit must not exceed line_length_limit")
+    _checkInt("local_part_limit", local_part_limit, 0, False)
+    if bare_newline not in BARE_NEWLINE_POLICIES:
+        raise ValueError(
+            f"bare_newline must be one of {BARE_NEWLINE_POLICIES}, not {bare_newline!r}"
+        )
+    _checkInt("max_unknown_commands", max_unknown_commands, 1, False)
+    if reactor is None:
+        from twisted.internet import reactor
+    hooks, ehloStyle = findHooks(handler)
+    return Config(
+        handler=handler,
+        hooks=hooks,
+        ehloStyle=ehloStyle,
+        data_size_limit=data_size_limit or None,
+        enable_SMTPUTF8=enable_SMTPUTF8,
+        decode_data=decode_data,
+        hostname=hostname or defaultHostname(),
+        ident=ident,
+        timeout=timeout,
+        callLimits=callLimits,
+        line_length_limit=line_length_limit,
+        command_size_limit=command_size_limit,
+        local_part_limit=local_part_limit,
+        allowBareNewline=bare_newline == "allow",
+        max_unknown_commands=max_unknown_commands,
+        reactor=reactor,
+        asyncioLoop=asyncioLoopOf(reactor),
+    )

@@ -1,0 +1,181 @@
+# -*- test-case-name: tests.test_data -*-
+"""
+Pure framing of the SMTP DATA phase.
+
+L{DataReceiver} is fed the raw chunks that arrive after the C{354} reply and
+finds the end of the message, undoes dot-stuffing, enforces the size and
+line-length limits and the bare CR/LF policy, all while streaming: bytes are
+scanned a chunk at a time with C{bytes.find}, C{bytes.count} and
+C{bytes.replace}, never a Python call per line.
+
+Only C{<CRLF>.<CRLF>} ends the data (RFC 5321 section 4.1.1.4). The data
+stream is treated as if it were preceded by a CRLF, so that a first line
+of C{"."} ends an empty message and a first line starting with a dot is
+unstuffed like any other.
+"""
+
+from __future__ import annotations
+
+_END = b"\r\n.\r\n"
+_STUFFED = b"\r\n."
+_CRLF = b"\r\n"
+
+#: Tails of a chunk that may be the start of C{_END}, longest first.
+_PARTIAL_ENDS = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
+
+#: The outcomes of L{DataReceiver.error}.
+TOO_BIG = "too big"
+LINE_TOO_LONG = "line too long"
+BARE_NEWLINE = "bare newline"
+
+
+class DataReceiver:
+    """
+    Frame one message of the DATA phase.
+
+    Feed every chunk to L{feed} until it returns the bytes that followed the
+    terminating C{<CRLF>.<CRLF>}; then L{error} says whether the message broke
+    a limit and, if not, L{content} returns it.
+
+    @ivar size: The size of the message received so far, after dot-unstuffing
+        and including its line endings, as RFC 1870 counts it.
+    @ivar error: C{None}, or one of L{TOO_BIG}, L{LINE_TOO_LONG} and
+        L{BARE_NEWLINE} for the first limit the message broke. Once set,
+        nothing more is stored, but the data is still read to its end.
+    """
+
+    __slots__ = (
+        "_parts",
+        "_pending",
+        "_first",
+        "_column",
+        "_sizeLimit",
+        "_lineLimit",
+        "_allowBare",
+        "size",
+        "error",
+    )
+
+    def __init__(
+        self,
+        sizeLimit: int | None = None,
+        lineLimit: int | None = None,
+        allowBareNewline: bool = False,
+    ) -> None:
+        """
+        @param sizeLimit: The largest message accepted, in octets after
+            unstuffing; C{None} or C{0} for no limit.
+        @param lineLimit: The longest line accepted, in octets as sent
+            (dot-stuffing included) with its CRLF; C{None} or C{0} for no
+            limit.
+        @param allowBareNewline: Accept CR and LF that are not part of a CRLF
+            and pass them on unchanged; when false, such a message is
+            refused with L{BARE_NEWLINE}.
+        """
+        self._parts: list[bytes] = []
+        # The virtual CRLF before the first line; dropped from the content.
+        self._pending = _CRLF
+        self._first = True
+        self._column = 0
+        self._sizeLimit = sizeLimit or 0
+        self._lineLimit = lineLimit or 0
+        self._allowBare = allowBareNewline
+        self.size = 0
+        self.error: str | None = None
+
+    def feed(self, data: bytes) -> bytes | None:
+        """
+        Take the next chunk of the DATA phase.
+
+        @param data: Bytes as received from the transport.
+        @return: C{None} while the message goes on; once the terminating
+            C{<CRLF>.<CRLF>} was seen, the bytes that followed it (possibly
+            empty), which belong to the command phase.
+        """
+        buf = self._pending + data if self._pending else data
+        end = buf.find(_END)
+        if end >= 0:
+            self._pending = b""
+            self._commit(buf[: end + 2])
+            return buf[end + 5 :]
+        for tail in _PARTIAL_ENDS:
+            if buf.endswith(tail):
+                cut = len(buf) - len(tail)
+                self._pending = tail
+                if cut:
+                    self._commit(buf[:cut])
+                return None
+        self._pending = b""
+        self._commit(buf)
+        return None
+
+    def content(self) -> bytes:
+        """
+        Return the whole message, unstuffed, with its final CRLF.
+
+        Call it once, after L{feed} returned and when L{error} is C{None}.
+        The parts are released, so that the message exists once in memory.
+        """
+        parts = self._parts
+        self._parts = []
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def _commit(self, chunk: bytes) -> None:
+        """
+        Check and store a piece of data that cannot hold a partial
+        terminator or a partial CRLF-dot sequence at its end.
+        """
+        if self.error is not None:
+            return
+        if self._lineLimit:
+            self._checkLines(chunk)
+        if not self._allowBare:
+            crlf = chunk.count(_CRLF)
+            if chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf:
+                self._fail(BARE_NEWLINE)
+        chunk = chunk.replace(_STUFFED, _CRLF)
+        if self._first:
+            self._first = False
+            chunk = chunk[2:]
+        self.size += len(chunk)
+        if self._sizeLimit and self.size > self._sizeLimit:
+            self._fail(TOO_BIG)
+        if self.error is None and chunk:
+            self._parts.append(chunk)
+
+    def _checkLines(self, chunk: bytes) -> None:
+        """
+        Fail with L{LINE_TOO_LONG} if a line of C{chunk} (counted from the
+        last line end of earlier chunks) is longer than the limit.
+
+        Each C{rfind} looks for the last LF within one limit's reach, so a
+        chunk costs about one call per C{lineLimit} octets, not one per line.
+        """
+        limit = self._lineLimit
+        pos = 0
+        column = self._column
+        size = len(chunk)
+        while True:
+            reach = pos + limit - column
+            if reach > size:
+                # The limit lies beyond this chunk: remember where the
+                # current line started.
+                last = chunk.rfind(b"\n", pos)
+                self._column = size - last - 1 if last >= 0 else column + size - pos
+                return
+            last = chunk.rfind(b"\n", pos, reach)
+            if last < 0:
+                self._fail(LINE_TOO_LONG)
+                return
+            pos = last + 1
+            column = 0
+
+    def _fail(self, error: str) -> None:
+        """
+        Record the first limit broken and drop what was stored.
+        """
+        if self.error is None:
+            self.error = error
+        self._parts = []

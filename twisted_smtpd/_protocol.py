@@ -1,0 +1,967 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+The SMTP server protocol.
+
+L{SMTP} reads commands in line mode and the DATA phase in raw chunks, calls
+the handler's hooks, and writes the replies of one batch of pipelined
+commands in one write. It is the only module that touches the transport.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from twisted_smtpd import _data
+from twisted_smtpd._address import (
+    PathRefused,
+    PathSyntaxError,
+    parseParameters,
+    parsePath,
+    splitArgument,
+)
+from twisted_smtpd._config import Config, makeConfig
+from twisted_smtpd._hooks import DONE, settle
+from twisted_smtpd._session import Envelope, Session
+
+__version__ = "0.1.0"
+
+log = Logger(namespace="twisted_smtpd.server")
+
+_USER_NAME = re.compile(r"[^\s<>@\x00-\x1f\x7f]+\Z")
+
+
+def syntax(
+    text: str, extended: str | None = None, when: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """
+    Give an C{smtp_<VERB>} method its HELP text, as aiosmtpd's C{@syntax}.
+
+    @param text: The syntax shown by C{HELP <VERB>}; the verb is listed by
+        C{HELP} only when it has one.
+    @param extended: Appended to C{text} once the client sent EHLO.
+    @param when: The name of a server attribute that must be true for the
+        verb to be listed (e.g. C{"tls_context"} for STARTTLS).
+    """
+
+    def decorator(method: Callable[..., Any]) -> Callable[..., Any]:
+        method.__smtp_syntax__ = text  # type: ignore[attr-defined]
+        method.__smtp_syntax_extended__ = extended  # type: ignore[attr-defined]
+        method.__smtp_syntax_when__ = when  # type: ignore[attr-defined]
+        return method
+
+    return decorator
+
+
+class SMTP(LineReceiver, TimeoutMixin):
+    """
+    An ESMTP server for one connection (RFC 5321), driven by a handler.
+
+    The handler is any object; the server calls its optional hooks
+    C{handle_HELO}, C{handle_EHLO}, C{handle_NOOP}, C{handle_QUIT},
+    C{handle_VRFY}, C{handle_MAIL}, C{handle_RCPT}, C{handle_RSET},
+    C{handle_DATA} and C{handle_exception} with aiosmtpd's signatures. A hook
+    may return a reply, C{None} for the default reply, a L{Deferred} or a
+    coroutine; while one is pending, reading pauses, so that pipelined
+    commands are answered in order.
+
+    Commands are methods named C{smtp_<VERB>} taking the argument (a C{str},
+    or C{None}); a subclass adds or replaces commands by defining more, and
+    gives them HELP text with L{syntax}.
+
+    @ivar event_handler: The handler.
+    @ivar session: The L{Session} of this connection.
+    @ivar envelope: The L{Envelope} of the current transaction.
+    """
+
+    #: The greeting's product name when no C{ident} option is given.
+    __ident__ = f"twisted_smtpd {__version__}"
+
+    #: aiosmtpd's challenges for AUTH LOGIN.
+    AuthLoginUsernameChallenge = "User Name\x00"
+    AuthLoginPasswordChallenge = "Password\x00"
+
+    #: The verb that greets; LMTP uses LHLO.
+    _greetingVerbs = frozenset(["HELO", "EHLO"])
+
+    _buffer = b""
+    _dataReceiver: _data.DataReceiver | None = None
+    _busy = False
+    _hookPending = False
+    _writePaused = False
+    _discarding = False
+    _unknownCount = 0
+    _callCounts: dict[str, int] | None = None
+    _closing = False
+    _out: list[bytes] | None = None
+    _transactionStart = 0.0
+
+    def __init__(self, handler: Any, *, _config: Config | None = None, **options):
+        """
+        @param handler: The object whose hooks decide what happens.
+        @param options: C{data_size_limit=33554432}, C{enable_SMTPUTF8=False},
+            C{decode_data=False}, C{hostname=None} (this machine's FQDN),
+            C{ident=None}, C{timeout=300}, C{command_call_limit=None},
+            C{line_length_limit=1001}, C{command_size_limit=512},
+            C{local_part_limit=0}, C{bare_newline="reject"},
+            C{max_unknown_commands=5}, C{reactor=None}; see the README.
+        @raise TypeError: For an unknown option or a value of the wrong type.
+        @raise ValueError: For a value out of range.
+        """
+        if _config is None:
+            _config = makeConfig(handler, **options)
+        self._config = _config
+        self.event_handler = handler
+        self._reactor = _config.reactor
+        self._hooks = _config.hooks
+        self.session: Session | None = None
+        self.envelope: Envelope | None = None
+
+    # aiosmtpd's public attributes, read from the shared configuration.
+
+    @property
+    def hostname(self) -> str:
+        """
+        The name this server gives in its greeting and HELO/EHLO replies.
+        """
+        return self._config.hostname
+
+    @property
+    def data_size_limit(self) -> int | None:
+        """
+        The largest message accepted, or C{None} for no limit.
+        """
+        return self._config.data_size_limit
+
+    @property
+    def enable_SMTPUTF8(self) -> bool:
+        """
+        Whether SMTPUTF8 (RFC 6531) is offered.
+        """
+        return self._config.enable_SMTPUTF8
+
+    @property
+    def loop(self) -> Any:
+        """
+        The asyncio loop under Twisted's asyncio reactor, else the reactor.
+        """
+        return self._config.asyncioLoop or self._reactor
+
+    def _create_session(self) -> Session:
+        """
+        Make the L{Session} of a new connection; override to use your own.
+        """
+        return Session(self.loop)
+
+    def _create_envelope(self) -> Envelope:
+        """
+        Make the L{Envelope} of a new transaction; override to use your own.
+        """
+        return Envelope()
+
+    # Connection life.
+
+    def callLater(self, period: float, func: Callable[[], Any]) -> Any:
+        """
+        Schedule the idle timeout on this server's reactor.
+        """
+        return self._reactor.callLater(period, func)
+
+    def connectionMade(self) -> None:
+        """
+        Set up the session and greet the client.
+        """
+        session = self.session = self._create_session()
+        session.transport = self.transport
+        session.peer = _peerOf(self.transport.getPeer())
+        self.envelope = self._create_envelope()
+        self.transport.registerProducer(self, True)
+        self.setTimeout(self._config.timeout)
+        ident = self._config.ident or self.__ident__
+        self._write(f"220 {self._config.hostname} {ident}\r\n".encode())
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        """
+        Stop the timer and let go of the message being received.
+        """
+        self._closing = True
+        self.setTimeout(None)
+        self._dataReceiver = None
+        self._buffer = b""
+
+    def timeoutConnection(self) -> None:
+        """
+        Say why before closing an idle connection (RFC 5321 section 3.8).
+        """
+        log.info("{peer} timed out", peer=self.session.peer)
+        self._close(f"421 4.4.2 {self._config.hostname} Error: timeout exceeded")
+
+    def _close(self, reply: str) -> None:
+        """
+        Send a last reply and close the connection after it.
+        """
+        self._reply(reply)
+        self._flush()
+        self._closing = True
+        self.transport.loseConnection()
+
+    # Flow control: reading pauses while a hook is pending or while the
+    # client does not read our replies.
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: stop reading.
+        """
+        self._writePaused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's write buffer drained: read again.
+        """
+        self._writePaused = False
+        if not self._hookPending:
+            self.transport.resumeProducing()
+            self._process()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away.
+        """
+        self._closing = True
+
+    def _wait(self, pending: Deferred) -> None:
+        """
+        Stop reading until C{pending} fires, then go on with what is
+        buffered.
+        """
+        self._hookPending = True
+        self.transport.pauseProducing()
+        pending.addErrback(self._failed).addBoth(self._resume)
+
+    def _resume(self, ignored: Any) -> None:
+        self._hookPending = False
+        self._flush()
+        if not self._writePaused and not self._closing:
+            self.transport.resumeProducing()
+            self._process()
+
+    # Input.
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Take bytes from the transport: commands in line mode, message data
+        in DATA mode.
+        """
+        self.resetTimeout()
+        if self._buffer:
+            self._buffer += data
+        else:
+            self._buffer = data
+        if not self._busy:
+            self._process()
+
+    def _process(self) -> None:
+        """
+        Work through the buffered input until it is used up or something
+        asks to wait, then write the replies of the whole batch at once.
+        """
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._buffer and not (
+                self._hookPending or self._writePaused or self._closing
+            ):
+                if self._dataReceiver is not None:
+                    self._dataChunk()
+                else:
+                    self._lines()
+        finally:
+            self._busy = False
+            self._flush()
+
+    def _lines(self) -> None:
+        """
+        Handle every complete command line in the buffer, until one of them
+        changes the mode or asks to wait.
+        """
+        buf = self._buffer
+        start = 0
+        limit = self._config.line_length_limit
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                rest = buf[start:] if start else buf
+                if self._discarding or len(rest) >= limit:
+                    # An overlong line: drop it up to its end and never parse
+                    # any of it.
+                    self._discarding = True
+                    rest = b""
+                self._buffer = rest
+                return
+            line = buf[start:end]
+            length = end + 1 - start
+            start = end + 1
+            if self._discarding or length > limit:
+                self._discarding = False
+                self._reply("500 Command line too long")
+            else:
+                self._command(line)
+            if self._hookPending or self._closing or self._dataReceiver is not None:
+                self._buffer = buf[start:]
+                return
+
+    def _command(self, line: bytes) -> None:
+        """
+        Decode and dispatch one command line (with its CR, if any).
+        """
+        if not line.endswith(b"\r"):
+            self._reply("500 5.5.2 Error: bare LF received; end lines with CRLF")
+            return
+        line = line[:-1]
+        if b"\r" in line:
+            self._reply("500 5.5.2 Error: bare CR received")
+            return
+        if len(line) > self._config.command_size_limit and len(
+            line
+        ) > self._commandLimit(line):
+            self._reply("500 Command line too long")
+            return
+        try:
+            text = line.decode("ascii")
+        except UnicodeDecodeError:
+            if not self._config.enable_SMTPUTF8:
+                self._reply("500 Error: strict ASCII mode")
+                return
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                self._reply("500 Error: bad syntax (invalid UTF-8)")
+                return
+        verb, sep, arg = text.partition(" ")
+        verb = verb.upper()
+        if not verb.isalnum() or not verb.isascii():
+            self._reply("500 Error: bad syntax")
+            return
+        arg = arg.strip() or None
+        if self._config.callLimits is not None and self._overLimit(verb):
+            return
+        method = getattr(self, "smtp_" + verb, None)
+        if method is None:
+            self._unknown(verb)
+            return
+        try:
+            result = settle(method(arg), self._config.asyncioLoop)
+        except Exception:
+            result = self._failed(Failure())
+        if isinstance(result, Deferred):
+            self._wait(result)
+
+    def _commandLimit(self, line: bytes) -> int:
+        """
+        The longest command line allowed, without its CRLF: RFC 1870 and
+        RFC 6531 let MAIL grow by what their parameters need after EHLO.
+        """
+        limit = self._config.command_size_limit
+        if line[:4].upper() == b"MAIL" and self.session.extended_smtp:
+            if self._config.data_size_limit:
+                limit += 26
+            if self._config.enable_SMTPUTF8:
+                limit += 10
+        return limit
+
+    def _overLimit(self, verb: str) -> bool:
+        """
+        Count a command against C{command_call_limit}; close the connection
+        and return C{True} once it is used up.
+        """
+        counts = self._callCounts
+        if counts is None:
+            counts = self._callCounts = {}
+        count = counts[verb] = counts.get(verb, 0) + 1
+        limits = self._config.callLimits
+        if count > limits.get(verb, limits["*"]):
+            self._close(f"421 4.7.0 {verb} sent too many times")
+            return True
+        return False
+
+    def _unknown(self, verb: str) -> None:
+        """
+        Refuse an unknown command; end the session after too many of them.
+        """
+        self._unknownCount += 1
+        if self._unknownCount >= self._config.max_unknown_commands:
+            self._close("421 4.7.0 Too many unrecognized commands, goodbye.")
+        else:
+            self._reply(f'500 Error: command "{verb}" not recognized')
+
+    # Output.
+
+    def push(self, status: str | bytes) -> Any:
+        """
+        Send one reply (or several, joined by CRLF) to the client now.
+
+        @param status: The reply without its final CRLF.
+        @return: An awaitable that is already complete, so that handlers
+            written for aiosmtpd can C{await server.push(...)}.
+        """
+        self._reply(status)
+        if not self._busy:
+            self._flush()
+        return DONE
+
+    def _reply(self, status: str | bytes) -> None:
+        if isinstance(status, str):
+            if self._config.enable_SMTPUTF8:
+                status = status.encode("utf-8")
+            else:
+                status = status.encode("ascii", "replace")
+        elif not isinstance(status, bytes):
+            raise TypeError(f"a reply must be str or bytes, not {status!r}")
+        out = self._out
+        if out is None:
+            out = self._out = []
+        out.append(status + b"\r\n")
+
+    def _write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def _flush(self) -> None:
+        out = self._out
+        if out:
+            self._out = []
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    # Calling hooks.
+
+    def _hook(self, verb: str, then: Callable[[Any], Any], *args: Any) -> Any:
+        """
+        Call the handler's C{handle_<verb>} hook, if it has one, and pass its
+        result (C{None} without a hook) to C{then}, now or once it is known.
+
+        @return: What C{then} returns, or a L{Deferred} while the hook is
+            pending.
+        """
+        hook = self._hooks.get(verb)
+        if hook is None:
+            return then(None)
+        result = settle(
+            hook(self, self.session, self.envelope, *args), self._config.asyncioLoop
+        )
+        if isinstance(result, Deferred):
+            return result.addCallback(then)
+        return then(result)
+
+    def _failed(self, failure: Failure) -> Any:
+        """
+        Turn an exception in a command or a hook into a reply, never into a
+        traceback for the client, and abort the transaction.
+        """
+        log.failure(
+            "{peer} error while handling a command", failure, peer=self.session.peer
+        )
+        self._dataReceiver = None
+        self.envelope = self._create_envelope()
+        handler = getattr(self.event_handler, "handle_exception", None)
+        if handler is None:
+            return self._replyError(None)
+        try:
+            result = settle(handler(failure.value), self._config.asyncioLoop)
+        except Exception:
+            log.failure("{peer} error in handle_exception", peer=self.session.peer)
+            return self._replyError(None)
+        if isinstance(result, Deferred):
+            return result.addCallbacks(self._replyError, self._errorInErrorHandler)
+        return self._replyError(result)
+
+    def _errorInErrorHandler(self, failure: Failure) -> None:
+        log.failure("{peer} error in handle_exception", failure, peer=self.session.peer)
+        self._replyError(None)
+
+    def _replyError(self, status: Any) -> None:
+        if not isinstance(status, (str, bytes)):
+            status = "451 Requested action aborted: local error in processing"
+        self.push(status)
+
+    # Commands.
+
+    def _needHelo(self) -> bool:
+        """
+        Refuse a transaction command before HELO/EHLO; return C{True} if so.
+        """
+        if self.session.host_name:
+            return False
+        self._reply("503 Error: send HELO first")
+        return True
+
+    @syntax("HELO hostname")
+    def smtp_HELO(self, arg: str | None) -> Any:
+        """
+        Greet without extensions (RFC 5321 section 4.1.1.1).
+        """
+        if not arg:
+            self._reply("501 Syntax: HELO hostname")
+            return None
+        self.envelope = self._create_envelope()
+        self.session.extended_smtp = False
+
+        def then(status: Any) -> None:
+            if status is None:
+                self.session.host_name = arg
+                status = f"250 {self._config.hostname}"
+            self._reply(status)
+
+        return self._hook("HELO", then, arg)
+
+    @syntax("EHLO hostname")
+    def smtp_EHLO(self, arg: str | None) -> Any:
+        """
+        Greet and list the extensions offered (RFC 5321 section 4.1.1.1).
+        """
+        if not arg:
+            self._reply("501 Syntax: EHLO hostname")
+            return None
+        self.envelope = self._create_envelope()
+        self.session.extended_smtp = True
+        responses = self._ehloResponses()
+        if "EHLO" not in self._hooks:
+            self.session.host_name = arg
+            for line in responses:
+                self._reply(line)
+            return None
+        if self._config.ehloStyle == "old":
+            for line in responses[:-1]:
+                self._reply(line)
+
+            def thenOld(status: Any) -> None:
+                if status is None:
+                    self.session.host_name = self.session.host_name or arg
+                    status = responses[-1]
+                self._reply(status)
+
+            return self._hook("EHLO", thenOld, arg)
+
+        def thenNew(lines: Any) -> None:
+            if lines is None:
+                self.session.host_name = self.session.host_name or arg
+                lines = responses
+            elif isinstance(lines, (str, bytes)):
+                lines = [lines]
+            for line in lines:
+                self._reply(line)
+
+        return self._hook("EHLO", thenNew, arg, responses)
+
+    def _ehloResponses(self) -> list[str]:
+        """
+        The EHLO reply lines, last one included (C{"250 HELP"}).
+        """
+        config = self._config
+        lines = [f"250-{config.hostname}"]
+        if config.data_size_limit:
+            lines.append(f"250-SIZE {config.data_size_limit}")
+        if not config.decode_data:
+            lines.append("250-8BITMIME")
+        if config.enable_SMTPUTF8:
+            lines.append("250-SMTPUTF8")
+        lines.extend(self._extraExtensions())
+        lines.append("250-PIPELINING")
+        lines.append("250 HELP")
+        return lines
+
+    def _extraExtensions(self) -> list[str]:
+        """
+        EHLO lines of the extensions that depend on the connection's state
+        (STARTTLS, AUTH).
+        """
+        return []
+
+    @syntax("NOOP [ignored]")
+    def smtp_NOOP(self, arg: str | None) -> Any:
+        """
+        Do nothing (RFC 5321 section 4.1.1.9).
+        """
+        return self._hook("NOOP", self._replyOr("250 OK"), arg)
+
+    def _replyOr(self, default: str) -> Callable[[Any], None]:
+        def then(status: Any) -> None:
+            self._reply(default if status is None else status)
+
+        return then
+
+    @syntax("QUIT")
+    def smtp_QUIT(self, arg: str | None) -> Any:
+        """
+        Say goodbye and close (RFC 5321 section 4.1.1.10).
+        """
+        if arg:
+            self._reply("501 Syntax: QUIT")
+            return None
+
+        def then(status: Any) -> None:
+            self._close("221 Bye" if status is None else status)
+
+        return self._hook("QUIT", then)
+
+    @syntax("RSET")
+    def smtp_RSET(self, arg: str | None) -> Any:
+        """
+        Abort the transaction (RFC 5321 section 4.1.1.5).
+        """
+        if arg:
+            self._reply("501 Syntax: RSET")
+            return None
+        self._logAborted()
+        self.envelope = self._create_envelope()
+        return self._hook("RSET", self._replyOr("250 OK"))
+
+    @syntax("VRFY <address>")
+    def smtp_VRFY(self, arg: str | None) -> Any:
+        """
+        Answer that we cannot verify but will try (RFC 5321 section 3.5.3).
+        """
+        if not arg:
+            self._reply("501 Syntax: VRFY <address>")
+            return None
+        try:
+            address = parsePath(
+                arg if arg.startswith("<") else f"<{arg}>",
+                smtputf8=self._config.enable_SMTPUTF8,
+                allowPostmaster=True,
+            )
+        except (PathSyntaxError, PathRefused):
+            # A user name alone is a valid VRFY argument too.
+            if _USER_NAME.match(arg) is None:
+                self._reply(f"502 Could not VRFY {arg}")
+                return None
+            address = arg
+        return self._hook(
+            "VRFY",
+            self._replyOr(
+                "252 Cannot VRFY user, but will accept message and attempt delivery"
+            ),
+            address,
+        )
+
+    def smtp_EXPN(self, arg: str | None) -> None:
+        """
+        Refuse to expand mailing lists (RFC 5321 section 3.5.3).
+        """
+        self._reply("502 EXPN not implemented")
+
+    @syntax("HELP [command]")
+    def smtp_HELP(self, arg: str | None) -> None:
+        """
+        List the commands, or show the syntax of one (RFC 5321 section
+        4.1.1.8); the codes are RFC 5321's 214 and 504, not aiosmtpd's 250
+        and 501.
+        """
+        commands = self._helpTexts()
+        if arg:
+            text = commands.get(arg.upper())
+            if text is not None:
+                self._reply(f"214 Syntax: {text}")
+                return
+            code = 504
+        else:
+            code = 214
+        self._reply(f"{code} Supported commands: {' '.join(sorted(commands))}")
+
+    def _helpTexts(self) -> dict[str, str]:
+        """
+        The HELP text of every command available now, by verb.
+        """
+        texts = {}
+        extended = self.session.extended_smtp
+        for name in dir(type(self)):
+            if not name.startswith("smtp_"):
+                continue
+            method = getattr(self, name)
+            text = getattr(method, "__smtp_syntax__", None)
+            if text is None:
+                continue
+            when = getattr(method, "__smtp_syntax_when__", None)
+            if when and not getattr(self, when, None):
+                continue
+            more = getattr(method, "__smtp_syntax_extended__", None)
+            if extended and more:
+                text += more
+            texts[name[5:]] = text
+        return texts
+
+    def _syntaxError(self, verb: str) -> None:
+        if verb == "MAIL":
+            text = "501 Syntax: MAIL FROM: <address>"
+        else:
+            text = "501 Syntax: RCPT TO: <address>"
+        if self.session.extended_smtp:
+            text += " [SP <mail-parameters>]"
+        self._reply(text)
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    def smtp_MAIL(self, arg: str | None) -> Any:
+        """
+        Start a transaction (RFC 5321 section 4.1.1.2) with the parameters
+        of SIZE (RFC 1870), 8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531).
+        """
+        if self._needHelo():
+            return None
+        envelope = self.envelope
+        if envelope.mail_from is not None:
+            self._reply("503 Error: nested MAIL command")
+            return None
+        config = self._config
+        try:
+            path, params = splitArgument(arg or "", "FROM")
+            options = parseParameters(params)
+            if options and not self.session.extended_smtp:
+                raise PathSyntaxError(params)
+            smtputf8 = self._mailParameters(options)
+            address = parsePath(
+                path,
+                smtputf8=smtputf8,
+                localPartLimit=config.local_part_limit,
+                allowNull=True,
+            )
+        except PathSyntaxError:
+            self._syntaxError("MAIL")
+            return None
+        except PathRefused as e:
+            self._reply(e.reply)
+            return None
+        mailOptions = params.upper().split()
+        envelope.smtp_utf8 = smtputf8
+
+        def then(status: Any) -> None:
+            if status is None:
+                if envelope.mail_from is None:
+                    envelope.mail_from = address
+                    envelope.mail_options.extend(mailOptions)
+                status = "250 OK"
+            self._transactionStart = time.monotonic()
+            self._reply(status)
+
+        return self._hook("MAIL", then, address, mailOptions)
+
+    def _mailParameters(self, options: list[tuple[str, str | None]]) -> bool:
+        """
+        Check the MAIL parameters; return whether SMTPUTF8 was asked for.
+
+        @raise PathRefused: For a parameter refused.
+        @raise PathSyntaxError: For a parameter value of the wrong form.
+        """
+        config = self._config
+        smtputf8 = False
+        for key, value in options:
+            if key == "SIZE":
+                if not (value and value.isascii() and value.isdigit()):
+                    raise PathSyntaxError(key)
+                if config.data_size_limit and int(value) > config.data_size_limit:
+                    raise PathRefused(
+                        "552 Error: message size exceeds fixed maximum message size"
+                    )
+            elif key == "BODY" and not config.decode_data:
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                    raise PathRefused(
+                        "501 Error: BODY can only be one of 7BIT, 8BITMIME"
+                    )
+            elif key == "SMTPUTF8":
+                if value is not None:
+                    raise PathRefused("501 Error: SMTPUTF8 takes no arguments")
+                if not config.enable_SMTPUTF8:
+                    raise PathRefused("501 Error: SMTPUTF8 disabled")
+                smtputf8 = True
+            else:
+                raise PathRefused(
+                    "555 MAIL FROM parameters not recognized or not implemented"
+                )
+        return smtputf8
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    def smtp_RCPT(self, arg: str | None) -> Any:
+        """
+        Add a recipient (RFC 5321 section 4.1.1.3).
+        """
+        if self._needHelo():
+            return None
+        envelope = self.envelope
+        if envelope.mail_from is None:
+            self._reply("503 Error: need MAIL command")
+            return None
+        try:
+            path, params = splitArgument(arg or "", "TO")
+            options = parseParameters(params)
+            if options and not self.session.extended_smtp:
+                raise PathSyntaxError(params)
+            if options:
+                raise PathRefused(
+                    "555 RCPT TO parameters not recognized or not implemented"
+                )
+            address = parsePath(
+                path,
+                smtputf8=envelope.smtp_utf8,
+                localPartLimit=self._config.local_part_limit,
+                allowPostmaster=True,
+            )
+        except PathSyntaxError:
+            self._syntaxError("RCPT")
+            return None
+        except PathRefused as e:
+            self._reply(e.reply)
+            return None
+        rcptOptions = params.upper().split()
+        before = len(envelope.rcpt_tos)
+
+        def then(status: Any) -> None:
+            if status is None:
+                if len(envelope.rcpt_tos) == before:
+                    envelope.rcpt_tos.append(address)
+                    envelope.rcpt_options.extend(rcptOptions)
+                status = "250 OK"
+            self._reply(status)
+
+        return self._hook("RCPT", then, address, rcptOptions)
+
+    @syntax("DATA")
+    def smtp_DATA(self, arg: str | None) -> None:
+        """
+        Receive the message (RFC 5321 section 4.1.1.4).
+        """
+        if self._needHelo():
+            return
+        if arg:
+            self._reply("501 Syntax: DATA")
+            return
+        if not self.envelope.rcpt_tos:
+            if self.envelope.mail_from is None:
+                self._reply("503 Error: need MAIL command")
+            else:
+                self._reply("503 Error: need RCPT command")
+            return
+        config = self._config
+        self._dataReceiver = _data.DataReceiver(
+            config.data_size_limit, config.line_length_limit, config.allowBareNewline
+        )
+        self._reply("354 End data with <CR><LF>.<CR><LF>")
+
+    def _dataChunk(self) -> None:
+        """
+        Feed the buffer to the DATA framer; finish the message at its end.
+        """
+        receiver = self._dataReceiver
+        rest = receiver.feed(self._buffer)
+        if rest is None:
+            self._buffer = b""
+            return
+        self._buffer = rest
+        self._dataReceiver = None
+        try:
+            result = self._messageReceived(receiver)
+        except Exception:
+            result = self._failed(Failure())
+        if isinstance(result, Deferred):
+            self._wait(result)
+
+    def _messageReceived(self, receiver: _data.DataReceiver) -> Any:
+        """
+        Check the message that just ended and hand it to the handler.
+        """
+        envelope = self.envelope
+        error = receiver.error
+        if error is not None:
+            self.envelope = self._create_envelope()
+            reply = _DATA_ERRORS[error]
+            self._logTransaction(envelope, receiver.size, reply[:3])
+            self._reply(reply)
+            return None
+        content = original = receiver.content()
+        if self._config.decode_data:
+            try:
+                content = original.decode(
+                    "utf-8" if envelope.smtp_utf8 else "ascii", "strict"
+                )
+            except UnicodeDecodeError:
+                self.envelope = self._create_envelope()
+                self._logTransaction(envelope, receiver.size, "500")
+                self._reply("500 Error: strict ASCII mode")
+                return None
+        envelope.content = content
+        envelope.original_content = original
+
+        def then(status: Any) -> None:
+            if status is None:
+                status = "250 OK"
+            if self.envelope is envelope:
+                self.envelope = self._create_envelope()
+            self._logTransaction(envelope, receiver.size, _codeOf(status))
+            self._dataReplies(status)
+
+        return self._hook("DATA", then)
+
+    def _dataReplies(self, status: Any) -> None:
+        """
+        Send the reply to the end of the data.
+        """
+        self._reply(status)
+
+    # Logging.
+
+    def _logTransaction(self, envelope: Envelope, size: int, result: str) -> None:
+        """
+        Emit the one structured event of a transaction; the content and any
+        credentials are left out.
+        """
+        log.info(
+            "{peer} message from {sender} to {recipients} recipient(s),"
+            " {size} bytes: {result} in {duration:.3f}s",
+            peer=self.session.peer,
+            sender=envelope.mail_from,
+            recipients=len(envelope.rcpt_tos),
+            size=size,
+            result=result,
+            duration=time.monotonic() - self._transactionStart,
+        )
+
+    def _logAborted(self) -> None:
+        envelope = self.envelope
+        if envelope is not None and envelope.mail_from is not None:
+            self._logTransaction(envelope, 0, "aborted")
+
+
+_DATA_ERRORS = {
+    _data.TOO_BIG: "552 Error: Too much mail data",
+    _data.LINE_TOO_LONG: "500 Line too long (see RFC5321 4.5.3.1.6)",
+    _data.BARE_NEWLINE: "550 5.6.0 Error: bare CR or LF in message;"
+    " lines must end with CRLF",
+}
+
+
+def _codeOf(status: Any) -> str:
+    if isinstance(status, bytes):
+        return status[:3].decode("ascii", "replace")
+    if isinstance(status, str):
+        return status[:3]
+    return "?"
+
+
+def _peerOf(address: Any) -> Any:
+    """
+    Give a transport address in aiosmtpd's shape: C{(host, port)} for IP,
+    the path for UNIX sockets.
+    """
+    host = getattr(address, "host", None)
+    if host is not None:
+        return (host, address.port)
+    name = getattr(address, "name", None)
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "replace")
+    return name if name is not None else ""
