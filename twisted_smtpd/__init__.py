@@ -5,12 +5,28 @@ Handlers written for aiosmtpd 1.4.6 run unchanged; hooks may also return
 plain values or L{Deferred}s.
 """
 
+from twisted_smtpd._auth import (
+    MISSING,
+    AuthenticatedUser,
+    AuthResult,
+    IAuthenticatedUser,
+    LoginPassword,
+    auth_mechanism,
+)
 from twisted_smtpd._config import DATA_SIZE_DEFAULT
 from twisted_smtpd._factory import SMTPFactory
 from twisted_smtpd._protocol import SMTP, __version__, syntax
 from twisted_smtpd._session import Envelope, Session
+from twisted_smtpd._tls import tlsOptionsFromFiles
 
 __all__ = [
+    "MISSING",
+    "AuthResult",
+    "AuthenticatedUser",
+    "IAuthenticatedUser",
+    "LoginPassword",
+    "auth_mechanism",
+    "tlsOptionsFromFiles",
     "DATA_SIZE_DEFAULT",
     "SMTP",
     "SMTPFactory",

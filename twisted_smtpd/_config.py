@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import inspect
 import socket
+import ssl
+import warnings
 from numbers import Real
 from typing import Any
+
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
 from twisted_smtpd._hooks import asyncioLoopOf
 
@@ -148,6 +152,16 @@ def makeConfig(
     local_part_limit: int = 0,
     bare_newline: str = "reject",
     max_unknown_commands: int = 5,
+    tls_context: Any = None,
+    require_starttls: bool = False,
+    authenticator: Any = None,
+    auth_callback: Any = None,
+    portal: Any = None,
+    auth_required: bool = False,
+    auth_require_tls: bool = True,
+    auth_exclude_mechanism: Any = None,
+    auth_failure_limit: int = 3,
+    proxy_protocol_timeout: float | None = None,
     reactor: Any = None,
     **unknown: Any,
 ) -> Config:
@@ -185,6 +199,26 @@ def makeConfig(
             f"bare_newline must be one of {BARE_NEWLINE_POLICIES}, not {bare_newline!r}"
         )
     _checkInt("max_unknown_commands", max_unknown_commands, 1, False)
+    tls = _checkTLS(tls_context, require_starttls)
+    auth = _checkAuth(
+        authenticator,
+        auth_callback,
+        portal,
+        auth_required,
+        auth_require_tls,
+        auth_exclude_mechanism,
+        auth_failure_limit,
+    )
+    if proxy_protocol_timeout is not None:
+        if isinstance(proxy_protocol_timeout, bool) or not isinstance(
+            proxy_protocol_timeout, Real
+        ):
+            raise TypeError(
+                "proxy_protocol_timeout must be a number of seconds,"
+                f" not {proxy_protocol_timeout!r}"
+            )
+        if proxy_protocol_timeout <= 0:
+            raise ValueError("proxy_protocol_timeout must be positive")
     if reactor is None:
         from twisted.internet import reactor
     hooks, ehloStyle = findHooks(handler)
@@ -204,6 +238,90 @@ def makeConfig(
         local_part_limit=local_part_limit,
         allowBareNewline=bare_newline == "allow",
         max_unknown_commands=max_unknown_commands,
+        proxy_protocol_timeout=proxy_protocol_timeout,
         reactor=reactor,
         asyncioLoop=asyncioLoopOf(reactor),
+        gated=require_starttls or auth_required,
+        **tls,
+        **auth,
     )
+
+
+def _checkTLS(context: Any, requireStartTLS: bool) -> dict[str, Any]:
+    _checkBool("require_starttls", requireStartTLS)
+    if context is not None:
+        if isinstance(context, ssl.SSLContext):
+            raise TypeError(
+                "tls_context must be Twisted TLS options (e.g. from"
+                " twisted_smtpd.tlsOptionsFromFiles or"
+                " twisted.internet.ssl.CertificateOptions), not an ssl.SSLContext"
+            )
+        if not (
+            hasattr(context, "getContext")
+            or IOpenSSLServerConnectionCreator.providedBy(context)
+        ):
+            raise TypeError(f"tls_context must be Twisted TLS options, not {context!r}")
+    elif requireStartTLS:
+        raise ValueError("require_starttls needs a tls_context")
+    return {"tls_context": context, "require_starttls": requireStartTLS}
+
+
+def _checkAuth(
+    authenticator: Any,
+    authCallback: Any,
+    portal: Any,
+    authRequired: bool,
+    authRequireTLS: bool,
+    exclude: Any,
+    failureLimit: int,
+) -> dict[str, Any]:
+    from twisted_smtpd._auth import asPortal
+
+    _checkBool("auth_required", authRequired)
+    _checkBool("auth_require_tls", authRequireTLS)
+    _checkInt("auth_failure_limit", failureLimit, 1, False)
+    given = [
+        name
+        for name, value in (
+            ("authenticator", authenticator),
+            ("auth_callback", authCallback),
+            ("portal", portal),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ValueError(f"give only one of {', '.join(given)}")
+    for name, value in (
+        ("authenticator", authenticator),
+        ("auth_callback", authCallback),
+    ):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable, not {value!r}")
+    if authCallback is not None:
+        warnings.warn(
+            "auth_callback is deprecated; use authenticator or portal",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+    if portal is not None:
+        portal = asPortal(portal)
+    if exclude is None:
+        exclude = ()
+    elif isinstance(exclude, str):
+        raise TypeError("auth_exclude_mechanism must be a list of names, not a str")
+    exclude = frozenset(name.upper() for name in exclude)
+    if authRequired and not authRequireTLS:
+        warnings.warn(
+            "auth_required without auth_require_tls lets passwords travel in plaintext",
+            UserWarning,
+            stacklevel=4,
+        )
+    return {
+        "authenticator": authenticator,
+        "auth_callback": authCallback,
+        "portal": portal,
+        "auth_required": authRequired,
+        "auth_require_tls": authRequireTLS,
+        "auth_exclude_mechanism": exclude,
+        "auth_failure_limit": failureLimit,
+    }

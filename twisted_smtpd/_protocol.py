@@ -9,16 +9,21 @@ commands in one write. It is the only module that touches the transport.
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+from twisted.cred.credentials import CramMD5Credentials, UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from twisted_smtpd import _data
 from twisted_smtpd._address import (
@@ -27,6 +32,15 @@ from twisted_smtpd._address import (
     parseParameters,
     parsePath,
     splitArgument,
+)
+from twisted_smtpd._auth import (
+    MISSING,
+    AuthResult,
+    IAuthenticatedUser,
+    LoginPassword,
+    auth_mechanism,
+    mechanismName,
+    portalSupportsCramMD5,
 )
 from twisted_smtpd._config import Config, makeConfig
 from twisted_smtpd._hooks import DONE, settle
@@ -61,6 +75,7 @@ def syntax(
     return decorator
 
 
+@implementer(IHandshakeListener)
 class SMTP(LineReceiver, TimeoutMixin):
     """
     An ESMTP server for one connection (RFC 5321), driven by a handler.
@@ -89,14 +104,22 @@ class SMTP(LineReceiver, TimeoutMixin):
     AuthLoginUsernameChallenge = "User Name\x00"
     AuthLoginPasswordChallenge = "Password\x00"
 
-    #: The verb that greets; LMTP uses LHLO.
-    _greetingVerbs = frozenset(["HELO", "EHLO"])
+    #: The commands allowed before STARTTLS when it is required.
+    _beforeTLSVerbs = frozenset(["NOOP", "EHLO", "STARTTLS", "QUIT"])
 
     _buffer = b""
     _dataReceiver: _data.DataReceiver | None = None
     _busy = False
     _hookPending = False
     _writePaused = False
+    _readPaused = False
+    _authWaiter: Deferred | None = None
+    _tlsActive = False
+    _tlsStarting = False
+    _securityRefused = False
+    _authFailures = 0
+    _lastReply: bytes | None = None
+    _logout: Callable[[], Any] | None = None
     _discarding = False
     _unknownCount = 0
     _callCounts: dict[str, int] | None = None
@@ -183,6 +206,9 @@ class SMTP(LineReceiver, TimeoutMixin):
         session.transport = self.transport
         session.peer = _peerOf(self.transport.getPeer())
         self.envelope = self._create_envelope()
+        if ISSLTransport.providedBy(self.transport):
+            # Implicit TLS (RFC 8314): the listener is an ssl: endpoint.
+            self._tlsActive = True
         self.transport.registerProducer(self, True)
         self.setTimeout(self._config.timeout)
         ident = self._config.ident or self.__ident__
@@ -196,6 +222,12 @@ class SMTP(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._dataReceiver = None
         self._buffer = b""
+        if self._authWaiter is not None:
+            waiter, self._authWaiter = self._authWaiter, None
+            waiter.callback(MISSING)
+        logout, self._logout = self._logout, None
+        if logout is not None:
+            logout()
 
     def timeoutConnection(self) -> None:
         """
@@ -213,24 +245,43 @@ class SMTP(LineReceiver, TimeoutMixin):
         self._closing = True
         self.transport.loseConnection()
 
-    # Flow control: reading pauses while a hook is pending or while the
-    # client does not read our replies.
+    # Flow control: reading pauses while a hook is pending (unless it waits
+    # for the client's answer to an AUTH challenge) or while the client does
+    # not read our replies.
+
+    def _canRead(self) -> bool:
+        return not (
+            self._writePaused
+            or self._closing
+            or (self._hookPending and self._authWaiter is None)
+        )
+
+    def _updateReading(self) -> None:
+        """
+        Pause or resume the transport to match what the state allows.
+        """
+        paused = not self._canRead()
+        if paused != self._readPaused and not self._closing:
+            self._readPaused = paused
+            if paused:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
 
     def pauseProducing(self) -> None:
         """
         The transport's write buffer is full: stop reading.
         """
         self._writePaused = True
-        self.transport.pauseProducing()
+        self._updateReading()
 
     def resumeProducing(self) -> None:
         """
         The transport's write buffer drained: read again.
         """
         self._writePaused = False
-        if not self._hookPending:
-            self.transport.resumeProducing()
-            self._process()
+        self._updateReading()
+        self._process()
 
     def stopProducing(self) -> None:
         """
@@ -244,15 +295,14 @@ class SMTP(LineReceiver, TimeoutMixin):
         buffered.
         """
         self._hookPending = True
-        self.transport.pauseProducing()
+        self._updateReading()
         pending.addErrback(self._failed).addBoth(self._resume)
 
     def _resume(self, ignored: Any) -> None:
         self._hookPending = False
         self._flush()
-        if not self._writePaused and not self._closing:
-            self.transport.resumeProducing()
-            self._process()
+        self._updateReading()
+        self._process()
 
     # Input.
 
@@ -278,9 +328,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             return
         self._busy = True
         try:
-            while self._buffer and not (
-                self._hookPending or self._writePaused or self._closing
-            ):
+            while self._buffer and self._canRead():
                 if self._dataReceiver is not None:
                     self._dataChunk()
                 else:
@@ -314,9 +362,16 @@ class SMTP(LineReceiver, TimeoutMixin):
             if self._discarding or length > limit:
                 self._discarding = False
                 self._reply("500 Command line too long")
+            elif self._authWaiter is not None:
+                self._authResponse(line)
             else:
                 self._command(line)
-            if self._hookPending or self._closing or self._dataReceiver is not None:
+            if self._tlsStarting:
+                # RFC 3207 section 4: what the client pipelined after
+                # STARTTLS is never executed.
+                self._buffer = b""
+                return
+            if self._dataReceiver is not None or not self._canRead():
                 self._buffer = buf[start:]
                 return
 
@@ -355,6 +410,8 @@ class SMTP(LineReceiver, TimeoutMixin):
         arg = arg.strip() or None
         if self._config.callLimits is not None and self._overLimit(verb):
             return
+        if (self._config.gated or self._securityRefused) and self._refused(verb):
+            return
         method = getattr(self, "smtp_" + verb, None)
         if method is None:
             self._unknown(verb)
@@ -378,6 +435,33 @@ class SMTP(LineReceiver, TimeoutMixin):
             if self._config.enable_SMTPUTF8:
                 limit += 10
         return limit
+
+    def _refused(self, verb: str) -> bool:
+        """
+        Refuse a command that the security policy does not allow yet;
+        return C{True} if so.
+        """
+        config = self._config
+        if self._securityRefused:
+            if verb == "QUIT":
+                return False
+            self._reply("554 Command refused due to lack of security")
+            return True
+        if (
+            config.require_starttls
+            and not self._tlsActive
+            and verb not in self._beforeTLSVerbs
+        ):
+            self._reply("530 Must issue a STARTTLS command first")
+            return True
+        if (
+            config.auth_required
+            and not self.session.authenticated
+            and verb in _NEED_AUTH
+        ):
+            self._reply("530 5.7.0 Authentication required")
+            return True
+        return False
 
     def _overLimit(self, verb: str) -> bool:
         """
@@ -427,6 +511,7 @@ class SMTP(LineReceiver, TimeoutMixin):
                 status = status.encode("ascii", "replace")
         elif not isinstance(status, bytes):
             raise TypeError(f"a reply must be str or bytes, not {status!r}")
+        self._lastReply = status
         out = self._out
         if out is None:
             out = self._out = []
@@ -583,7 +668,14 @@ class SMTP(LineReceiver, TimeoutMixin):
         EHLO lines of the extensions that depend on the connection's state
         (STARTTLS, AUTH).
         """
-        return []
+        lines = []
+        if self._config.tls_context is not None and not self._tlsActive:
+            lines.append("250-STARTTLS")
+        if self._authAllowedHere():
+            mechanisms = " ".join(sorted(self._mechanisms()))
+            if mechanisms:
+                lines.append(f"250-AUTH {mechanisms}")
+        return lines
 
     @syntax("NOOP [ignored]")
     def smtp_NOOP(self, arg: str | None) -> Any:
@@ -913,6 +1005,354 @@ class SMTP(LineReceiver, TimeoutMixin):
         """
         self._reply(status)
 
+    # TLS (RFC 3207, RFC 8314).
+
+    @property
+    def tls_context(self) -> Any:
+        """
+        The TLS options STARTTLS uses, or C{None}.
+        """
+        return self._config.tls_context
+
+    @property
+    def require_starttls(self) -> bool:
+        """
+        Whether commands other than EHLO, NOOP, STARTTLS and QUIT wait for
+        TLS.
+        """
+        return self._config.require_starttls
+
+    @syntax("STARTTLS", when="tls_context")
+    def smtp_STARTTLS(self, arg: str | None) -> None:
+        """
+        Start TLS on this connection (RFC 3207).
+        """
+        if arg:
+            self._reply("501 Syntax: STARTTLS")
+        elif self._config.tls_context is None:
+            self._reply("454 TLS not available")
+        elif self._tlsActive:
+            self._reply("503 Error: TLS already active")
+        else:
+            self._reply("220 Ready to start TLS")
+            self._flush()
+            self._tlsStarting = True
+            self._buffer = b""
+            self.transport.startTLS(self._config.tls_context)
+
+    def handshakeCompleted(self) -> None:
+        """
+        TLS is up: record its details and, after STARTTLS, forget everything
+        the plaintext session established (RFC 3207 section 4.2) except the
+        facts of the connection itself.
+        """
+        self._tlsActive = True
+        starting, self._tlsStarting = self._tlsStarting, False
+        old = self.session
+        if starting:
+            self._logAborted()
+            self.session = self._create_session()
+            self.session.transport = self.transport
+            self.session.peer = old.peer
+            self.session.proxy_data = old.proxy_data
+            self.envelope = self._create_envelope()
+        self.session.ssl = _tlsDetails(self.transport)
+        if starting and "STARTTLS" in self._hooks:
+            try:
+                result = self._hook("STARTTLS", self._startTLSDecided)
+            except Exception:
+                result = self._failed(Failure())
+            if isinstance(result, Deferred):
+                self._wait(result)
+        self._flush()
+
+    def _startTLSDecided(self, ok: Any) -> None:
+        if not ok:
+            self._securityRefused = True
+
+    # AUTH (RFC 4954).
+
+    def _authAllowedHere(self) -> bool:
+        """
+        Whether AUTH may be used on this connection as it is now.
+        """
+        return self._tlsActive or not self._config.auth_require_tls
+
+    def _mechanisms(self) -> dict[str, Callable[..., Any]]:
+        """
+        The AUTH mechanisms offered, by name: the server's built-in ones,
+        overridden or added to by the handler's C{auth_<NAME>} methods, less
+        the excluded ones. None are offered without a credential source,
+        unless the handler brings its own mechanisms or C{handle_AUTH}.
+        """
+        config = self._config
+        found: dict[str, Callable[..., Any]] = {}
+        if config.authenticator or config.auth_callback or config.portal:
+            for name in _BUILTIN_MECHANISMS:
+                found[mechanismName(name, None)] = getattr(self, name)
+            if config.portal is None or not portalSupportsCramMD5(config.portal):
+                del found["CRAM-MD5"]
+        handler = self.event_handler
+        for name in dir(handler):
+            if name.startswith("auth_"):
+                method = getattr(handler, name)
+                if callable(method):
+                    found[mechanismName(name, method)] = method
+        for name in config.auth_exclude_mechanism:
+            found.pop(name, None)
+        return found
+
+    @syntax("AUTH <mechanism>")
+    def smtp_AUTH(self, arg: str | None) -> Any:
+        """
+        Authenticate with a SASL mechanism (RFC 4954 section 4).
+        """
+        session = self.session
+        if not session.extended_smtp:
+            self._reply("503 Error: send EHLO first")
+            return None
+        if not self._authAllowedHere():
+            self._reply(
+                "538 5.7.11 Encryption required for requested authentication mechanism"
+            )
+            return None
+        if session.authenticated:
+            self._reply("503 Already authenticated")
+            return None
+        if self.envelope.mail_from is not None:
+            self._reply("503 5.5.1 Error: AUTH not allowed during a mail transaction")
+            return None
+        args = arg.split() if arg else []
+        if not args:
+            self._reply("501 Not enough value")
+            return None
+        if len(args) > 2:
+            self._reply("501 Too many values")
+            return None
+        args[0] = args[0].upper()
+        self._lastReply = None
+        if "AUTH" in self._hooks:
+            return self._hook(
+                "AUTH", self._replyOr("235 2.7.0 Authentication successful"), args
+            )
+        mechanism = self._mechanisms().get(args[0])
+        if mechanism is None:
+            self._reply("504 5.5.4 Unrecognized authentication type")
+            return None
+        result = settle(mechanism(self, args), self._config.asyncioLoop)
+        if isinstance(result, Deferred):
+            return result.addCallback(self._authDone, args[0])
+        return self._authDone(result, args[0])
+
+    def _authDone(self, result: Any, mechanism: str) -> None:
+        """
+        Act on what a mechanism decided, making sure the client gets exactly
+        one final reply (aiosmtpd sends none when a result says the failure
+        was "handled" but no reply was sent).
+        """
+        session = self.session
+        if hasattr(result, "success") and hasattr(result, "handled"):
+            if result.success:
+                session.authenticated = True
+                session.auth_data = result.auth_data
+                session._login_data = getattr(result.auth_data, "login", None)
+                log.info(
+                    "{peer} authenticated with {mechanism}",
+                    peer=session.peer,
+                    mechanism=mechanism,
+                )
+                self._reply(result.message or _AUTH_OK)
+                return None
+            if result.message:
+                self._reply(result.message)
+            elif not (result.handled and self._answered()):
+                self._reply(_AUTH_INVALID)
+        elif result is None or result is MISSING or result is False:
+            if not self._answered():
+                self._reply(_AUTH_INVALID)
+        else:
+            # aiosmtpd's legacy: any other value means success, with the
+            # value as the login data.
+            session.authenticated = True
+            session.auth_data = result
+            session._login_data = result
+            self._reply(_AUTH_OK)
+            return None
+        session.authenticated = False
+        return self._countFailure()
+
+    def _answered(self) -> bool:
+        """
+        Whether a final reply was sent since the AUTH command came.
+        """
+        last = self._lastReply
+        return last is not None and not last.startswith(b"334")
+
+    def _countFailure(self) -> None:
+        """
+        Count a failed AUTH; close after C{auth_failure_limit} of them.
+        """
+        self._authFailures += 1
+        log.info("{peer} failed to authenticate", peer=self.session.peer)
+        if self._authFailures >= self._config.auth_failure_limit:
+            self._close("421 4.7.0 Too many failed authentication attempts")
+
+    def challenge_auth(
+        self,
+        challenge: str | bytes,
+        encode_to_b64: bool = True,
+        log_client_response: bool = False,
+    ) -> Deferred:
+        """
+        Send a C{334} challenge and wait for the client's answer.
+
+        @param challenge: The challenge, base64-encoded here unless
+            C{encode_to_b64} is false.
+        @param log_client_response: Ignored: client responses are never
+            logged, since they carry credentials.
+        @return: A L{Deferred} firing with the decoded answer, or with
+            L{MISSING} after replying 501 when the client cancelled (C{*}) or
+            sent bad base64.
+        """
+        if isinstance(challenge, str):
+            challenge = challenge.encode("utf-8")
+        if encode_to_b64:
+            challenge = base64.b64encode(challenge)
+        self._reply(b"334 " + challenge)
+        self._flush()
+        waiter = self._authWaiter = Deferred()
+        self._updateReading()
+        return waiter
+
+    def _authResponse(self, line: bytes) -> None:
+        """
+        Deliver the client's answer to an AUTH challenge.
+        """
+        waiter, self._authWaiter = self._authWaiter, None
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line == b"*":
+            self._reply("501 5.7.0 Auth aborted")
+            waiter.callback(MISSING)
+            return
+        try:
+            decoded = base64.b64decode(line, validate=True)
+        except ValueError:
+            self._reply("501 5.5.2 Can't decode base64")
+            waiter.callback(MISSING)
+            return
+        waiter.callback(decoded)
+
+    async def _checkLogin(self, mechanism: str, login: LoginPassword) -> Any:
+        """
+        Check a user name and password with the configured source.
+        """
+        config = self._config
+        if login.authzid and login.authzid != login.login:
+            if not getattr(config.authenticator, "accepts_authzid", False):
+                return AuthResult(success=False, handled=False)
+        if config.portal is not None:
+            return await self._portalLogin(
+                UsernamePassword(login.login, login.password)
+            )
+        if config.auth_callback is not None:
+            ok = config.auth_callback(mechanism, login.login, login.password)
+            return AuthResult(success=bool(ok), handled=False, auth_data=login)
+        result = config.authenticator(
+            self, self.session, self.envelope, mechanism, login
+        )
+        result = settle(result, config.asyncioLoop)
+        if isinstance(result, Deferred):
+            result = await result
+        return result
+
+    async def _portalLogin(self, credentials: Any) -> AuthResult:
+        """
+        Log in through the twisted.cred portal; remember the logout.
+        """
+        try:
+            _, avatar, logout = await self._config.portal.login(
+                credentials, None, IAuthenticatedUser
+            )
+        except UnauthorizedLogin:
+            return AuthResult(success=False, handled=False)
+        except Exception:
+            log.failure("{peer} credential check failed", peer=self.session.peer)
+            return AuthResult(
+                success=False,
+                handled=False,
+                message="454 4.7.0 Temporary authentication failure",
+            )
+        self._logout = logout
+        return AuthResult(success=True, auth_data=avatar)
+
+    async def auth_PLAIN(self, server: Any, args: list[str]) -> Any:
+        """
+        AUTH PLAIN (RFC 4616), with or without an initial response.
+        """
+        if len(args) == 2:
+            if args[1] == "=":
+                blob = b""
+            else:
+                try:
+                    blob = base64.b64decode(args[1], validate=True)
+                except ValueError:
+                    self._reply("501 5.5.2 Can't decode base64")
+                    return None
+        else:
+            blob = await self.challenge_auth("", encode_to_b64=False)
+            if blob is MISSING:
+                return None
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            self._reply("501 5.5.2 Can't split auth value")
+            return None
+        authzid, login, password = parts
+        return await self._checkLogin(
+            "PLAIN", LoginPassword(login, password, authzid or None)
+        )
+
+    async def auth_LOGIN(self, server: Any, args: list[str]) -> Any:
+        """
+        AUTH LOGIN (draft-murchison-sasl-login), with aiosmtpd's challenges.
+        """
+        if len(args) == 2:
+            try:
+                login = base64.b64decode(args[1], validate=True)
+            except ValueError:
+                self._reply("501 5.5.2 Can't decode base64")
+                return None
+        else:
+            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+            if login is MISSING:
+                return None
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return None
+        return await self._checkLogin("LOGIN", LoginPassword(login, password))
+
+    @auth_mechanism("CRAM-MD5")
+    async def auth_CRAM__MD5(self, server: Any, args: list[str]) -> Any:
+        """
+        AUTH CRAM-MD5 (RFC 2195), offered only when the portal's checker
+        knows plaintext secrets.
+        """
+        if len(args) == 2:
+            self._reply("501 5.5.2 CRAM-MD5 takes no initial response")
+            return None
+        credentials = CramMD5Credentials(self._config.hostname.encode("idna"))
+        response = await self.challenge_auth(credentials.getChallenge())
+        if response is MISSING:
+            return None
+        try:
+            credentials.setResponse(response)
+        except Exception:
+            credentials = None
+        if credentials is None or not credentials.username or not credentials.response:
+            self._reply("501 5.5.2 Malformed CRAM-MD5 response")
+            return None
+        return await self._portalLogin(credentials)
+
     # Logging.
 
     def _logTransaction(self, envelope: Envelope, size: int, result: str) -> None:
@@ -937,12 +1377,44 @@ class SMTP(LineReceiver, TimeoutMixin):
             self._logTransaction(envelope, 0, "aborted")
 
 
+_AUTH_OK = "235 2.7.0 Authentication successful"
+_AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
+
+_BUILTIN_MECHANISMS = ("auth_PLAIN", "auth_LOGIN", "auth_CRAM__MD5")
+
+_NEED_AUTH = frozenset(["MAIL", "RCPT", "DATA", "VRFY", "HELP"])
+
 _DATA_ERRORS = {
     _data.TOO_BIG: "552 Error: Too much mail data",
     _data.LINE_TOO_LONG: "500 Line too long (see RFC5321 4.5.3.1.6)",
     _data.BARE_NEWLINE: "550 5.6.0 Error: bare CR or LF in message;"
     " lines must end with CRLF",
 }
+
+
+def _tlsDetails(transport: Any) -> dict[str, Any]:
+    """
+    Describe the TLS of a connection as aiosmtpd's C{session.ssl} does, as
+    far as OpenSSL tells: the protocol version, the cipher as C{(name,
+    protocol, bits)} and the peer certificate (C{None} when the client sent
+    none).
+    """
+    connection = transport.getHandle()
+    details: dict[str, Any] = {"ssl_object": connection}
+    try:
+        details["protocol"] = connection.get_protocol_version_name()
+        details["cipher"] = (
+            connection.get_cipher_name(),
+            connection.get_cipher_version(),
+            connection.get_cipher_bits(),
+        )
+        certificate = connection.get_peer_certificate()
+        details["peercert"] = (
+            None if certificate is None else certificate.to_cryptography()
+        )
+    except Exception:
+        log.failure("could not read the TLS details")
+    return details
 
 
 def _codeOf(status: Any) -> str:
