@@ -15,6 +15,7 @@ from twisted_smtpd._auth import (
 )
 from twisted_smtpd._config import DATA_SIZE_DEFAULT
 from twisted_smtpd._factory import SMTPFactory
+from twisted_smtpd._lmtp import LMTP
 from twisted_smtpd._protocol import SMTP, __version__, syntax
 from twisted_smtpd._session import Envelope, Session
 from twisted_smtpd._tls import tlsOptionsFromFiles
@@ -28,6 +29,7 @@ __all__ = [
     "auth_mechanism",
     "tlsOptionsFromFiles",
     "DATA_SIZE_DEFAULT",
+    "LMTP",
     "SMTP",
     "SMTPFactory",
     "Envelope",

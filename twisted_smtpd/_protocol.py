@@ -104,6 +104,8 @@ class SMTP(LineReceiver, TimeoutMixin):
     AuthLoginUsernameChallenge = "User Name\x00"
     AuthLoginPasswordChallenge = "Password\x00"
 
+    _sendHeloFirst = "503 Error: send HELO first"
+
     #: The commands allowed before STARTTLS when it is required.
     _beforeTLSVerbs = frozenset(["NOOP", "EHLO", "STARTTLS", "QUIT"])
 
@@ -517,6 +519,9 @@ class SMTP(LineReceiver, TimeoutMixin):
             out = self._out = []
         out.append(status + b"\r\n")
 
+    #: How the lines of the EHLO reply are sent (LMTP sends them unchanged).
+    _ehloReply = _reply
+
     def _write(self, data: bytes) -> None:
         self.transport.write(data)
 
@@ -585,7 +590,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         """
         if self.session.host_name:
             return False
-        self._reply("503 Error: send HELO first")
+        self._reply(self._sendHeloFirst)
         return True
 
     @syntax("HELO hostname")
@@ -621,17 +626,17 @@ class SMTP(LineReceiver, TimeoutMixin):
         if "EHLO" not in self._hooks:
             self.session.host_name = arg
             for line in responses:
-                self._reply(line)
+                self._ehloReply(line)
             return None
         if self._config.ehloStyle == "old":
             for line in responses[:-1]:
-                self._reply(line)
+                self._ehloReply(line)
 
             def thenOld(status: Any) -> None:
                 if status is None:
                     self.session.host_name = self.session.host_name or arg
                     status = responses[-1]
-                self._reply(status)
+                self._ehloReply(status)
 
             return self._hook("EHLO", thenOld, arg)
 
@@ -642,7 +647,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             elif isinstance(lines, (str, bytes)):
                 lines = [lines]
             for line in lines:
-                self._reply(line)
+                self._ehloReply(line)
 
         return self._hook("EHLO", thenNew, arg, responses)
 
@@ -973,7 +978,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             self.envelope = self._create_envelope()
             reply = _DATA_ERRORS[error]
             self._logTransaction(envelope, receiver.size, reply[:3])
-            self._reply(reply)
+            self._dataReplies(reply)
             return None
         content = original = receiver.content()
         if self._config.decode_data:
@@ -984,7 +989,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             except UnicodeDecodeError:
                 self.envelope = self._create_envelope()
                 self._logTransaction(envelope, receiver.size, "500")
-                self._reply("500 Error: strict ASCII mode")
+                self._dataReplies("500 Error: strict ASCII mode")
                 return None
         envelope.content = content
         envelope.original_content = original
@@ -1001,8 +1006,13 @@ class SMTP(LineReceiver, TimeoutMixin):
 
     def _dataReplies(self, status: Any) -> None:
         """
-        Send the reply to the end of the data.
+        Send the reply to the end of the data. A list of statuses (one per
+        recipient, as for LMTP) becomes its first failure, or its first
+        status when all succeeded, since SMTP has one reply.
         """
+        if isinstance(status, (list, tuple)):
+            failures = [s for s in status if _codeOf(s)[:1] != "2"]
+            status = (failures or status or ["250 OK"])[0]
         self._reply(status)
 
     # TLS (RFC 3207, RFC 8314).
@@ -1102,7 +1112,11 @@ class SMTP(LineReceiver, TimeoutMixin):
             found.pop(name, None)
         return found
 
-    @syntax("AUTH <mechanism>")
+    @property
+    def _offersAuth(self) -> bool:
+        return bool(self._mechanisms()) or "AUTH" in self._hooks
+
+    @syntax("AUTH <mechanism>", when="_offersAuth")
     def smtp_AUTH(self, arg: str | None) -> Any:
         """
         Authenticate with a SASL mechanism (RFC 4954 section 4).
