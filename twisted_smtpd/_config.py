@@ -162,6 +162,7 @@ def makeConfig(
     auth_exclude_mechanism: Any = None,
     auth_failure_limit: int = 3,
     proxy_protocol_timeout: float | None = None,
+    implicit_tls: bool = False,
     reactor: Any = None,
     **unknown: Any,
 ) -> Config:
@@ -200,6 +201,9 @@ def makeConfig(
         )
     _checkInt("max_unknown_commands", max_unknown_commands, 1, False)
     tls = _checkTLS(tls_context, require_starttls)
+    _checkBool("implicit_tls", implicit_tls)
+    if implicit_tls and tls_context is None:
+        raise ValueError("implicit_tls needs a tls_context")
     auth = _checkAuth(
         authenticator,
         auth_callback,
@@ -239,6 +243,7 @@ def makeConfig(
         allowBareNewline=bare_newline == "allow",
         max_unknown_commands=max_unknown_commands,
         proxy_protocol_timeout=proxy_protocol_timeout,
+        implicit_tls=implicit_tls,
         reactor=reactor,
         asyncioLoop=asyncioLoopOf(reactor),
         gated=require_starttls or auth_required,

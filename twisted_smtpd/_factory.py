@@ -20,6 +20,7 @@ class SMTPFactory(ServerFactory):
 
     @ivar handler: The handler given to every connection.
     @ivar protocol: The protocol class, L{SMTP} or a subclass.
+    @ivar connections: How many connections are being served.
     """
 
     noisy = False
@@ -30,6 +31,7 @@ class SMTPFactory(ServerFactory):
         *,
         protocol: type[SMTP] = SMTP,
         reactor: Any = None,
+        max_connections: int | None = None,
         **options: Any,
     ) -> None:
         """
@@ -38,14 +40,27 @@ class SMTPFactory(ServerFactory):
         @param protocol: L{SMTP}, or a subclass that adds or changes
             commands.
         @param reactor: The reactor for timers; the global one by default.
+        @param max_connections: The most connections served at once; a
+            client over the limit gets C{421} and is disconnected. C{None}
+            for no limit.
         @param options: The options of L{SMTP}.
         @raise TypeError: For an unknown option or a value of the wrong type.
         @raise ValueError: For a value out of range or a bad combination.
         """
         if not (isinstance(protocol, type) and issubclass(protocol, SMTP)):
             raise TypeError(f"protocol must be a subclass of SMTP, not {protocol!r}")
+        if max_connections is not None and (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ValueError(
+                f"max_connections must be a positive int, not {max_connections!r}"
+            )
         self.handler = handler
         self.protocol = protocol
+        self.maxConnections = max_connections
+        self.connections = 0
         self._config = makeConfig(handler, reactor=reactor, **options)
 
     def buildProtocol(self, addr: Any) -> SMTP:
@@ -55,3 +70,20 @@ class SMTPFactory(ServerFactory):
         p = self.protocol(self.handler, _config=self._config)
         p.factory = self
         return p
+
+    def _admit(self, protocol: SMTP) -> bool:
+        """
+        Count a new connection; return C{False} when it is one too many.
+        """
+        if self.maxConnections is not None and self.connections >= self.maxConnections:
+            return False
+        protocol._counted = True
+        self.connections += 1
+        return True
+
+    def _release(self, protocol: SMTP) -> None:
+        """
+        Forget a connection that ended.
+        """
+        if protocol.__dict__.pop("_counted", False):
+            self.connections -= 1

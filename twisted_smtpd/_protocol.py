@@ -44,6 +44,7 @@ from twisted_smtpd._auth import (
 )
 from twisted_smtpd._config import Config, makeConfig
 from twisted_smtpd._hooks import DONE, settle
+from twisted_smtpd._proxy import ProxyError, ProxyParser
 from twisted_smtpd._session import Envelope, Session
 
 __version__ = "0.1.0"
@@ -121,6 +122,9 @@ class SMTP(LineReceiver, TimeoutMixin):
     _securityRefused = False
     _authFailures = 0
     _lastReply: bytes | None = None
+    _proxyParser: ProxyParser | None = None
+    _proxyTimer: Any = None
+    factory: Any = None
     _logout: Callable[[], Any] | None = None
     _discarding = False
     _unknownCount = 0
@@ -212,9 +216,97 @@ class SMTP(LineReceiver, TimeoutMixin):
             # Implicit TLS (RFC 8314): the listener is an ssl: endpoint.
             self._tlsActive = True
         self.transport.registerProducer(self, True)
-        self.setTimeout(self._config.timeout)
-        ident = self._config.ident or self.__ident__
-        self._write(f"220 {self._config.hostname} {ident}\r\n".encode())
+        factory = self.factory
+        if factory is not None and not factory._admit(self):
+            self._close("421 4.3.2 Too many connections, try again later")
+            return
+        timeout = self._config.proxy_protocol_timeout
+        if timeout:
+            # The PROXY header comes before anything else, TLS included.
+            self._proxyParser = ProxyParser()
+            self._proxyTimer = self._reactor.callLater(timeout, self._proxyTimedOut)
+            return
+        self._begin()
+
+    def _begin(self, early: bytes = b"") -> None:
+        """
+        Start the SMTP session: TLS first on an implicit-TLS listener made
+        of a plain TCP port, then the greeting.
+
+        @param early: Bytes the client sent after the PROXY header, which
+            belong to the TLS handshake or the SMTP session.
+        """
+        config = self._config
+        self.setTimeout(config.timeout)
+        if config.implicit_tls and not self._tlsActive:
+            self._tlsActive = True
+            self.transport.startTLS(config.tls_context)
+            if early:
+                self.transport.protocol.dataReceived(early)
+                early = b""
+        ident = config.ident or self.__ident__
+        self._write(f"220 {config.hostname} {ident}\r\n".encode())
+        if early:
+            self.dataReceived(early)
+
+    def _proxyReceived(self, data: bytes) -> None:
+        """
+        Feed the PROXY header parser; act on the header once it is whole.
+        """
+        parser = self._proxyParser
+        try:
+            proxyData = parser.feed(data)
+        except ProxyError as e:
+            log.warn(
+                "{peer} bad PROXY header: {error}", peer=self.session.peer, error=e
+            )
+            self._abort()
+            return
+        if proxyData is None:
+            return
+        self._proxyParser = None
+        self._proxyTimer.cancel()
+        session = self.session
+        session.proxy_data = proxyData
+        peer = proxyData.peer()
+        if peer is not None:
+            session.peer = peer
+        rest = parser.rest
+        if "PROXY" not in self._hooks:
+            self._begin(rest)
+            return
+
+        def decided(ok: Any) -> None:
+            if ok:
+                self._begin(rest)
+            else:
+                log.info("{peer} refused by handle_PROXY", peer=session.peer)
+                self._abort()
+
+        try:
+            result = self._hook("PROXY", decided, proxyData)
+        except Exception:
+            log.failure("{peer} error in handle_PROXY", peer=session.peer)
+            self._abort()
+            return
+        if isinstance(result, Deferred):
+            result.addErrback(self._proxyHookFailed)
+
+    def _proxyHookFailed(self, failure: Failure) -> None:
+        log.failure("{peer} error in handle_PROXY", failure, peer=self.session.peer)
+        self._abort()
+
+    def _proxyTimedOut(self) -> None:
+        log.info("{peer} sent no PROXY header in time", peer=self.session.peer)
+        self._abort()
+
+    def _abort(self) -> None:
+        """
+        Drop the connection without a word, as for a bad PROXY header.
+        """
+        self._closing = True
+        self._proxyParser = None
+        self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:
         """
@@ -224,6 +316,10 @@ class SMTP(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._dataReceiver = None
         self._buffer = b""
+        if self._proxyTimer is not None and self._proxyTimer.active():
+            self._proxyTimer.cancel()
+        if self.factory is not None:
+            self.factory._release(self)
         if self._authWaiter is not None:
             waiter, self._authWaiter = self._authWaiter, None
             waiter.callback(MISSING)
@@ -313,6 +409,9 @@ class SMTP(LineReceiver, TimeoutMixin):
         Take bytes from the transport: commands in line mode, message data
         in DATA mode.
         """
+        if self._proxyParser is not None:
+            self._proxyReceived(data)
+            return
         self.resetTimeout()
         if self._buffer:
             self._buffer += data

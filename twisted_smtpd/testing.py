@@ -56,7 +56,8 @@ class SMTPTester:
     @ivar transport: The L{StringTransport} the server writes to.
     @ivar clock: The L{Clock} the server's timers run on, unless a
         C{reactor} was given.
-    @ivar greeting: The server's 220 greeting.
+    @ivar greeting: The server's 220 greeting, or C{None} when the server
+        waits for a PROXY header first (send it, then read L{replies}).
     """
 
     def __init__(
@@ -85,7 +86,8 @@ class SMTPTester:
         self._read = 0
         self._partial = b""
         self.server.makeConnection(self.transport)
-        self.greeting = self.replies()[0]
+        greeting = self.replies()
+        self.greeting = greeting[0] if greeting else None
 
     @property
     def closed(self) -> bool:
