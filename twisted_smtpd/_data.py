@@ -16,9 +16,14 @@ unstuffed like any other.
 
 from __future__ import annotations
 
+import re
+
 _END = b"\r\n.\r\n"
 _STUFFED = b"\r\n."
 _CRLF = b"\r\n"
+
+#: A CR that is not followed by an LF, or an LF that does not follow a CR.
+_BARE = re.compile(b"\r(?!\n)|(?<!\r)\n")
 
 #: Tails of a chunk that may be the start of C{_END}, longest first.
 _PARTIAL_ENDS = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
@@ -38,10 +43,16 @@ class DataReceiver:
     a limit and, if not, L{content} returns it.
 
     @ivar size: The size of the message received so far, after dot-unstuffing
-        and including its line endings, as RFC 1870 counts it.
+        and including its line endings, as RFC 1870 counts it; it keeps
+        counting after an error.
     @ivar error: C{None}, or one of L{TOO_BIG}, L{LINE_TOO_LONG} and
-        L{BARE_NEWLINE} for the first limit the message broke. Once set,
-        nothing more is stored, but the data is still read to its end.
+        L{BARE_NEWLINE} for the first limit the message broke: the one whose
+        first offending octet (a bare CR or LF, the first octet of a line
+        beyond the line limit, the first octet beyond the size limit) comes
+        first in the stream, a tie going to L{BARE_NEWLINE}, then
+        L{LINE_TOO_LONG}. It does not depend on how the stream was split
+        into chunks. Once set, nothing more is stored, but the data is still
+        read to its end.
     """
 
     __slots__ = (
@@ -73,10 +84,11 @@ class DataReceiver:
             refused with L{BARE_NEWLINE}.
         """
         self._parts: list[bytes] = []
-        # The virtual CRLF before the first line; dropped from the content.
+        # The virtual CRLF before the first line; dropped from the content,
+        # and outside any line for the line limit.
         self._pending = _CRLF
         self._first = True
-        self._column = 0
+        self._column = -len(_CRLF)
         self._sizeLimit = sizeLimit or 0
         self._lineLimit = lineLimit or 0
         self._allowBare = allowBareNewline
@@ -127,31 +139,63 @@ class DataReceiver:
         Check and store a piece of data that cannot hold a partial
         terminator or a partial CRLF-dot sequence at its end.
         """
+        skip = 0
+        if self._first:
+            # The virtual CRLF before the first line.
+            self._first = False
+            skip = 2
         if self.error is not None:
+            self.size += len(chunk) - skip - chunk.count(_STUFFED)
             return
-        if self._lineLimit:
-            self._checkLines(chunk)
+        content = chunk.replace(_STUFFED, _CRLF)
+        before = self.size
+        self.size += len(content) - skip
+        error = self._firstError(chunk, skip + self._sizeLimit - before)
+        if error is not None:
+            self.error = error
+            self._parts = []
+        elif len(content) > skip:
+            self._parts.append(content[skip:] if skip else content)
+
+    def _firstError(self, chunk: bytes, room: int) -> str | None:
+        """
+        Find the limit that C{chunk} breaks first, in stream order.
+
+        It is only called until an error is found, so the first limit broken
+        in this chunk is the first of the message. Positions are compared as
+        indexes into the unstuffed chunk (an offending octet is never a
+        removed dot).
+
+        @param chunk: The data, still dot-stuffed.
+        @param room: The index in the unstuffed C{chunk} of the first octet
+            beyond the size limit.
+        @return: L{BARE_NEWLINE}, L{LINE_TOO_LONG}, L{TOO_BIG} or C{None}.
+        """
+        found = []
         if not self._allowBare:
             crlf = chunk.count(_CRLF)
             if chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf:
-                self._fail(BARE_NEWLINE)
-        chunk = chunk.replace(_STUFFED, _CRLF)
-        if self._first:
-            self._first = False
-            chunk = chunk[2:]
-        self.size += len(chunk)
+                at = _BARE.search(chunk).start()
+                found.append((at - chunk.count(_STUFFED, 0, at), 0, BARE_NEWLINE))
+        if self._lineLimit:
+            at = self._checkLines(chunk)
+            if at >= 0:
+                found.append((at - chunk.count(_STUFFED, 0, at), 1, LINE_TOO_LONG))
         if self._sizeLimit and self.size > self._sizeLimit:
-            self._fail(TOO_BIG)
-        if self.error is None and chunk:
-            self._parts.append(chunk)
+            found.append((room, 2, TOO_BIG))
+        return min(found)[2] if found else None
 
-    def _checkLines(self, chunk: bytes) -> None:
+    def _checkLines(self, chunk: bytes) -> int:
         """
-        Fail with L{LINE_TOO_LONG} if a line of C{chunk} (counted from the
-        last line end of earlier chunks) is longer than the limit.
+        Find the first octet of C{chunk} beyond the line limit, lines being
+        counted from the last line end of earlier chunks.
 
         Each C{rfind} looks for the last LF within one limit's reach, so a
         chunk costs about one call per C{lineLimit} octets, not one per line.
+
+        @return: The index of that octet, or C{-1}. A line that is exactly at
+            the limit at the end of C{chunk} is reported at index 0 of the
+            next chunk, where its next octet is.
         """
         limit = self._lineLimit
         pos = 0
@@ -159,23 +203,14 @@ class DataReceiver:
         size = len(chunk)
         while True:
             reach = pos + limit - column
-            if reach > size:
+            if reach >= size:
                 # The limit lies beyond this chunk: remember where the
                 # current line started.
                 last = chunk.rfind(b"\n", pos)
                 self._column = size - last - 1 if last >= 0 else column + size - pos
-                return
+                return -1
             last = chunk.rfind(b"\n", pos, reach)
             if last < 0:
-                self._fail(LINE_TOO_LONG)
-                return
+                return reach
             pos = last + 1
             column = 0
-
-    def _fail(self, error: str) -> None:
-        """
-        Record the first limit broken and drop what was stored.
-        """
-        if self.error is None:
-            self.error = error
-        self._parts = []

@@ -119,6 +119,7 @@ class SMTP(LineReceiver, TimeoutMixin):
     _authWaiter: Deferred | None = None
     _tlsActive = False
     _tlsStarting = False
+    _handshakePending = False
     _securityRefused = False
     _authFailures = 0
     _lastReply: bytes | None = None
@@ -214,7 +215,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         self.envelope = self._create_envelope()
         if ISSLTransport.providedBy(self.transport):
             # Implicit TLS (RFC 8314): the listener is an ssl: endpoint.
-            self._tlsActive = True
+            self._tlsActive = self._handshakePending = True
         self.transport.registerProducer(self, True)
         factory = self.factory
         if factory is not None and not factory._admit(self):
@@ -239,7 +240,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         config = self._config
         self.setTimeout(config.timeout)
         if config.implicit_tls and not self._tlsActive:
-            self._tlsActive = True
+            self._tlsActive = self._handshakePending = True
             self.transport.startTLS(config.tls_context)
             if early:
                 self.transport.protocol.dataReceived(early)
@@ -316,6 +317,12 @@ class SMTP(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._dataReceiver = None
         self._buffer = b""
+        if self._handshakePending and self._tlsActive or self._tlsStarting:
+            log.info(
+                "{peer} TLS handshake failed: {reason}",
+                peer=self.session.peer,
+                reason=reason.getErrorMessage() if reason is not None else None,
+            )
         if self._proxyTimer is not None and self._proxyTimer.active():
             self._proxyTimer.cancel()
         if self.factory is not None:
@@ -341,7 +348,14 @@ class SMTP(LineReceiver, TimeoutMixin):
         self._reply(reply)
         self._flush()
         self._closing = True
-        self.transport.loseConnection()
+        # Twisted's TLS layer does not shut down while a producer is
+        # registered.
+        self.transport.unregisterProducer()
+        if self._handshakePending:
+            # The reply cannot go out before the handshake that never ends.
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
 
     # Flow control: reading pauses while a hook is pending (unless it waits
     # for the client's answer to an AUTH challenge) or while the client does
@@ -358,7 +372,9 @@ class SMTP(LineReceiver, TimeoutMixin):
         """
         Pause or resume the transport to match what the state allows.
         """
-        paused = not self._canRead()
+        # During a TLS handshake the transport must go on reading, even if
+        # the TLS layer holds back our greeting until it is done.
+        paused = not self._canRead() and not self._handshakePending
         if paused != self._readPaused and not self._closing:
             self._readPaused = paused
             if paused:
@@ -432,16 +448,19 @@ class SMTP(LineReceiver, TimeoutMixin):
             while self._buffer and self._canRead():
                 if self._dataReceiver is not None:
                     self._dataChunk()
-                else:
-                    self._lines()
+                elif not self._lines():
+                    break
         finally:
             self._busy = False
             self._flush()
 
-    def _lines(self) -> None:
+    def _lines(self) -> bool:
         """
         Handle every complete command line in the buffer, until one of them
         changes the mode or asks to wait.
+
+        @return: C{False} when only an incomplete line is left, so that more
+            input is needed before going on.
         """
         buf = self._buffer
         start = 0
@@ -456,7 +475,7 @@ class SMTP(LineReceiver, TimeoutMixin):
                     self._discarding = True
                     rest = b""
                 self._buffer = rest
-                return
+                return False
             line = buf[start:end]
             length = end + 1 - start
             start = end + 1
@@ -471,10 +490,10 @@ class SMTP(LineReceiver, TimeoutMixin):
                 # RFC 3207 section 4: what the client pipelined after
                 # STARTTLS is never executed.
                 self._buffer = b""
-                return
+                return False
             if self._dataReceiver is not None or not self._canRead():
                 self._buffer = buf[start:]
-                return
+                return True
 
     def _command(self, line: bytes) -> None:
         """
@@ -605,6 +624,9 @@ class SMTP(LineReceiver, TimeoutMixin):
         return DONE
 
     def _reply(self, status: str | bytes) -> None:
+        if self._closing:
+            # Nothing goes out after the last reply of a closing connection.
+            return
         if isinstance(status, str):
             if self._config.enable_SMTPUTF8:
                 status = status.encode("utf-8")
@@ -775,10 +797,9 @@ class SMTP(LineReceiver, TimeoutMixin):
         lines = []
         if self._config.tls_context is not None and not self._tlsActive:
             lines.append("250-STARTTLS")
-        if self._authAllowedHere():
+        if self._authAllowedHere() and self._offersAuth:
             mechanisms = " ".join(sorted(self._mechanisms()))
-            if mechanisms:
-                lines.append(f"250-AUTH {mechanisms}")
+            lines.append(f"250-AUTH {mechanisms}".rstrip())
         return lines
 
     @syntax("NOOP [ignored]")
@@ -1138,14 +1159,14 @@ class SMTP(LineReceiver, TimeoutMixin):
         """
         if arg:
             self._reply("501 Syntax: STARTTLS")
-        elif self._config.tls_context is None:
-            self._reply("454 TLS not available")
         elif self._tlsActive:
             self._reply("503 Error: TLS already active")
+        elif self._config.tls_context is None:
+            self._reply("454 TLS not available")
         else:
             self._reply("220 Ready to start TLS")
             self._flush()
-            self._tlsStarting = True
+            self._tlsStarting = self._handshakePending = True
             self._buffer = b""
             self.transport.startTLS(self._config.tls_context)
 
@@ -1156,6 +1177,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         facts of the connection itself.
         """
         self._tlsActive = True
+        self._handshakePending = False
         starting, self._tlsStarting = self._tlsStarting, False
         old = self.session
         if starting:
@@ -1174,6 +1196,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             if isinstance(result, Deferred):
                 self._wait(result)
         self._flush()
+        self._updateReading()
 
     def _startTLSDecided(self, ok: Any) -> None:
         if not ok:
@@ -1323,7 +1346,8 @@ class SMTP(LineReceiver, TimeoutMixin):
             C{encode_to_b64} is false.
         @param log_client_response: Ignored: client responses are never
             logged, since they carry credentials.
-        @return: A L{Deferred} firing with the decoded answer, or with
+        @return: An awaitable (a L{Deferred}, or an asyncio future under the
+            asyncio reactor) giving the decoded answer, or
             L{MISSING} after replying 501 when the client cancelled (C{*}) or
             sent bad base64.
         """
@@ -1335,7 +1359,16 @@ class SMTP(LineReceiver, TimeoutMixin):
         self._flush()
         waiter = self._authWaiter = Deferred()
         self._updateReading()
-        return waiter
+        return self._awaitable(waiter)
+
+    def _awaitable(self, d: Deferred) -> Any:
+        """
+        Make C{d} awaitable where hooks run: as is when Twisted drives
+        coroutines, as an asyncio future when they run as asyncio tasks
+        (which cannot wait on a L{Deferred}).
+        """
+        loop = self._config.asyncioLoop
+        return d if loop is None else d.asFuture(loop)
 
     def _authResponse(self, line: bytes) -> None:
         """
@@ -1376,7 +1409,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         )
         result = settle(result, config.asyncioLoop)
         if isinstance(result, Deferred):
-            result = await result
+            result = await self._awaitable(result)
         return result
 
     async def _portalLogin(self, credentials: Any) -> AuthResult:
@@ -1384,8 +1417,8 @@ class SMTP(LineReceiver, TimeoutMixin):
         Log in through the twisted.cred portal; remember the logout.
         """
         try:
-            _, avatar, logout = await self._config.portal.login(
-                credentials, None, IAuthenticatedUser
+            _, avatar, logout = await self._awaitable(
+                self._config.portal.login(credentials, None, IAuthenticatedUser)
             )
         except UnauthorizedLogin:
             return AuthResult(success=False, handled=False)

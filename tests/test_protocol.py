@@ -1,0 +1,3571 @@
+"""
+Tests for L{twisted_smtpd._protocol}: the SMTP server protocol, driven in
+memory through L{twisted_smtpd.testing.SMTPTester} or directly with a
+L{StringTransport} and a L{Clock}. No sockets, no real time.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_smtpd import SMTP, Envelope, Session, SMTPFactory, _config, syntax
+from twisted_smtpd._protocol import __version__
+from twisted_smtpd.testing import Reply, SMTPTester
+
+HOST = "mx.example"
+EHLO_LINES = ["mx.example", "SIZE 33554432", "8BITMIME", "PIPELINING", "HELP"]
+HELP_LIST = "Supported commands: DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET VRFY"
+OK = Reply(250, "OK")
+GO_AHEAD = Reply(354, "End data with <CR><LF>.<CR><LF>")
+LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing")
+SEND_HELO = Reply(503, "Error: send HELO first")
+NEED_MAIL = Reply(503, "Error: need MAIL command")
+NEED_RCPT = Reply(503, "Error: need RCPT command")
+MAIL_SYNTAX = Reply(501, "Syntax: MAIL FROM: <address>")
+MAIL_SYNTAX_EXT = Reply(501, "Syntax: MAIL FROM: <address> [SP <mail-parameters>]")
+RCPT_SYNTAX = Reply(501, "Syntax: RCPT TO: <address>")
+RCPT_SYNTAX_EXT = Reply(501, "Syntax: RCPT TO: <address> [SP <mail-parameters>]")
+TOO_LONG = Reply(500, "Command line too long")
+VRFY_OK = Reply(252, "Cannot VRFY user, but will accept message and attempt delivery")
+SECRET = "Sekr1t-exception-text"
+
+
+class Hang(BaseException):
+    """
+    Raised by the watchdog when the code under test does not return.
+
+    It is a L{BaseException} so that the server's C{except Exception}
+    clauses cannot turn it into a 451 reply.
+    """
+
+
+class Boom(Exception):
+    """
+    The exception hooks raise in these tests.
+    """
+
+
+class WatchdogMixin:
+    """
+    Turn an endless loop in the server into a test error instead of a hung
+    test run, with a C{SIGALRM} timer armed for every test.
+    """
+
+    watchdogSeconds = 5
+
+    def setUp(self) -> None:
+        super().setUp()
+        if not hasattr(signal, "setitimer"):
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def alarm(signum: int, frame: Any) -> None:
+            raise Hang(f"no return within {self.watchdogSeconds} seconds")
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, self.watchdogSeconds)
+
+        def disarm() -> None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+        self.addCleanup(disarm)
+
+
+class RecordingTransport(StringTransport):
+    """
+    A L{StringTransport} that remembers every C{write} call separately.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+class Collector:
+    """
+    A handler that keeps a copy of every message it is given.
+
+    @ivar messages: C{(mail_from, rcpt_tos, content, original_content)}
+        for each call of C{handle_DATA}.
+    """
+
+    def __init__(self, status: str | None = None) -> None:
+        self.status = status
+        self.messages: list[tuple[Any, list[str], Any, Any]] = []
+        self.envelopes: list[Envelope] = []
+
+    def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> Any:
+        self.envelopes.append(envelope)
+        self.messages.append(
+            (
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.content,
+                envelope.original_content,
+            )
+        )
+        return self.status
+
+
+def connect(
+    factory: SMTPFactory, peer: tuple[str, int] = ("127.0.0.1", 42424)
+) -> tuple[SMTP, RecordingTransport]:
+    """
+    Connect a new server of C{factory} to a L{RecordingTransport}.
+    """
+    address = IPv4Address("TCP", *peer)
+    transport = RecordingTransport(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 25), peerAddress=address
+    )
+    server = factory.buildProtocol(address)
+    server.makeConnection(transport)
+    return server, transport
+
+
+def parseReplies(data: bytes) -> list[Reply]:
+    """
+    Split raw server output into replies (all of them complete).
+    """
+    replies = []
+    lines: list[str] = []
+    for raw in data.split(b"\r\n")[:-1]:
+        line = raw.decode("utf-8")
+        lines.append(line[4:])
+        if line[3:4] != "-":
+            replies.append(Reply(int(line[:3]), "\n".join(lines)))
+            lines = []
+    return replies
+
+
+class ProtocolTestCase(WatchdogMixin, SynchronousTestCase):
+    """
+    Helpers shared by the tests of this module.
+    """
+
+    def makeTester(self, handler: Any = None, **options: Any) -> SMTPTester:
+        """
+        Connect a server named L{HOST} to C{handler} (a L{Collector} by
+        default).
+        """
+        if handler is None:
+            handler = Collector()
+        options.setdefault("hostname", HOST)
+        return SMTPTester(handler, **options)
+
+    def ready(self, handler: Any = None, greet: str = "EHLO", **options: Any):
+        """
+        Connect and greet with C{greet}; return the tester.
+        """
+        tester = self.makeTester(handler, **options)
+        reply = tester.command(f"{greet} client.example")
+        self.assertEqual(reply.code, 250)
+        return tester
+
+    def inData(self, handler: Any = None, **options: Any) -> SMTPTester:
+        """
+        Connect and go as far as the 354 reply to DATA.
+        """
+        tester = self.ready(handler, **options)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), OK)
+        self.assertEqual(tester.command("DATA"), GO_AHEAD)
+        return tester
+
+    def assertOpen(self, tester: SMTPTester) -> None:
+        """
+        Assert that the connection is open and answers a NOOP.
+        """
+        self.assertFalse(tester.closed)
+        self.assertEqual(tester.command("NOOP"), OK)
+
+
+class GreetingTests(ProtocolTestCase):
+    """
+    The 220 greeting.
+    """
+
+    def test_greeting(self) -> None:
+        """
+        The greeting is C{220 <hostname> <ident>}, the default ident naming
+        the product and its version.
+        """
+        tester = self.makeTester()
+        self.assertEqual(
+            tester.transport.value(),
+            f"220 {HOST} twisted_smtpd {__version__}\r\n".encode(),
+        )
+
+    def test_ident(self) -> None:
+        """
+        The C{ident} option replaces the product name in the greeting.
+        """
+        tester = self.makeTester(ident="Fancy ESMTP 1.0")
+        self.assertEqual(tester.greeting, Reply(220, f"{HOST} Fancy ESMTP 1.0"))
+
+    def test_greetingIsOneWrite(self) -> None:
+        """
+        The greeting is written once, as soon as the connection is made.
+        """
+        server, transport = connect(
+            SMTPFactory(Collector(), reactor=Clock(), hostname=HOST)
+        )
+        self.assertEqual(len(transport.writes), 1)
+        self.assertTrue(transport.writes[0].startswith(b"220 mx.example "))
+
+
+class HeloEhloTests(ProtocolTestCase):
+    """
+    HELO and EHLO.
+    """
+
+    def test_helo(self) -> None:
+        """
+        HELO is answered with C{250 <hostname>} and records the client's
+        name in a session without extensions.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("HELO client.example"), Reply(250, HOST))
+        self.assertEqual(tester.server.session.host_name, "client.example")
+        self.assertFalse(tester.server.session.extended_smtp)
+
+    def test_heloWithoutArgument(self) -> None:
+        """
+        HELO without an argument gets C{501 Syntax: HELO hostname} and
+        leaves the client ungreeted.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("HELO"), Reply(501, "Syntax: HELO hostname"))
+        self.assertIsNone(tester.server.session.host_name)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), SEND_HELO)
+
+    def test_heloOnlySpaces(self) -> None:
+        """
+        HELO followed by spaces only counts as HELO without an argument.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("HELO   "), Reply(501, "Syntax: HELO hostname"))
+
+    def test_ehloWithoutArgument(self) -> None:
+        """
+        EHLO without an argument gets C{501 Syntax: EHLO hostname}.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("EHLO"), Reply(501, "Syntax: EHLO hostname"))
+        self.assertIsNone(tester.server.session.host_name)
+        self.assertFalse(tester.server.session.extended_smtp)
+
+    def test_ehloDefaultKeywords(self) -> None:
+        """
+        By default EHLO lists the host name, SIZE with the default limit,
+        8BITMIME, PIPELINING and HELP, in that order.
+        """
+        tester = self.makeTester()
+        reply = tester.command("EHLO client.example")
+        self.assertEqual(reply.code, 250)
+        self.assertEqual(reply.lines, EHLO_LINES)
+        self.assertTrue(tester.server.session.extended_smtp)
+        self.assertEqual(tester.server.session.host_name, "client.example")
+
+    def test_ehloWireFormat(self) -> None:
+        """
+        Every EHLO line but the last uses the C{250-} continuation form.
+        """
+        tester = self.makeTester()
+        before = len(tester.transport.value())
+        tester.command("EHLO client.example")
+        self.assertEqual(
+            tester.transport.value()[before:],
+            b"250-mx.example\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
+            b"250-PIPELINING\r\n250 HELP\r\n",
+        )
+
+    def test_ehloSizeOption(self) -> None:
+        """
+        SIZE advertises C{data_size_limit}.
+        """
+        tester = self.makeTester(data_size_limit=1000)
+        self.assertEqual(
+            tester.command("EHLO c.example").lines,
+            ["mx.example", "SIZE 1000", "8BITMIME", "PIPELINING", "HELP"],
+        )
+
+    def test_ehloNoSizeWhenUnlimited(self) -> None:
+        """
+        Without a size limit (C{None} or C{0}) SIZE is not advertised.
+        """
+        for limit in (None, 0):
+            tester = self.makeTester(data_size_limit=limit)
+            self.assertEqual(
+                tester.command("EHLO c.example").lines,
+                ["mx.example", "8BITMIME", "PIPELINING", "HELP"],
+            )
+
+    def test_ehloDecodeData(self) -> None:
+        """
+        With C{decode_data} 8BITMIME is not advertised.
+        """
+        tester = self.makeTester(decode_data=True)
+        self.assertEqual(
+            tester.command("EHLO c.example").lines,
+            ["mx.example", "SIZE 33554432", "PIPELINING", "HELP"],
+        )
+
+    def test_ehloSMTPUTF8(self) -> None:
+        """
+        With C{enable_SMTPUTF8} SMTPUTF8 follows 8BITMIME.
+        """
+        tester = self.makeTester(enable_SMTPUTF8=True)
+        self.assertEqual(
+            tester.command("EHLO c.example").lines,
+            ["mx.example", "SIZE 33554432", "8BITMIME", "SMTPUTF8", "PIPELINING"]
+            + ["HELP"],
+        )
+
+    def test_ehloMinimal(self) -> None:
+        """
+        With no size limit and C{decode_data}, EHLO lists only the host
+        name, PIPELINING and HELP.
+        """
+        tester = self.makeTester(data_size_limit=None, decode_data=True)
+        self.assertEqual(
+            tester.command("EHLO c.example").lines, ["mx.example", "PIPELINING", "HELP"]
+        )
+
+    def test_verbCaseInsensitive(self) -> None:
+        """
+        Verbs are recognised in any case.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("eHlO c.example").lines, EHLO_LINES)
+        self.assertEqual(tester.command("helo c.example"), Reply(250, HOST))
+
+    def test_repeatedHelo(self) -> None:
+        """
+        A second HELO is allowed and replaces the recorded name.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("HELO one.example"), Reply(250, HOST))
+        self.assertEqual(tester.command("HELO two.example"), Reply(250, HOST))
+        self.assertEqual(tester.server.session.host_name, "two.example")
+
+    def test_repeatedEhlo(self) -> None:
+        """
+        A second EHLO is answered like the first.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("EHLO one.example").lines, EHLO_LINES)
+        self.assertEqual(tester.command("EHLO two.example").lines, EHLO_LINES)
+        self.assertEqual(tester.server.session.host_name, "two.example")
+
+    def test_ehloResetsEnvelope(self) -> None:
+        """
+        EHLO in the middle of a transaction aborts it: a new envelope, and
+        RCPT then needs MAIL again.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        old = tester.server.envelope
+        tester.command("EHLO again.example")
+        self.assertIsNot(tester.server.envelope, old)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.server.envelope.rcpt_tos, [])
+        self.assertEqual(tester.command("RCPT TO:<c@example.com>"), NEED_MAIL)
+
+    def test_heloResetsEnvelope(self) -> None:
+        """
+        HELO in the middle of a transaction aborts it.
+        """
+        tester = self.ready(greet="HELO")
+        tester.command("MAIL FROM:<a@example.com>")
+        old = tester.server.envelope
+        self.assertEqual(tester.command("HELO again.example"), Reply(250, HOST))
+        self.assertIsNot(tester.server.envelope, old)
+        self.assertEqual(tester.command("DATA"), NEED_MAIL)
+
+    def test_heloAfterEhloDropsExtensions(self) -> None:
+        """
+        HELO after EHLO ends extended mode: MAIL parameters become a syntax
+        error again.
+        """
+        tester = self.ready()
+        tester.command("HELO plain.example")
+        self.assertFalse(tester.server.session.extended_smtp)
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SIZE=10"), MAIL_SYNTAX
+        )
+
+
+class MailRcptDataSequenceTests(ProtocolTestCase):
+    """
+    The order of MAIL, RCPT and DATA.
+    """
+
+    def test_mailBeforeHelo(self) -> None:
+        """
+        MAIL before HELO/EHLO gets C{503 Error: send HELO first}.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), SEND_HELO)
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_rcptBeforeHelo(self) -> None:
+        """
+        RCPT before HELO/EHLO gets C{503 Error: send HELO first}.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("RCPT TO:<a@example.com>"), SEND_HELO)
+
+    def test_dataBeforeHelo(self) -> None:
+        """
+        DATA before HELO/EHLO gets C{503 Error: send HELO first}.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("DATA"), SEND_HELO)
+
+    def test_nestedMail(self) -> None:
+        """
+        A second MAIL in a transaction gets C{503 Error: nested MAIL
+        command} and keeps the first sender.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(
+            tester.command("MAIL FROM:<z@example.com>"),
+            Reply(503, "Error: nested MAIL command"),
+        )
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+
+    def test_rcptWithoutMail(self) -> None:
+        """
+        RCPT before MAIL gets C{503 Error: need MAIL command}.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), NEED_MAIL)
+        self.assertEqual(tester.server.envelope.rcpt_tos, [])
+
+    def test_dataWithoutMail(self) -> None:
+        """
+        DATA before MAIL gets C{503 Error: need MAIL command}.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("DATA"), NEED_MAIL)
+
+    def test_dataWithoutRcpt(self) -> None:
+        """
+        DATA after MAIL but before any RCPT gets C{503 Error: need RCPT
+        command}, and the next line is a command again, not data.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        self.assertEqual(tester.command("DATA"), NEED_RCPT)
+        self.assertEqual(tester.command("NOOP"), OK)
+
+    def test_dataWithArgument(self) -> None:
+        """
+        DATA with an argument gets C{501 Syntax: DATA}.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        self.assertEqual(tester.command("DATA now"), Reply(501, "Syntax: DATA"))
+        self.assertEqual(tester.command("DATA"), GO_AHEAD)
+
+    def test_rcptOrder(self) -> None:
+        """
+        Recipients are kept in the order of the RCPT commands.
+        """
+        handler = Collector()
+        tester = self.ready(handler)
+        replies = tester.sendmail(
+            "a@example.com",
+            ["z@example.com", "b@example.com", "m@example.com"],
+            b"Hi\r\n",
+            helo=None,
+        )
+        self.assertEqual(replies[-1], OK)
+        self.assertEqual(
+            handler.messages[0][1], ["z@example.com", "b@example.com", "m@example.com"]
+        )
+
+    def test_duplicateRecipients(self) -> None:
+        """
+        The same recipient given twice is kept twice.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        self.assertEqual(
+            tester.server.envelope.rcpt_tos, ["b@example.com", "b@example.com"]
+        )
+
+
+class MailSyntaxTests(ProtocolTestCase):
+    """
+    The argument and parameters of MAIL.
+    """
+
+    def test_mailWithoutArgumentAfterHelo(self) -> None:
+        """
+        MAIL without an argument after HELO gets the short syntax reply.
+        """
+        tester = self.ready(greet="HELO")
+        self.assertEqual(tester.command("MAIL"), MAIL_SYNTAX)
+
+    def test_mailWithoutArgumentAfterEhlo(self) -> None:
+        """
+        After EHLO the syntax reply mentions the parameters.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL"), MAIL_SYNTAX_EXT)
+
+    def test_mailWithoutFrom(self) -> None:
+        """
+        MAIL whose argument does not start with C{FROM:} is a syntax error.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL <a@example.com>"), MAIL_SYNTAX_EXT)
+        self.assertEqual(tester.command("MAIL TO:<a@example.com>"), MAIL_SYNTAX_EXT)
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_mailEmptyPath(self) -> None:
+        """
+        C{MAIL FROM:} without a path is a syntax error.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL FROM:"), MAIL_SYNTAX_EXT)
+
+    def test_mailParametersAfterHelo(self) -> None:
+        """
+        Parameters are a syntax error when the client greeted with HELO.
+        """
+        tester = self.ready(greet="HELO")
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> BODY=8BITMIME"), MAIL_SYNTAX
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_mailFromKeywordCase(self) -> None:
+        """
+        C{from:} is recognised in any case, and spaces after the colon are
+        tolerated.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("mail from: <a@example.com>"), OK)
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+
+    def test_mailWithoutBrackets(self) -> None:
+        """
+        A path without angle brackets is accepted.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL FROM:a@example.com"), OK)
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+        self.assertEqual(tester.command("RCPT TO:b@example.com"), OK)
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["b@example.com"])
+
+    def test_mailWithoutBracketsWithParameters(self) -> None:
+        """
+        A path without angle brackets may be followed by parameters.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL FROM:a@example.com SIZE=10"), OK)
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+        self.assertEqual(tester.server.envelope.mail_options, ["SIZE=10"])
+
+    def test_nullSender(self) -> None:
+        """
+        C{MAIL FROM:<>} is accepted and stored as C{"<>"}.
+        """
+        handler = Collector()
+        tester = self.ready(handler)
+        self.assertEqual(tester.command("MAIL FROM:<>"), OK)
+        self.assertEqual(tester.server.envelope.mail_from, "<>")
+        tester.command("RCPT TO:<b@example.com>")
+        tester.command("DATA")
+        tester.send(b"Bounce\r\n.\r\n")
+        self.assertEqual(tester.replies(), [OK])
+        self.assertEqual(handler.messages[0][0], "<>")
+
+    def test_malformedAddress(self) -> None:
+        """
+        An address that is not a mailbox gets C{553 5.1.3 Error: malformed
+        address}.
+        """
+        tester = self.ready()
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@@example.com>"),
+            Reply(553, "5.1.3 Error: malformed address"),
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_senderWithoutDomain(self) -> None:
+        """
+        A sender without a domain is refused.
+        """
+        tester = self.ready()
+        self.assertEqual(
+            tester.command("MAIL FROM:<user>"),
+            Reply(553, "5.1.3 Error: address must have a domain"),
+        )
+
+    def test_sizeParameter(self) -> None:
+        """
+        C{SIZE=<n>} within the limit is accepted and stored.
+        """
+        tester = self.ready(data_size_limit=1000)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com> SIZE=1000"), OK)
+        self.assertEqual(tester.server.envelope.mail_options, ["SIZE=1000"])
+
+    def test_sizeNotNumeric(self) -> None:
+        """
+        A non-numeric SIZE is a syntax error.
+        """
+        tester = self.ready()
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SIZE=big"), MAIL_SYNTAX_EXT
+        )
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SIZE=-1"), MAIL_SYNTAX_EXT
+        )
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SIZE"), MAIL_SYNTAX_EXT
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_sizeOverLimit(self) -> None:
+        """
+        A declared SIZE over the limit gets 552 and no transaction starts.
+        """
+        tester = self.ready(data_size_limit=1000)
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SIZE=1001"),
+            Reply(552, "Error: message size exceeds fixed maximum message size"),
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+
+    def test_sizeWithoutLimit(self) -> None:
+        """
+        Without a size limit any SIZE is accepted.
+        """
+        tester = self.ready(data_size_limit=None)
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SIZE=99999999999999"), OK
+        )
+
+    def test_body7bit(self) -> None:
+        """
+        C{BODY=7BIT} is accepted.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com> BODY=7BIT"), OK)
+        self.assertEqual(tester.server.envelope.mail_options, ["BODY=7BIT"])
+
+    def test_body8bitmime(self) -> None:
+        """
+        C{BODY=8BITMIME} is accepted, in any case.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com> body=8bitmime"), OK)
+        self.assertEqual(tester.server.envelope.mail_options, ["BODY=8BITMIME"])
+
+    def test_bodyOther(self) -> None:
+        """
+        Any other BODY value gets C{501 Error: BODY can only be one of 7BIT,
+        8BITMIME}.
+        """
+        tester = self.ready()
+        for value in ("BINARYMIME", "8BIT"):
+            self.assertEqual(
+                tester.command(f"MAIL FROM:<a@example.com> BODY={value}"),
+                Reply(501, "Error: BODY can only be one of 7BIT, 8BITMIME"),
+            )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_smtputf8WithValue(self) -> None:
+        """
+        C{SMTPUTF8=x} gets 501: the parameter takes no value.
+        """
+        tester = self.ready(enable_SMTPUTF8=True)
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SMTPUTF8=yes"),
+            Reply(501, "Error: SMTPUTF8 takes no arguments"),
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_smtputf8Disabled(self) -> None:
+        """
+        SMTPUTF8 while it is disabled gets C{501 Error: SMTPUTF8 disabled}.
+        """
+        tester = self.ready()
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> SMTPUTF8"),
+            Reply(501, "Error: SMTPUTF8 disabled"),
+        )
+
+    def test_smtputf8Enabled(self) -> None:
+        """
+        SMTPUTF8 when enabled is accepted and marks the envelope.
+        """
+        tester = self.ready(enable_SMTPUTF8=True)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com> SMTPUTF8"), OK)
+        self.assertTrue(tester.server.envelope.smtp_utf8)
+        self.assertEqual(tester.server.envelope.mail_options, ["SMTPUTF8"])
+
+    def test_unknownMailParameter(self) -> None:
+        """
+        Any other MAIL parameter gets C{555 MAIL FROM parameters not
+        recognized or not implemented}.
+        """
+        tester = self.ready()
+        for parameter in ("RET=FULL", "ENVID=abc", "AUTH=<>", "XFOO"):
+            self.assertEqual(
+                tester.command(f"MAIL FROM:<a@example.com> {parameter}"),
+                Reply(555, "MAIL FROM parameters not recognized or not implemented"),
+            )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_mailOptionsUpperCased(self) -> None:
+        """
+        MAIL parameters are stored upper-cased, values included, in order,
+        and given so to C{handle_MAIL}.
+        """
+        seen = []
+
+        class Handler:
+            def handle_MAIL(self, server, session, envelope, address, options):
+                seen.append((address, list(options)))
+
+        tester = self.ready(Handler())
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> size=100 body=8bitmime"), OK
+        )
+        self.assertEqual(
+            tester.server.envelope.mail_options, ["SIZE=100", "BODY=8BITMIME"]
+        )
+        self.assertEqual(seen, [("a@example.com", ["SIZE=100", "BODY=8BITMIME"])])
+
+    def test_utf8AddressWithSmtputf8(self) -> None:
+        """
+        A UTF-8 sender is accepted with C{enable_SMTPUTF8} and the SMTPUTF8
+        parameter, and stored as text.
+        """
+        tester = self.ready(enable_SMTPUTF8=True)
+        self.assertEqual(tester.command("MAIL FROM:<jürgen@exämple.de> SMTPUTF8"), OK)
+        self.assertEqual(tester.server.envelope.mail_from, "jürgen@exämple.de")
+        self.assertEqual(tester.command("RCPT TO:<zoë@exämple.de>"), OK)
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["zoë@exämple.de"])
+
+    def test_utf8AddressWithoutParameter(self) -> None:
+        """
+        With SMTPUTF8 enabled but not asked for on MAIL, a UTF-8 sender is
+        refused with 553 5.6.7.
+        """
+        tester = self.ready(enable_SMTPUTF8=True)
+        reply = tester.command("MAIL FROM:<jürgen@exämple.de>")
+        self.assertEqual(reply.code, 553)
+        self.assertTrue(reply.text.startswith("5.6.7 "), reply)
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_utf8RecipientWithoutParameter(self) -> None:
+        """
+        A UTF-8 recipient in a transaction started without SMTPUTF8 is
+        refused with 553 5.6.7.
+        """
+        tester = self.ready(enable_SMTPUTF8=True)
+        tester.command("MAIL FROM:<a@example.com>")
+        reply = tester.command("RCPT TO:<zoë@exämple.de>")
+        self.assertEqual(reply.code, 553)
+        self.assertTrue(reply.text.startswith("5.6.7 "), reply)
+        self.assertEqual(tester.server.envelope.rcpt_tos, [])
+
+    def test_nonAsciiCommandStrict(self) -> None:
+        """
+        With SMTPUTF8 disabled a non-ASCII command line gets C{500 Error:
+        strict ASCII mode}, whatever the parameters say.
+        """
+        tester = self.ready()
+        self.assertEqual(
+            tester.command("MAIL FROM:<jürgen@exämple.de> SMTPUTF8"),
+            Reply(500, "Error: strict ASCII mode"),
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_nonUtf8Bytes(self) -> None:
+        """
+        A command with bytes that are not UTF-8 is refused with 500.
+        """
+        for enabled in (False, True):
+            tester = self.ready(enable_SMTPUTF8=enabled)
+            tester.send(b"MAIL FROM:<\xff@example.com>\r\n")
+            [reply] = tester.replies()
+            self.assertEqual(reply.code, 500)
+            self.assertIsNone(tester.server.envelope.mail_from)
+
+
+class RcptSyntaxTests(ProtocolTestCase):
+    """
+    The argument and parameters of RCPT.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.client = self.ready()
+        self.assertEqual(self.client.command("MAIL FROM:<a@example.com>"), OK)
+
+    def test_rcptWithoutArgument(self) -> None:
+        """
+        RCPT without an argument after EHLO gets the long syntax reply.
+        """
+        self.assertEqual(self.client.command("RCPT"), RCPT_SYNTAX_EXT)
+
+    def test_rcptWithoutTo(self) -> None:
+        """
+        RCPT whose argument does not start with C{TO:} is a syntax error.
+        """
+        self.assertEqual(self.client.command("RCPT <b@example.com>"), RCPT_SYNTAX_EXT)
+        self.assertEqual(
+            self.client.command("RCPT FROM:<b@example.com>"), RCPT_SYNTAX_EXT
+        )
+        self.assertEqual(self.client.server.envelope.rcpt_tos, [])
+
+    def test_rcptSyntaxAfterHelo(self) -> None:
+        """
+        After HELO the RCPT syntax reply does not mention parameters, and
+        parameters are a syntax error.
+        """
+        tester = self.ready(greet="HELO")
+        tester.command("MAIL FROM:<a@example.com>")
+        self.assertEqual(tester.command("RCPT"), RCPT_SYNTAX)
+        self.assertEqual(
+            tester.command("RCPT TO:<b@example.com> NOTIFY=NEVER"), RCPT_SYNTAX
+        )
+
+    def test_rcptParameter(self) -> None:
+        """
+        Any RCPT parameter gets C{555 RCPT TO parameters not recognized or
+        not implemented}.
+        """
+        for parameter in ("NOTIFY=NEVER", "ORCPT=rfc822;b@example.com", "SIZE=1"):
+            self.assertEqual(
+                self.client.command(f"RCPT TO:<b@example.com> {parameter}"),
+                Reply(555, "RCPT TO parameters not recognized or not implemented"),
+            )
+        self.assertEqual(self.client.server.envelope.rcpt_tos, [])
+
+    def test_nullRecipient(self) -> None:
+        """
+        C{RCPT TO:<>} is refused with 553.
+        """
+        reply = self.client.command("RCPT TO:<>")
+        self.assertEqual(reply.code, 553)
+        self.assertEqual(self.client.server.envelope.rcpt_tos, [])
+
+    def test_recipientWithoutDomain(self) -> None:
+        """
+        A recipient without a domain is refused with 553.
+        """
+        self.assertEqual(
+            self.client.command("RCPT TO:<user>"),
+            Reply(553, "5.1.3 Error: address must have a domain"),
+        )
+        self.assertEqual(self.client.server.envelope.rcpt_tos, [])
+
+    def test_postmaster(self) -> None:
+        """
+        C{Postmaster} without a domain is accepted as a recipient, in any
+        case.
+        """
+        self.assertEqual(self.client.command("RCPT TO:<Postmaster>"), OK)
+        self.assertEqual(self.client.command("RCPT TO:<postmaster>"), OK)
+        self.assertEqual(
+            self.client.server.envelope.rcpt_tos, ["Postmaster", "postmaster"]
+        )
+
+    def test_malformedRecipient(self) -> None:
+        """
+        A malformed recipient gets C{553 5.1.3 Error: malformed address}.
+        """
+        self.assertEqual(
+            self.client.command("RCPT TO:<b@ex ample.com>"),
+            Reply(553, "5.1.3 Error: malformed address"),
+        )
+
+    def test_recipientAddedInOrder(self) -> None:
+        """
+        Accepted recipients are appended to C{rcpt_tos}.
+        """
+        self.assertEqual(self.client.command("RCPT TO:<b@example.com>"), OK)
+        self.assertEqual(self.client.command("rcpt to:<c@example.com>"), OK)
+        self.assertEqual(
+            self.client.server.envelope.rcpt_tos, ["b@example.com", "c@example.com"]
+        )
+
+
+class SimpleCommandTests(ProtocolTestCase):
+    """
+    RSET, NOOP, QUIT, VRFY, EXPN and HELP.
+    """
+
+    def test_rset(self) -> None:
+        """
+        RSET answers C{250 OK} and starts a new envelope.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        old = tester.server.envelope
+        self.assertEqual(tester.command("RSET"), OK)
+        self.assertIsNot(tester.server.envelope, old)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), NEED_MAIL)
+        self.assertEqual(tester.command("MAIL FROM:<c@example.com>"), OK)
+
+    def test_rsetKeepsSession(self) -> None:
+        """
+        RSET does not forget the greeting.
+        """
+        tester = self.ready()
+        tester.command("RSET")
+        self.assertEqual(tester.server.session.host_name, "client.example")
+        self.assertTrue(tester.server.session.extended_smtp)
+
+    def test_rsetWithArgument(self) -> None:
+        """
+        RSET with an argument gets C{501 Syntax: RSET} and keeps the
+        transaction.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        self.assertEqual(tester.command("RSET now"), Reply(501, "Syntax: RSET"))
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+
+    def test_rsetBeforeHelo(self) -> None:
+        """
+        RSET does not need a greeting.
+        """
+        self.assertEqual(self.makeTester().command("RSET"), OK)
+
+    def test_noop(self) -> None:
+        """
+        NOOP answers C{250 OK}, with or without an argument, before or after
+        the greeting, and changes nothing.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("NOOP"), OK)
+        self.assertEqual(tester.command("NOOP whatever you say"), OK)
+        self.assertIsNone(tester.server.session.host_name)
+
+    def test_noopKeepsTransaction(self) -> None:
+        """
+        NOOP in a transaction keeps it.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("NOOP")
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+
+    def test_quit(self) -> None:
+        """
+        QUIT answers C{221 Bye} and closes the connection.
+        """
+        tester = self.makeTester()
+        self.assertFalse(tester.closed)
+        self.assertEqual(tester.command("QUIT"), Reply(221, "Bye"))
+        self.assertTrue(tester.closed)
+
+    def test_quitWithArgument(self) -> None:
+        """
+        QUIT with an argument gets C{501 Syntax: QUIT} and the connection
+        stays open.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("QUIT now"), Reply(501, "Syntax: QUIT"))
+        self.assertOpen(tester)
+
+    def test_nothingAfterQuit(self) -> None:
+        """
+        Commands pipelined after QUIT are not answered.
+        """
+        tester = self.makeTester()
+        tester.send(b"QUIT\r\nNOOP\r\nHELP\r\n")
+        self.assertEqual(tester.replies(), [Reply(221, "Bye")])
+        self.assertTrue(tester.closed)
+
+    def test_inputAfterQuitIgnored(self) -> None:
+        """
+        Input that arrives after QUIT closed the connection is not handled.
+        """
+        tester = self.makeTester()
+        tester.command("QUIT")
+        tester.send(b"HELO c.example\r\nNOOP\r\n")
+        self.assertEqual(tester.replies(), [])
+        self.assertIsNone(tester.server.session.host_name)
+
+    def test_vrfyWithoutArgument(self) -> None:
+        """
+        VRFY without an argument gets C{501 Syntax: VRFY <address>}.
+        """
+        self.assertEqual(
+            self.makeTester().command("VRFY"), Reply(501, "Syntax: VRFY <address>")
+        )
+
+    def test_vrfyAddress(self) -> None:
+        """
+        VRFY of an address, with or without brackets, or of a user name,
+        gets 252, even before the greeting.
+        """
+        tester = self.makeTester()
+        for arg in ("user@example.com", "<user@example.com>", "postmaster", "bob"):
+            self.assertEqual(tester.command(f"VRFY {arg}"), VRFY_OK)
+
+    def test_vrfyGarbage(self) -> None:
+        """
+        VRFY of something that is no address gets C{502 Could not VRFY
+        <arg>}.
+        """
+        tester = self.makeTester()
+        for arg in ("<>", "a b", "<a@b", "@@"):
+            self.assertEqual(
+                tester.command(f"VRFY {arg}"), Reply(502, f"Could not VRFY {arg}")
+            )
+
+    def test_vrfyHookAddress(self) -> None:
+        """
+        C{handle_VRFY} gets the address without brackets.
+        """
+        seen = []
+
+        class Handler:
+            def handle_VRFY(self, server, session, envelope, address):
+                seen.append(address)
+
+        tester = self.makeTester(Handler())
+        self.assertEqual(tester.command("VRFY <user@example.com>"), VRFY_OK)
+        self.assertEqual(seen, ["user@example.com"])
+
+    def test_expn(self) -> None:
+        """
+        EXPN is always refused with C{502 EXPN not implemented}.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("EXPN"), Reply(502, "EXPN not implemented"))
+        self.assertEqual(
+            tester.command("EXPN staff"), Reply(502, "EXPN not implemented")
+        )
+
+    def test_expnIsNotUnknown(self) -> None:
+        """
+        EXPN does not count towards the unknown-command limit.
+        """
+        tester = self.makeTester(max_unknown_commands=2)
+        for _ in range(3):
+            self.assertEqual(
+                tester.command("EXPN x"), Reply(502, "EXPN not implemented")
+            )
+        self.assertOpen(tester)
+
+    def test_help(self) -> None:
+        """
+        HELP lists the commands, sorted, with code 214.
+        """
+        self.assertEqual(self.makeTester().command("HELP"), Reply(214, HELP_LIST))
+
+    def test_helpVerb(self) -> None:
+        """
+        HELP <verb> gives that command's syntax with code 214, the verb in
+        any case.
+        """
+        tester = self.makeTester()
+        expected = {
+            "HELO": "HELO hostname",
+            "EHLO": "EHLO hostname",
+            "mail": "MAIL FROM: <address>",
+            "Rcpt": "RCPT TO: <address>",
+            "DATA": "DATA",
+            "RSET": "RSET",
+            "NOOP": "NOOP [ignored]",
+            "QUIT": "QUIT",
+            "VRFY": "VRFY <address>",
+            "HELP": "HELP [command]",
+        }
+        for verb, text in expected.items():
+            self.assertEqual(
+                tester.command(f"HELP {verb}"), Reply(214, f"Syntax: {text}")
+            )
+
+    def test_helpMailAfterEhlo(self) -> None:
+        """
+        After EHLO, HELP MAIL and HELP RCPT mention the parameters.
+        """
+        tester = self.ready()
+        self.assertEqual(
+            tester.command("HELP MAIL"),
+            Reply(214, "Syntax: MAIL FROM: <address> [SP <mail-parameters>]"),
+        )
+        self.assertEqual(
+            tester.command("HELP RCPT"),
+            Reply(214, "Syntax: RCPT TO: <address> [SP <mail-parameters>]"),
+        )
+
+    def test_helpUnknown(self) -> None:
+        """
+        HELP of an unknown command, or of EXPN, gets 504 with the list.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("HELP XYZZY"), Reply(504, HELP_LIST))
+        self.assertEqual(tester.command("HELP EXPN"), Reply(504, HELP_LIST))
+
+
+class UnknownCommandTests(ProtocolTestCase):
+    """
+    Commands the server does not know.
+    """
+
+    def test_unknownVerb(self) -> None:
+        """
+        An unknown verb gets C{500 Error: command "XYZ" not recognized},
+        upper-cased.
+        """
+        tester = self.makeTester()
+        self.assertEqual(
+            tester.command("XYZ"), Reply(500, 'Error: command "XYZ" not recognized')
+        )
+        self.assertEqual(
+            tester.command("bdat 10 LAST"),
+            Reply(500, 'Error: command "BDAT" not recognized'),
+        )
+        self.assertOpen(tester)
+
+    def test_emptyLine(self) -> None:
+        """
+        An empty line gets C{500 Error: bad syntax}.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command(""), Reply(500, "Error: bad syntax"))
+
+    def test_fifthUnknownCloses(self) -> None:
+        """
+        The fifth unknown command of a connection gets 421 and the
+        connection is closed; the first four get 500.
+        """
+        tester = self.makeTester()
+        for i in range(4):
+            self.assertEqual(tester.command(f"XCMD{i}").code, 500)
+            tester.command("NOOP")
+        self.assertFalse(tester.closed)
+        reply = tester.command("XCMD5")
+        self.assertEqual(reply.code, 421)
+        self.assertIn("Too many unrecognized commands", reply.text)
+        self.assertTrue(tester.closed)
+
+    def test_unknownPipelinedAfterLimit(self) -> None:
+        """
+        Nothing pipelined after the closing 421 is answered.
+        """
+        tester = self.makeTester(max_unknown_commands=2)
+        tester.send(b"XA\r\nXB\r\nNOOP\r\n")
+        replies = tester.replies()
+        self.assertEqual([r.code for r in replies], [500, 421])
+        self.assertTrue(tester.closed)
+
+    def test_maxUnknownCommandsOption(self) -> None:
+        """
+        C{max_unknown_commands} sets the limit.
+        """
+        tester = self.makeTester(max_unknown_commands=1)
+        self.assertEqual(tester.command("XYZ").code, 421)
+        self.assertTrue(tester.closed)
+
+    def test_perConnection(self) -> None:
+        """
+        Unknown commands are counted per connection.
+        """
+        factory = SMTPFactory(
+            Collector(), reactor=Clock(), hostname=HOST, max_unknown_commands=2
+        )
+        first, firstTransport = connect(factory)
+        first.dataReceived(b"XA\r\n")
+        second, secondTransport = connect(factory)
+        second.dataReceived(b"XB\r\n")
+        self.assertEqual(
+            parseReplies(secondTransport.value())[1].code, 500, secondTransport.value()
+        )
+        self.assertFalse(secondTransport.disconnecting)
+        first.dataReceived(b"XC\r\n")
+        self.assertEqual(parseReplies(firstTransport.value())[-1].code, 421)
+        self.assertTrue(firstTransport.disconnecting)
+        self.assertFalse(secondTransport.disconnecting)
+
+
+class CallLimitTests(ProtocolTestCase):
+    """
+    The C{command_call_limit} option.
+    """
+
+    def test_intLimit(self) -> None:
+        """
+        An C{int} limit applies to each verb: going over gets C{421 4.7.0
+        <VERB> sent too many times} and a close.
+        """
+        tester = self.makeTester(command_call_limit=3)
+        for _ in range(3):
+            self.assertEqual(tester.command("NOOP"), OK)
+        self.assertEqual(
+            tester.command("NOOP"), Reply(421, "4.7.0 NOOP sent too many times")
+        )
+        self.assertTrue(tester.closed)
+
+    def test_verbsCountedSeparately(self) -> None:
+        """
+        Each verb has its own budget.
+        """
+        tester = self.makeTester(command_call_limit=2)
+        for _ in range(2):
+            self.assertEqual(tester.command("NOOP"), OK)
+            self.assertEqual(tester.command("RSET"), OK)
+        self.assertEqual(tester.command("HELP").code, 214)
+        self.assertFalse(tester.closed)
+
+    def test_caseInsensitive(self) -> None:
+        """
+        A verb is counted whatever its case.
+        """
+        tester = self.makeTester(command_call_limit=2)
+        tester.command("noop")
+        tester.command("NoOp")
+        self.assertEqual(
+            tester.command("NOOP"), Reply(421, "4.7.0 NOOP sent too many times")
+        )
+
+    def test_dictLimit(self) -> None:
+        """
+        A C{dict} sets per-verb limits, C{"*"} the default for the others.
+        """
+        tester = self.makeTester(command_call_limit={"NOOP": 1, "*": 3})
+        self.assertEqual(tester.command("NOOP"), OK)
+        for _ in range(3):
+            self.assertEqual(tester.command("RSET"), OK)
+        self.assertEqual(
+            tester.command("RSET"), Reply(421, "4.7.0 RSET sent too many times")
+        )
+
+    def test_dictLimitOnVerb(self) -> None:
+        """
+        A verb named in the C{dict} is cut at its own limit.
+        """
+        tester = self.makeTester(command_call_limit={"NOOP": 1, "*": 3})
+        self.assertEqual(tester.command("NOOP"), OK)
+        self.assertEqual(
+            tester.command("NOOP"), Reply(421, "4.7.0 NOOP sent too many times")
+        )
+        self.assertTrue(tester.closed)
+
+    def test_dictDefault(self) -> None:
+        """
+        Without C{"*"}, verbs not named get aiosmtpd's default of 20.
+        """
+        tester = self.makeTester(command_call_limit={"NOOP": 1})
+        for _ in range(20):
+            self.assertEqual(tester.command("RSET"), OK)
+        self.assertEqual(
+            tester.command("RSET"), Reply(421, "4.7.0 RSET sent too many times")
+        )
+
+    def test_pipelinedOverLimit(self) -> None:
+        """
+        In a pipelined batch, the commands before the limit are answered,
+        then the 421, then nothing.
+        """
+        tester = self.makeTester(command_call_limit=2)
+        tester.send(b"NOOP\r\nNOOP\r\nNOOP\r\nHELP\r\n")
+        self.assertEqual(
+            tester.replies(), [OK, OK, Reply(421, "4.7.0 NOOP sent too many times")]
+        )
+        self.assertTrue(tester.closed)
+
+    def test_perConnection(self) -> None:
+        """
+        Counts are per connection: a second connection of the same factory
+        starts with a full budget.
+        """
+        factory = SMTPFactory(
+            Collector(), reactor=Clock(), hostname=HOST, command_call_limit=2
+        )
+        first, firstTransport = connect(factory)
+        first.dataReceived(b"NOOP\r\nNOOP\r\n")
+        second, secondTransport = connect(factory)
+        second.dataReceived(b"NOOP\r\nNOOP\r\n")
+        self.assertEqual(parseReplies(secondTransport.value())[1:], [OK, OK])
+        self.assertFalse(secondTransport.disconnecting)
+        first.dataReceived(b"NOOP\r\n")
+        self.assertEqual(
+            parseReplies(firstTransport.value())[-1],
+            Reply(421, "4.7.0 NOOP sent too many times"),
+        )
+        self.assertFalse(secondTransport.disconnecting)
+
+
+class CommandLengthTests(ProtocolTestCase):
+    """
+    Limits on the length of command lines.
+    """
+
+    def mailLine(self, length: int) -> str:
+        """
+        Build a valid C{MAIL FROM} line of exactly C{length} characters.
+        """
+        head, tail = "MAIL FROM:<", "@example.com>"
+        line = head + "a" * (length - len(head) - len(tail)) + tail
+        self.assertEqual(len(line), length)
+        return line
+
+    def test_512Accepted(self) -> None:
+        """
+        A command of 512 characters (without CRLF) is accepted.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("NOOP " + "x" * 507), OK)
+
+    def test_513Refused(self) -> None:
+        """
+        A command of 513 characters gets C{500 Command line too long} and is
+        not executed.
+        """
+        tester = self.makeTester()
+        self.assertEqual(tester.command("QUIT " + "x" * 508), TOO_LONG)
+        self.assertOpen(tester)
+
+    def test_commandSizeLimitOption(self) -> None:
+        """
+        C{command_size_limit} sets the limit.
+        """
+        tester = self.makeTester(command_size_limit=100)
+        self.assertEqual(tester.command("NOOP " + "x" * 95), OK)
+        self.assertEqual(tester.command("NOOP " + "x" * 96), TOO_LONG)
+
+    def test_mailAfterHelo(self) -> None:
+        """
+        After HELO, MAIL has the plain limit.
+        """
+        tester = self.ready(greet="HELO")
+        self.assertEqual(tester.command(self.mailLine(512)), OK)
+        tester.command("RSET")
+        self.assertEqual(tester.command(self.mailLine(513)), TOO_LONG)
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_mailAfterEhloWithSize(self) -> None:
+        """
+        After EHLO with SIZE offered, MAIL may be 26 characters longer.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command(self.mailLine(538)), OK)
+        tester.command("RSET")
+        self.assertEqual(tester.command(self.mailLine(539)), TOO_LONG)
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_mailAfterEhloWithSmtputf8(self) -> None:
+        """
+        With SMTPUTF8 enabled as well, MAIL may be 36 characters longer.
+        """
+        tester = self.ready(enable_SMTPUTF8=True)
+        self.assertEqual(tester.command(self.mailLine(548)), OK)
+        tester.command("RSET")
+        self.assertEqual(tester.command(self.mailLine(549)), TOO_LONG)
+
+    def test_mailAfterEhloWithoutSize(self) -> None:
+        """
+        Without a size limit, EHLO gives MAIL no extra length.
+        """
+        tester = self.ready(data_size_limit=None)
+        self.assertEqual(tester.command(self.mailLine(512)), OK)
+        tester.command("RSET")
+        self.assertEqual(tester.command(self.mailLine(513)), TOO_LONG)
+
+    def test_otherVerbsAfterEhlo(self) -> None:
+        """
+        The extra length is for MAIL only.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        rcpt = (
+            "RCPT TO:<" + "b" * (513 - len("RCPT TO:<@example.com>")) + "@example.com>"
+        )
+        self.assertEqual(len(rcpt), 513)
+        self.assertEqual(tester.command(rcpt), TOO_LONG)
+        self.assertEqual(tester.command("NOOP " + "x" * 508), TOO_LONG)
+
+    def test_limitDoesNotGrow(self) -> None:
+        """
+        Repeating EHLO does not raise the MAIL limit further.
+        """
+        tester = self.makeTester()
+        for _ in range(10):
+            tester.command("EHLO client.example")
+        self.assertEqual(tester.command(self.mailLine(539)), TOO_LONG)
+        self.assertEqual(tester.command(self.mailLine(538)), OK)
+
+    def test_connectionsIndependent(self) -> None:
+        """
+        EHLO on one connection does not raise the limit of another, and a
+        new connection does not lower the limit of an existing one.
+        """
+        factory = SMTPFactory(Collector(), reactor=Clock(), hostname=HOST)
+        first, firstTransport = connect(factory)
+        first.dataReceived(b"EHLO one.example\r\n")
+        second, secondTransport = connect(factory)
+        second.dataReceived(b"HELO two.example\r\n")
+        second.dataReceived(self.mailLine(513).encode() + b"\r\n")
+        self.assertEqual(parseReplies(secondTransport.value())[-1], TOO_LONG)
+        connect(factory)
+        first.dataReceived(self.mailLine(538).encode() + b"\r\n")
+        self.assertEqual(parseReplies(firstTransport.value())[-1], OK)
+
+    def test_overlongLine(self) -> None:
+        """
+        A line longer than C{line_length_limit} gets one C{500 Command line
+        too long} and the connection stays usable.
+        """
+        tester = self.makeTester()
+        tester.send(b"NOOP " + b"x" * 2000 + b"\r\n")
+        self.assertEqual(tester.replies(), [TOO_LONG])
+        self.assertOpen(tester)
+
+    def test_overlongLineNotExecuted(self) -> None:
+        """
+        Nothing of an overlong line is executed, even what looks like
+        commands after bare CRs, and what is pipelined after it is answered.
+        """
+        tester = self.makeTester()
+        line = b"QUIT\r" + b"x" * 1200 + b"\rQUIT\rRSET\r" + b"y" * 300
+        tester.send(line + b"\r\nNOOP\r\nHELP QUIT\r\n")
+        self.assertEqual(tester.replies(), [TOO_LONG, OK, Reply(214, "Syntax: QUIT")])
+        self.assertFalse(tester.closed)
+
+    def test_overlongLineInChunks(self) -> None:
+        """
+        An overlong line delivered in small chunks gets one 500 once its LF
+        arrives, nothing of it is executed, and the commands after it are
+        answered.
+        """
+        tester = self.makeTester()
+        data = b"QUIT " + b"z" * 1500 + b"\rQUIT\r" + b"w" * 100
+        data += b"\r\nNOOP\r\nRSET\r\n"
+        for i in range(0, len(data), 7):
+            tester.send(data[i : i + 7])
+        self.assertEqual(tester.replies(), [TOO_LONG, OK, OK])
+        self.assertFalse(tester.closed)
+
+    def test_overlongLineNoReplyBeforeEnd(self) -> None:
+        """
+        While an overlong line goes on, nothing is answered.
+        """
+        tester = self.makeTester()
+        for _ in range(30):
+            tester.send(b"x" * 100)
+        self.assertEqual(tester.replies(), [])
+        tester.send(b"\r\nNOOP\r\n")
+        self.assertEqual(tester.replies(), [TOO_LONG, OK])
+
+    def test_partialCommand(self) -> None:
+        """
+        A command line split across several reads is executed once it is
+        complete.
+        """
+        tester = self.makeTester()
+        tester.send(b"NO")
+        self.assertEqual(tester.replies(), [])
+        tester.send(b"OP")
+        tester.send(b"\r")
+        self.assertEqual(tester.replies(), [])
+        tester.send(b"\n")
+        self.assertEqual(tester.replies(), [OK])
+
+    def test_commandByteByByte(self) -> None:
+        """
+        A transaction sent one byte at a time works.
+        """
+        handler = Collector()
+        tester = self.makeTester(handler)
+        data = (
+            b"EHLO c.example\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\nHello\r\n.\r\nQUIT\r\n"
+        )
+        for i in range(len(data)):
+            tester.send(data[i : i + 1])
+        self.assertEqual(
+            [r.code for r in tester.replies()], [250, 250, 250, 354, 250, 221]
+        )
+        self.assertEqual(handler.messages[0][2], b"Hello\r\n")
+
+
+class NewlineTests(ProtocolTestCase):
+    """
+    Bare LF and bare CR in command lines.
+    """
+
+    def test_bareLfNotExecuted(self) -> None:
+        """
+        A command ended by a bare LF gets 500 and is not executed.
+        """
+        tester = self.makeTester()
+        tester.send(b"QUIT\n")
+        [reply] = tester.replies()
+        self.assertEqual(reply.code, 500)
+        self.assertOpen(tester)
+
+    def test_bareLfRsetKeepsTransaction(self) -> None:
+        """
+        RSET ended by a bare LF does not reset the transaction.
+        """
+        tester = self.ready()
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.send(b"RSET\n")
+        self.assertEqual(tester.replies()[0].code, 500)
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+
+    def test_bareLfThenCrlf(self) -> None:
+        """
+        After a bare-LF line, the next CRLF line is answered normally.
+        """
+        tester = self.makeTester()
+        tester.send(b"HELO c.example\nNOOP\r\n")
+        replies = tester.replies()
+        self.assertEqual([r.code for r in replies], [500, 250])
+        self.assertIsNone(tester.server.session.host_name)
+
+    def test_bareCr(self) -> None:
+        """
+        A bare CR inside a command gets 500, and no part of the line is
+        executed.
+        """
+        tester = self.makeTester()
+        tester.send(b"QUIT\rNOOP\r\n")
+        [reply] = tester.replies()
+        self.assertEqual(reply.code, 500)
+        self.assertOpen(tester)
+
+    def test_doubleCr(self) -> None:
+        """
+        A line ending in CR CR LF is refused with 500.
+        """
+        tester = self.makeTester()
+        tester.send(b"QUIT\r\r\n")
+        self.assertEqual(tester.replies()[0].code, 500)
+        self.assertFalse(tester.closed)
+
+
+class TimeoutTests(ProtocolTestCase):
+    """
+    The idle timeout, on a L{Clock}.
+    """
+
+    TIMED_OUT = Reply(421, f"4.4.2 {HOST} Error: timeout exceeded")
+
+    def test_defaultTimeout(self) -> None:
+        """
+        After 300 idle seconds the server says why and closes.
+        """
+        tester = self.makeTester()
+        tester.clock.advance(299.9)
+        self.assertEqual(tester.replies(), [])
+        self.assertFalse(tester.closed)
+        tester.clock.advance(0.1)
+        self.assertEqual(tester.replies(), [self.TIMED_OUT])
+        self.assertTrue(tester.closed)
+
+    def test_timeoutOption(self) -> None:
+        """
+        C{timeout} sets the idle time.
+        """
+        tester = self.makeTester(timeout=10)
+        tester.clock.advance(9)
+        self.assertFalse(tester.closed)
+        tester.clock.advance(1)
+        self.assertEqual(tester.replies(), [self.TIMED_OUT])
+        self.assertTrue(tester.closed)
+
+    def test_noTimeout(self) -> None:
+        """
+        With C{timeout=None} the connection never times out.
+        """
+        tester = self.makeTester(timeout=None)
+        tester.clock.advance(10**7)
+        self.assertFalse(tester.closed)
+        self.assertEqual(tester.replies(), [])
+
+    def test_commandResetsTimer(self) -> None:
+        """
+        Each command starts the idle time again.
+        """
+        tester = self.makeTester(timeout=10)
+        for _ in range(5):
+            tester.clock.advance(8)
+            self.assertEqual(tester.command("NOOP"), OK)
+        tester.clock.advance(9)
+        self.assertFalse(tester.closed)
+        tester.clock.advance(1)
+        self.assertTrue(tester.closed)
+
+    def test_partialInputResetsTimer(self) -> None:
+        """
+        Any input, even part of a line, starts the idle time again.
+        """
+        tester = self.makeTester(timeout=10)
+        tester.clock.advance(8)
+        tester.send(b"NO")
+        tester.clock.advance(8)
+        self.assertFalse(tester.closed)
+        tester.send(b"OP\r\n")
+        self.assertEqual(tester.replies(), [OK])
+
+    def test_dataChunksResetTimer(self) -> None:
+        """
+        Chunks of message data start the idle time again.
+        """
+        handler = Collector()
+        tester = self.inData(handler, timeout=10)
+        for i in range(5):
+            tester.clock.advance(8)
+            tester.send(f"line {i}\r\n".encode())
+        self.assertFalse(tester.closed)
+        tester.clock.advance(8)
+        tester.send(b".\r\n")
+        self.assertEqual(tester.replies(), [OK])
+        self.assertEqual(len(handler.messages), 1)
+
+    def test_nothingAfterTimeoutClose(self) -> None:
+        """
+        Once the timeout's 421 closed the connection, a hook that finishes
+        later writes nothing more and the commands queued behind it are not
+        run.
+        """
+        gate = Deferred()
+        calls = []
+
+        class Handler:
+            def handle_NOOP(self, server, session, envelope, arg):
+                return gate
+
+            def handle_RSET(self, server, session, envelope):
+                calls.append("RSET")
+
+        tester = self.makeTester(Handler(), timeout=10)
+        tester.send(b"NOOP\r\nRSET\r\n")
+        tester.clock.advance(10)
+        self.assertEqual(tester.replies(), [self.TIMED_OUT])
+        self.assertTrue(tester.closed)
+        written = tester.transport.value()
+        gate.callback(None)
+        self.assertEqual(tester.transport.value(), written)
+        self.assertEqual(calls, [])
+
+    def test_timeoutInData(self) -> None:
+        """
+        A client that stops in the middle of the data times out too, and
+        the handler never sees the message.
+        """
+        handler = Collector()
+        tester = self.inData(handler, timeout=10)
+        tester.send(b"Partial\r\n")
+        tester.clock.advance(10)
+        self.assertEqual(tester.replies(), [self.TIMED_OUT])
+        self.assertTrue(tester.closed)
+        self.assertEqual(handler.messages, [])
+
+
+class DataTests(ProtocolTestCase):
+    """
+    The DATA phase.
+    """
+
+    def finish(self, tester: SMTPTester, data: bytes) -> list[Reply]:
+        """
+        Send C{data} (which should end the message) and return the replies.
+        """
+        tester.send(data)
+        return tester.replies()
+
+    def test_contentByteExact(self) -> None:
+        """
+        The handler gets the message as bytes, byte for byte, final CRLF
+        kept, in C{content} and C{original_content}.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        message = b"Subject: Hi\r\n\r\nBody \xc3\xa9\xff\x00 line\r\n\r\nlast\r\n"
+        self.assertEqual(self.finish(tester, message + b".\r\n"), [OK])
+        [(sender, rcpts, content, original)] = handler.messages
+        self.assertEqual((sender, rcpts), ("a@example.com", ["b@example.com"]))
+        self.assertIsInstance(content, bytes)
+        self.assertEqual(content, message)
+        self.assertEqual(original, message)
+
+    def test_dotUnstuffing(self) -> None:
+        """
+        A leading dot is removed from every line that has one, the first
+        line included.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        self.finish(tester, b"..first\r\nmiddle\r\n..\r\n...three\r\n.x\r\n.\r\n")
+        self.assertEqual(
+            handler.messages[0][2], b".first\r\nmiddle\r\n.\r\n..three\r\nx\r\n"
+        )
+        self.assertEqual(handler.messages[0][3], handler.messages[0][2])
+
+    def test_emptyMessage(self) -> None:
+        """
+        A lone dot right after 354 ends an empty message.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        self.assertEqual(self.finish(tester, b".\r\n"), [OK])
+        self.assertEqual(handler.messages[0][2], b"")
+
+    def test_commandsInDataAreContent(self) -> None:
+        """
+        Lines that look like commands inside the data are content.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        body = b"QUIT\r\nRSET\r\nMAIL FROM:<x@example.com>\r\n"
+        self.assertEqual(self.finish(tester, body + b".\r\n"), [OK])
+        self.assertEqual(handler.messages[0][2], body)
+        self.assertFalse(tester.closed)
+
+    def test_terminatorSplit(self) -> None:
+        """
+        The end of data is found when it is split across reads, and the
+        content is the same as when sent at once.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        message = b"a\r\n.b\r\n\r\nc\r\n.\r\n"
+        for i in range(len(message)):
+            tester.send(message[i : i + 1])
+            if i < len(message) - 1:
+                self.assertEqual(tester.replies(), [])
+        self.assertEqual(tester.replies(), [OK])
+        self.assertEqual(handler.messages[0][2], b"a\r\nb\r\n\r\nc\r\n")
+
+    def test_decodeData(self) -> None:
+        """
+        With C{decode_data} the content is C{str} and C{original_content}
+        stays bytes.
+        """
+        handler = Collector()
+        tester = self.inData(handler, decode_data=True)
+        self.finish(tester, b"Hello\r\n..dot\r\n.\r\n")
+        [(_, _, content, original)] = handler.messages
+        self.assertEqual(content, "Hello\r\n.dot\r\n")
+        self.assertEqual(original, b"Hello\r\n.dot\r\n")
+
+    def test_envelopeResetAfterData(self) -> None:
+        """
+        After the message, the server has a new empty envelope and the
+        handler's envelope keeps its values.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        old = tester.server.envelope
+        self.finish(tester, b"x\r\n.\r\n")
+        self.assertIsNot(tester.server.envelope, old)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.server.envelope.rcpt_tos, [])
+        self.assertIs(handler.envelopes[0], old)
+        self.assertEqual(old.mail_from, "a@example.com")
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), NEED_MAIL)
+
+    def test_twoTransactions(self) -> None:
+        """
+        A second transaction on the same connection is independent of the
+        first.
+        """
+        handler = Collector()
+        tester = self.ready(handler)
+        tester.sendmail("a@example.com", ["b@example.com"], b"one\r\n", helo=None)
+        tester.sendmail("c@example.com", ["d@example.com"], b"two\r\n", helo=None)
+        self.assertEqual(
+            handler.messages,
+            [
+                ("a@example.com", ["b@example.com"], b"one\r\n", b"one\r\n"),
+                ("c@example.com", ["d@example.com"], b"two\r\n", b"two\r\n"),
+            ],
+        )
+
+    def test_sizeLimitAfterDot(self) -> None:
+        """
+        Data over the size limit is read to its end and answered with
+        C{552 Error: Too much mail data} only after the final dot; the
+        handler is not called.
+        """
+        handler = Collector()
+        tester = self.inData(handler, data_size_limit=100)
+        for _ in range(10):
+            tester.send(b"0123456789" * 3 + b"\r\n")
+            self.assertEqual(tester.replies(), [])
+        tester.send(b"QUIT\r\n")
+        self.assertEqual(tester.replies(), [])
+        self.assertFalse(tester.closed)
+        self.assertEqual(
+            self.finish(tester, b".\r\n"), [Reply(552, "Error: Too much mail data")]
+        )
+        self.assertEqual(handler.messages, [])
+
+    def test_sizeLimitResetsEnvelope(self) -> None:
+        """
+        After a 552 the envelope is new and the next transaction works.
+        """
+        handler = Collector()
+        tester = self.inData(handler, data_size_limit=100)
+        self.finish(tester, b"x" * 200 + b"\r\n.\r\n")
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), NEED_MAIL)
+        replies = tester.sendmail("a@example.com", ["b@example.com"], b"small\r\n")
+        self.assertEqual(replies[-1], OK)
+        self.assertEqual(handler.messages[0][2], b"small\r\n")
+
+    def test_sizeLimitExact(self) -> None:
+        """
+        A message of exactly C{data_size_limit} octets (CRLFs counted) is
+        accepted.
+        """
+        handler = Collector()
+        tester = self.inData(handler, data_size_limit=100)
+        message = b"x" * 98 + b"\r\n"
+        self.assertEqual(self.finish(tester, message + b".\r\n"), [OK])
+        self.assertEqual(handler.messages[0][2], message)
+
+    def test_sizeLimitCountsUnstuffed(self) -> None:
+        """
+        The size is counted after dot-unstuffing.
+        """
+        handler = Collector()
+        tester = self.inData(handler, data_size_limit=10)
+        self.assertEqual(self.finish(tester, b"..1234\r\n..\r\n.\r\n"), [OK])
+        self.assertEqual(handler.messages[0][2], b".1234\r\n.\r\n")
+
+    def test_sizeLimitOneOver(self) -> None:
+        """
+        One octet over the limit is refused.
+        """
+        tester = self.inData(data_size_limit=100)
+        self.assertEqual(
+            self.finish(tester, b"x" * 99 + b"\r\n.\r\n"),
+            [Reply(552, "Error: Too much mail data")],
+        )
+
+    def test_longDataLine(self) -> None:
+        """
+        A data line of 1000 octets plus CRLF gets C{500 Line too long (see
+        RFC5321 4.5.3.1.6)} after the dot; 999 plus CRLF is fine.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        self.assertEqual(self.finish(tester, b"x" * 999 + b"\r\n.\r\n"), [OK])
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        tester.command("DATA")
+        tester.send(b"y" * 1000 + b"\r\nmore\r\n")
+        self.assertEqual(tester.replies(), [])
+        self.assertEqual(
+            self.finish(tester, b".\r\n"),
+            [Reply(500, "Line too long (see RFC5321 4.5.3.1.6)")],
+        )
+        self.assertEqual(len(handler.messages), 1)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertOpen(tester)
+
+    def test_longDataLineInChunks(self) -> None:
+        """
+        A long data line split across reads is detected too.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        for _ in range(20):
+            tester.send(b"z" * 60)
+        self.assertEqual(
+            self.finish(tester, b"\r\n.\r\n"),
+            [Reply(500, "Line too long (see RFC5321 4.5.3.1.6)")],
+        )
+        self.assertEqual(handler.messages, [])
+
+    def test_bareLfRejected(self) -> None:
+        """
+        By default a bare LF in the data gets 550 after the dot, and the
+        handler is not called.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        [reply] = self.finish(tester, b"one\ntwo\r\n.\r\n")
+        self.assertEqual(reply.code, 550)
+        self.assertEqual(handler.messages, [])
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertOpen(tester)
+
+    def test_bareCrRejected(self) -> None:
+        """
+        By default a bare CR in the data gets 550.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        [reply] = self.finish(tester, b"one\rtwo\r\n.\r\n")
+        self.assertEqual(reply.code, 550)
+        self.assertEqual(handler.messages, [])
+
+    def test_bareNewlinesAllowed(self) -> None:
+        """
+        With C{bare_newline="allow"} bare CR and LF are kept byte for byte.
+        """
+        handler = Collector()
+        tester = self.inData(handler, bare_newline="allow")
+        message = b"one\ntwo\rthree\n\rfour\r\n"
+        self.assertEqual(self.finish(tester, message + b".\r\n"), [OK])
+        self.assertEqual(handler.messages[0][2], message)
+
+    def smuggle(self, sequence: bytes, **options: Any) -> tuple[Collector, list]:
+        """
+        Send a message that tries to end early with C{sequence} and to
+        smuggle a second transaction after it.
+        """
+        handler = Collector()
+        tester = self.inData(handler, **options)
+        tester.send(
+            b"Subject: real\r\n\r\nbody"
+            + sequence
+            + b"MAIL FROM:<spoof@victim.example>\r\nRCPT TO:<x@example.com>\r\n"
+            b"DATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n"
+        )
+        replies = tester.replies()
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.command("RCPT TO:<x@example.com>"), NEED_MAIL)
+        return handler, replies
+
+    def test_smugglingAllowed(self) -> None:
+        """
+        With bare newlines allowed, none of C{LF.CRLF}, C{LF.LF},
+        C{CR.CR}, C{CR.CRLF} ends the data: one message, one reply, the
+        smuggled commands inside the content.
+        """
+        for sequence in (b"\n.\r\n", b"\n.\n", b"\r.\r", b"\r.\r\n"):
+            handler, replies = self.smuggle(sequence, bare_newline="allow")
+            self.assertEqual(replies, [OK], sequence)
+            self.assertEqual(len(handler.messages), 1, sequence)
+            content = handler.messages[0][2]
+            self.assertIn(b"MAIL FROM:<spoof@victim.example>\r\n", content)
+            self.assertTrue(content.endswith(b"forged\r\n"), sequence)
+
+    def test_smugglingRejected(self) -> None:
+        """
+        With the default policy the smuggling sequences get one 550 and the
+        handler is never called.
+        """
+        for sequence in (b"\n.\r\n", b"\n.\n", b"\r.\r", b"\r.\r\n"):
+            handler, replies = self.smuggle(sequence)
+            self.assertEqual([r.code for r in replies], [550], sequence)
+            self.assertEqual(handler.messages, [], sequence)
+
+    def test_pipelinedAfterDot(self) -> None:
+        """
+        Commands in the same read as the final dot are answered after the
+        message's reply.
+        """
+        handler = Collector()
+        tester = self.inData(handler)
+        tester.send(b"body\r\n.\r\nNOOP\r\nQUIT\r\n")
+        self.assertEqual(tester.replies(), [OK, OK, Reply(221, "Bye")])
+        self.assertEqual(handler.messages[0][2], b"body\r\n")
+
+    def test_handlerStatus(self) -> None:
+        """
+        The status returned by C{handle_DATA} is the reply to the data.
+        """
+        tester = self.inData(Collector("250 2.0.0 Queued as 42"))
+        self.assertEqual(
+            self.finish(tester, b"x\r\n.\r\n"), [Reply(250, "2.0.0 Queued as 42")]
+        )
+
+    def test_refusedStillResets(self) -> None:
+        """
+        A refused message also leaves a new envelope behind.
+        """
+        tester = self.inData(Collector("554 5.7.1 No thanks"))
+        self.assertEqual(
+            self.finish(tester, b"x\r\n.\r\n"), [Reply(554, "5.7.1 No thanks")]
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+
+
+class PipeliningTests(ProtocolTestCase):
+    """
+    Pipelined commands (RFC 2920): order, batching of replies, and slow
+    hooks.
+    """
+
+    def test_oneWritePerBatch(self) -> None:
+        """
+        The replies to a batch of pipelined commands are written in order,
+        in one write; the data and the next transaction likewise.
+        """
+        handler = Collector()
+        server, transport = connect(
+            SMTPFactory(handler, reactor=Clock(), hostname=HOST)
+        )
+        server.dataReceived(
+            b"EHLO c.example\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\n"
+        )
+        self.assertEqual(len(transport.writes), 2)
+        self.assertEqual(
+            transport.writes[1],
+            b"250-mx.example\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
+            b"250-PIPELINING\r\n250 HELP\r\n250 OK\r\n250 OK\r\n"
+            b"354 End data with <CR><LF>.<CR><LF>\r\n",
+        )
+        server.dataReceived(
+            b"first\r\n.\r\nMAIL FROM:<c@example.com>\r\n"
+            b"RCPT TO:<d@example.com>\r\nRCPT TO:<e@example.com>\r\nDATA\r\n"
+            b"second\r\n.\r\n"
+        )
+        self.assertEqual(len(transport.writes), 3)
+        self.assertEqual(
+            transport.writes[2],
+            b"250 OK\r\n250 OK\r\n250 OK\r\n250 OK\r\n"
+            b"354 End data with <CR><LF>.<CR><LF>\r\n250 OK\r\n",
+        )
+        self.assertEqual(
+            [(m[0], m[1], m[2]) for m in handler.messages],
+            [
+                ("a@example.com", ["b@example.com"], b"first\r\n"),
+                ("c@example.com", ["d@example.com", "e@example.com"], b"second\r\n"),
+            ],
+        )
+
+    def test_errorsInBatch(self) -> None:
+        """
+        Refusals in a batch are answered in their place, and the commands
+        after them are still handled.
+        """
+        tester = self.makeTester()
+        tester.send(
+            b"MAIL FROM:<a@example.com>\r\nEHLO c.example\r\n"
+            b"RCPT TO:<b@example.com>\r\nMAIL FROM:<a@example.com>\r\n"
+            b"DATA\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+        )
+        self.assertEqual(
+            [r.code for r in tester.replies()], [503, 250, 503, 250, 503, 250, 354]
+        )
+
+    def slowMail(self):
+        """
+        Return a handler whose C{handle_MAIL} returns a L{Deferred} that the
+        test fires, and the list of those L{Deferred}s.
+        """
+        pending: list[Deferred] = []
+
+        class Handler(Collector):
+            def handle_MAIL(self, server, session, envelope, address, options):
+                d = Deferred()
+                pending.append(d)
+                return d
+
+        return Handler(), pending
+
+    def test_slowHookHoldsLaterReplies(self) -> None:
+        """
+        While C{handle_MAIL}'s L{Deferred} is pending, the pipelined
+        commands after it get no reply and reading is paused; when it fires,
+        all replies come in order and reading resumes.
+        """
+        handler, pending = self.slowMail()
+        tester = self.ready(handler)
+        tester.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        self.assertEqual(tester.replies(), [])
+        self.assertEqual(len(pending), 1)
+        self.assertEqual(tester.transport.producerState, "paused")
+        pending[0].callback(None)
+        self.assertEqual(tester.replies(), [OK, OK, GO_AHEAD])
+        self.assertEqual(tester.transport.producerState, "producing")
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+
+    def test_slowHookStatus(self) -> None:
+        """
+        A slow C{handle_MAIL} that refuses: the pipelined RCPT and DATA are
+        then answered as without a transaction.
+        """
+        handler, pending = self.slowMail()
+        tester = self.ready(handler)
+        tester.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        pending[0].callback("550 5.7.1 Go away")
+        self.assertEqual(
+            tester.replies(), [Reply(550, "5.7.1 Go away"), NEED_MAIL, NEED_MAIL]
+        )
+
+    def test_inputWhilePending(self) -> None:
+        """
+        Input that arrives while a hook is pending is queued and answered
+        after it, in order.
+        """
+        handler, pending = self.slowMail()
+        tester = self.ready(handler)
+        tester.send(b"MAIL FROM:<a@example.com>\r\n")
+        tester.send(b"RCPT TO:<b@example.com>\r\n")
+        tester.send(b"NOOP\r\n")
+        self.assertEqual(tester.replies(), [])
+        pending[0].callback(None)
+        self.assertEqual(tester.replies(), [OK, OK, OK])
+
+    def test_asyncHookAwaitingDeferred(self) -> None:
+        """
+        An C{async def} hook awaiting a L{Deferred} holds the later replies
+        and pauses reading until it returns.
+        """
+        gate = Deferred()
+
+        class Handler(Collector):
+            async def handle_MAIL(self, server, session, envelope, address, options):
+                await gate
+                envelope.mail_from = address
+                return "250 2.1.0 Sender ok"
+
+        tester = self.ready(Handler())
+        tester.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nNOOP\r\n")
+        self.assertEqual(tester.replies(), [])
+        self.assertEqual(tester.transport.producerState, "paused")
+        gate.callback(None)
+        self.assertEqual(tester.replies(), [Reply(250, "2.1.0 Sender ok"), OK, OK])
+        self.assertEqual(tester.transport.producerState, "producing")
+
+    def test_slowDataHook(self) -> None:
+        """
+        A slow C{handle_DATA} holds the replies of the next transaction
+        pipelined after the data.
+        """
+        gate = Deferred()
+        seen = []
+
+        class Handler:
+            def handle_DATA(self, server, session, envelope):
+                seen.append(envelope.content)
+                return gate
+
+        tester = self.inData(Handler())
+        tester.send(
+            b"one\r\n.\r\nMAIL FROM:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n"
+        )
+        self.assertEqual(tester.replies(), [])
+        self.assertEqual(seen, [b"one\r\n"])
+        gate.callback("250 Queued")
+        self.assertEqual(tester.replies(), [Reply(250, "Queued"), OK, OK])
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["d@example.com"])
+
+    def test_connectionLostWhilePending(self) -> None:
+        """
+        When the connection is lost while a hook is pending, the commands
+        queued behind it are never run.
+        """
+        handler, pending = self.slowMail()
+        calls = []
+        handler.handle_RSET = lambda *args: calls.append("RSET")
+        handler.handle_QUIT = lambda *args: calls.append("QUIT")
+        tester = self.ready(handler)
+        tester.send(b"MAIL FROM:<a@example.com>\r\nRSET\r\nQUIT\r\n")
+        tester.server.connectionLost(None)
+        pending[0].callback(None)
+        self.assertEqual(calls, [])
+
+    def test_severalSlowHooks(self) -> None:
+        """
+        Several slow RCPT hooks in a row are answered one after the other,
+        each waiting for the one before.
+        """
+        pending: list[Deferred] = []
+
+        class Handler:
+            def handle_RCPT(self, server, session, envelope, address, options):
+                d = Deferred()
+                pending.append((address, d))
+                return d
+
+        tester = self.ready(Handler())
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.send(b"RCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nNOOP\r\n")
+        self.assertEqual([a for a, d in pending], ["b@example.com"])
+        pending[0][1].callback(None)
+        self.assertEqual(tester.replies(), [OK])
+        self.assertEqual([a for a, d in pending], ["b@example.com", "c@example.com"])
+        pending[1][1].callback("550 No such user")
+        self.assertEqual(tester.replies(), [Reply(550, "No such user"), OK])
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["b@example.com"])
+
+
+class BackpressureTests(ProtocolTestCase):
+    """
+    The server as a producer: when the transport's write buffer is full it
+    stops handling input.
+    """
+
+    def test_pauseStopsProcessing(self) -> None:
+        """
+        After C{pauseProducing}, pipelined commands are not handled until
+        C{resumeProducing}.
+        """
+        tester = self.makeTester()
+        tester.server.pauseProducing()
+        self.assertEqual(tester.transport.producerState, "paused")
+        tester.send(b"NOOP\r\nHELO c.example\r\n")
+        self.assertEqual(tester.replies(), [])
+        self.assertIsNone(tester.server.session.host_name)
+        tester.server.resumeProducing()
+        self.assertEqual(tester.replies(), [OK, Reply(250, HOST)])
+        self.assertEqual(tester.transport.producerState, "producing")
+
+    def test_pauseInData(self) -> None:
+        """
+        While paused, message data is not consumed either.
+        """
+        handler = Collector()
+        tester = self.ready(handler)
+        tester.server.pauseProducing()
+        tester.send(
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+            b"DATA\r\nbody\r\n.\r\n"
+        )
+        self.assertEqual(tester.replies(), [])
+        self.assertEqual(handler.messages, [])
+        tester.server.resumeProducing()
+        self.assertEqual(tester.replies(), [OK, OK, GO_AHEAD, OK])
+        self.assertEqual(handler.messages[0][2], b"body\r\n")
+
+    def test_resumeWhileHookPending(self) -> None:
+        """
+        C{resumeProducing} while a hook is pending does not run the commands
+        queued behind the hook.
+        """
+        gate = Deferred()
+
+        class Handler:
+            def handle_NOOP(self, server, session, envelope, arg):
+                return gate
+
+        tester = self.makeTester(Handler())
+        tester.send(b"NOOP\r\nRSET\r\n")
+        tester.server.pauseProducing()
+        tester.server.resumeProducing()
+        self.assertEqual(tester.replies(), [])
+        self.assertEqual(tester.transport.producerState, "paused")
+        gate.callback(None)
+        self.assertEqual(tester.replies(), [OK, OK])
+        self.assertEqual(tester.transport.producerState, "producing")
+
+    def test_hookFiresWhilePaused(self) -> None:
+        """
+        A hook that finishes while the transport is paused gets its reply
+        out, but the commands behind it wait for C{resumeProducing}.
+        """
+        gate = Deferred()
+
+        class Handler:
+            def handle_NOOP(self, server, session, envelope, arg):
+                return gate
+
+        tester = self.makeTester(Handler())
+        tester.send(b"NOOP\r\nRSET\r\n")
+        tester.server.pauseProducing()
+        gate.callback("250 Done")
+        self.assertEqual(tester.replies(), [Reply(250, "Done")])
+        tester.server.resumeProducing()
+        self.assertEqual(tester.replies(), [OK])
+
+
+class HookStyleMixin:
+    """
+    Tests of every hook, run once per way a hook can deliver its result:
+    L{deliver} turns a value (or an exception to raise) into what the hook
+    returns, and L{command} sends a line and lets the L{Clock} run.
+    """
+
+    clock: Clock
+
+    def deliver(self, value: Any) -> Any:
+        raise NotImplementedError()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock = Clock()
+
+    def handler(self, **results: Any) -> StyledHandler:
+        """
+        Make a handler whose hooks return C{results[verb]} in this style.
+        """
+        return StyledHandler(self.deliver, results)
+
+    def connect(self, handler: Any, **options: Any) -> SMTPTester:
+        options.setdefault("hostname", HOST)
+        return SMTPTester(handler, reactor=self.clock, **options)
+
+    def command(self, tester: SMTPTester, line: str) -> Reply:
+        """
+        Send C{line}, let any delayed hook (and a delayed
+        C{handle_exception} after it) finish, and return the one reply.
+        """
+        tester.send(line.encode() + b"\r\n")
+        for _ in range(3):
+            self.clock.advance(1)
+        replies = tester.replies()
+        self.assertEqual(len(replies), 1, replies)
+        return replies[0]
+
+    def greeted(self, handler: Any, **options: Any) -> SMTPTester:
+        tester = self.connect(handler, **options)
+        self.assertEqual(self.command(tester, "EHLO c.example").code, 250)
+        return tester
+
+    def inTransaction(self, handler: Any) -> SMTPTester:
+        tester = self.greeted(handler)
+        self.assertEqual(self.command(tester, "MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(self.command(tester, "RCPT TO:<b@example.com>"), OK)
+        return tester
+
+    # HELO and EHLO
+
+    def test_heloNone(self) -> None:
+        """
+        C{handle_HELO} returning C{None}: the default reply and the host
+        name recorded.
+        """
+        handler = self.handler()
+        tester = self.connect(handler)
+        self.assertEqual(self.command(tester, "HELO c.example"), Reply(250, HOST))
+        self.assertEqual(tester.server.session.host_name, "c.example")
+        self.assertEqual(handler.calls, [("HELO", "c.example")])
+
+    def test_heloStatusWithoutHostName(self) -> None:
+        """
+        C{handle_HELO} returning a status: sent verbatim, and the host name
+        is not recorded unless the hook sets it.
+        """
+        tester = self.connect(self.handler(HELO="250 Hello there"))
+        self.assertEqual(
+            self.command(tester, "HELO c.example"), Reply(250, "Hello there")
+        )
+        self.assertIsNone(tester.server.session.host_name)
+        self.assertEqual(self.command(tester, "MAIL FROM:<a@example.com>"), SEND_HELO)
+
+    def test_heloStatusSettingHostName(self) -> None:
+        """
+        C{handle_HELO} that sets C{session.host_name} and returns a status
+        lets the transaction go on.
+        """
+
+        def helo(server, session, envelope, hostname):
+            session.host_name = hostname
+            return "250 Welcome"
+
+        tester = self.connect(self.handler(HELO=helo))
+        self.assertEqual(self.command(tester, "HELO c.example"), Reply(250, "Welcome"))
+        self.assertEqual(tester.server.session.host_name, "c.example")
+        self.assertEqual(self.command(tester, "MAIL FROM:<a@example.com>"), OK)
+
+    def test_heloRefused(self) -> None:
+        """
+        C{handle_HELO} may refuse the greeting.
+        """
+        tester = self.connect(self.handler(HELO="550 5.7.1 Not you"))
+        self.assertEqual(
+            self.command(tester, "HELO c.example"), Reply(550, "5.7.1 Not you")
+        )
+        self.assertEqual(self.command(tester, "MAIL FROM:<a@example.com>"), SEND_HELO)
+
+    def test_ehloNewNone(self) -> None:
+        """
+        A 5-argument C{handle_EHLO} gets the reply lines and, returning
+        C{None}, the default lines are sent and the host name recorded.
+        """
+        handler = self.handler()
+        tester = self.connect(handler)
+        reply = self.command(tester, "EHLO c.example")
+        self.assertEqual(reply.lines, EHLO_LINES)
+        self.assertEqual(tester.server.session.host_name, "c.example")
+        self.assertEqual(
+            handler.calls,
+            [
+                (
+                    "EHLO",
+                    "c.example",
+                    ["250-" + line for line in EHLO_LINES[:-1]] + ["250 HELP"],
+                )
+            ],
+        )
+
+    def test_ehloNewReplaces(self) -> None:
+        """
+        The list returned by a 5-argument C{handle_EHLO} replaces the
+        reply lines.
+        """
+
+        def ehlo(server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            return ["250-mx.example greets " + hostname, "250-X-CUSTOM", "250 HELP"]
+
+        tester = self.connect(self.handler(EHLO=ehlo))
+        reply = self.command(tester, "EHLO c.example")
+        self.assertEqual(
+            reply.lines, ["mx.example greets c.example", "X-CUSTOM", "HELP"]
+        )
+        self.assertEqual(self.command(tester, "MAIL FROM:<a@example.com>"), OK)
+
+    def test_ehloNewRefused(self) -> None:
+        """
+        A 5-argument C{handle_EHLO} may return a single refusal line.
+        """
+        tester = self.connect(self.handler(EHLO=["554 5.7.1 Go away"]))
+        self.assertEqual(
+            self.command(tester, "EHLO c.example"), Reply(554, "5.7.1 Go away")
+        )
+        self.assertEqual(self.command(tester, "MAIL FROM:<a@example.com>"), SEND_HELO)
+
+    def test_ehloOld(self) -> None:
+        """
+        A 4-argument C{handle_EHLO}: the server's lines are sent, then the
+        hook's status as the last line.
+        """
+        handler = OldEhloHandler(self.deliver, {"EHLO": "250 Have fun"})
+        tester = self.connect(handler)
+        reply = self.command(tester, "EHLO c.example")
+        self.assertEqual(reply.lines, EHLO_LINES[:-1] + ["Have fun"])
+        self.assertEqual(handler.calls, [("EHLO", "c.example")])
+
+    def test_ehloOldNone(self) -> None:
+        """
+        A 4-argument C{handle_EHLO} returning C{None} ends with the default
+        C{250 HELP} line.
+        """
+        handler = OldEhloHandler(self.deliver, {})
+        tester = self.connect(handler)
+        self.assertEqual(self.command(tester, "EHLO c.example").lines, EHLO_LINES)
+        self.assertEqual(tester.server.session.host_name, "c.example")
+
+    # NOOP, QUIT, VRFY, RSET
+
+    def test_noop(self) -> None:
+        """
+        C{handle_NOOP} gets the argument; its status is sent verbatim.
+        """
+        handler = self.handler(NOOP="250 2.0.0 Nothing done")
+        tester = self.connect(handler)
+        self.assertEqual(
+            self.command(tester, "NOOP some thing"), Reply(250, "2.0.0 Nothing done")
+        )
+        self.assertEqual(handler.calls, [("NOOP", "some thing")])
+
+    def test_noopNone(self) -> None:
+        """
+        C{handle_NOOP} returning C{None}: C{250 OK}; without an argument the
+        hook gets C{None}.
+        """
+        handler = self.handler()
+        tester = self.connect(handler)
+        self.assertEqual(self.command(tester, "NOOP"), OK)
+        self.assertEqual(handler.calls, [("NOOP", None)])
+
+    def test_quit(self) -> None:
+        """
+        C{handle_QUIT}'s status is sent, then the connection is closed.
+        """
+        handler = self.handler(QUIT="221 2.0.0 See you")
+        tester = self.connect(handler)
+        self.assertEqual(self.command(tester, "QUIT"), Reply(221, "2.0.0 See you"))
+        self.assertTrue(tester.closed)
+        self.assertEqual(handler.calls, [("QUIT",)])
+
+    def test_quitNone(self) -> None:
+        """
+        C{handle_QUIT} returning C{None}: C{221 Bye} and the close.
+        """
+        tester = self.connect(self.handler())
+        self.assertEqual(self.command(tester, "QUIT"), Reply(221, "Bye"))
+        self.assertTrue(tester.closed)
+
+    def test_vrfy(self) -> None:
+        """
+        C{handle_VRFY} gets the address; its status is sent verbatim.
+        """
+        handler = self.handler(VRFY="250 Bob <bob@example.com>")
+        tester = self.connect(handler)
+        self.assertEqual(
+            self.command(tester, "VRFY bob@example.com"),
+            Reply(250, "Bob <bob@example.com>"),
+        )
+        self.assertEqual(handler.calls, [("VRFY", "bob@example.com")])
+
+    def test_vrfyNone(self) -> None:
+        """
+        C{handle_VRFY} returning C{None}: the default 252.
+        """
+        tester = self.connect(self.handler())
+        self.assertEqual(self.command(tester, "VRFY bob@example.com"), VRFY_OK)
+
+    def test_rset(self) -> None:
+        """
+        C{handle_RSET}'s status is sent verbatim, and the envelope is new
+        anyway.
+        """
+        handler = self.handler(RSET="250 2.0.0 Flushed")
+        tester = self.inTransaction(handler)
+        self.assertEqual(self.command(tester, "RSET"), Reply(250, "2.0.0 Flushed"))
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertIn(("RSET",), handler.calls)
+
+    def test_rsetNone(self) -> None:
+        """
+        C{handle_RSET} returning C{None}: C{250 OK}.
+        """
+        tester = self.inTransaction(self.handler())
+        self.assertEqual(self.command(tester, "RSET"), OK)
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    # MAIL, RCPT, DATA
+
+    def test_mailNone(self) -> None:
+        """
+        C{handle_MAIL} returning C{None}: C{250 OK}, and the server still
+        records the sender and options.
+        """
+        handler = self.handler()
+        tester = self.greeted(handler)
+        self.assertEqual(
+            self.command(tester, "MAIL FROM:<a@example.com> BODY=8BITMIME"), OK
+        )
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+        self.assertEqual(tester.server.envelope.mail_options, ["BODY=8BITMIME"])
+        self.assertIn(("MAIL", "a@example.com", ["BODY=8BITMIME"]), handler.calls)
+
+    def test_mailRefused(self) -> None:
+        """
+        C{handle_MAIL}'s refusal is sent verbatim and no transaction
+        starts.
+        """
+        tester = self.greeted(self.handler(MAIL="550 5.7.1 Sender blocked"))
+        self.assertEqual(
+            self.command(tester, "MAIL FROM:<a@example.com>"),
+            Reply(550, "5.7.1 Sender blocked"),
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(self.command(tester, "RCPT TO:<b@example.com>"), NEED_MAIL)
+
+    def test_mailAcceptedByHook(self) -> None:
+        """
+        C{handle_MAIL} that sets C{envelope.mail_from} itself and returns a
+        status starts the transaction with that status.
+        """
+
+        def mail(server, session, envelope, address, options):
+            envelope.mail_from = address
+            envelope.mail_options.extend(options)
+            return f"250 2.1.0 Sender <{address}> ok"
+
+        tester = self.greeted(self.handler(MAIL=mail))
+        self.assertEqual(
+            self.command(tester, "MAIL FROM:<a@example.com>"),
+            Reply(250, "2.1.0 Sender <a@example.com> ok"),
+        )
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+        self.assertEqual(self.command(tester, "RCPT TO:<b@example.com>"), OK)
+
+    def test_rcptNone(self) -> None:
+        """
+        C{handle_RCPT} returning C{None}: C{250 OK} and the recipient
+        recorded.
+        """
+        handler = self.handler()
+        tester = self.greeted(handler)
+        self.command(tester, "MAIL FROM:<a@example.com>")
+        self.assertEqual(self.command(tester, "RCPT TO:<b@example.com>"), OK)
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["b@example.com"])
+        self.assertIn(("RCPT", "b@example.com", []), handler.calls)
+
+    def test_rcptRefused(self) -> None:
+        """
+        C{handle_RCPT}'s refusal is sent verbatim and the recipient is not
+        recorded.
+        """
+        tester = self.greeted(self.handler(RCPT="550 5.1.1 No such user"))
+        self.command(tester, "MAIL FROM:<a@example.com>")
+        self.assertEqual(
+            self.command(tester, "RCPT TO:<b@example.com>"),
+            Reply(550, "5.1.1 No such user"),
+        )
+        self.assertEqual(tester.server.envelope.rcpt_tos, [])
+        self.assertEqual(self.command(tester, "DATA"), NEED_RCPT)
+
+    def test_rcptAcceptedByHook(self) -> None:
+        """
+        C{handle_RCPT} appending to C{rcpt_tos} itself and returning a
+        status: the recipient is recorded once.
+        """
+
+        def rcpt(server, session, envelope, address, options):
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 Recipient ok"
+
+        tester = self.greeted(self.handler(RCPT=rcpt))
+        self.command(tester, "MAIL FROM:<a@example.com>")
+        self.assertEqual(
+            self.command(tester, "RCPT TO:<b@example.com>"),
+            Reply(250, "2.1.5 Recipient ok"),
+        )
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["b@example.com"])
+
+    def test_data(self) -> None:
+        """
+        C{handle_DATA} sees the whole envelope; its status is sent verbatim.
+        """
+        seen = []
+
+        def data(server, session, envelope):
+            seen.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
+            return "250 2.0.0 Queued as X1"
+
+        tester = self.inTransaction(self.handler(DATA=data))
+        self.assertEqual(self.command(tester, "DATA"), GO_AHEAD)
+        self.assertEqual(
+            self.command(tester, "Hello\r\n."), Reply(250, "2.0.0 Queued as X1")
+        )
+        self.assertEqual(seen, [("a@example.com", ["b@example.com"], b"Hello\r\n")])
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_dataNone(self) -> None:
+        """
+        C{handle_DATA} returning C{None}: C{250 OK}.
+        """
+        tester = self.inTransaction(self.handler())
+        self.command(tester, "DATA")
+        self.assertEqual(self.command(tester, "Hello\r\n."), OK)
+
+    def test_dataRefused(self) -> None:
+        """
+        C{handle_DATA} may refuse the message; the envelope is new.
+        """
+        tester = self.inTransaction(self.handler(DATA="554 5.6.0 Bad message"))
+        self.command(tester, "DATA")
+        self.assertEqual(
+            self.command(tester, "Hello\r\n."), Reply(554, "5.6.0 Bad message")
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    # Exceptions
+
+    def assertLocalError(self, tester: SMTPTester, reply: Reply) -> None:
+        """
+        Assert a 451 that does not leak the exception, one logged L{Boom},
+        a clear envelope and a usable connection.
+        """
+        self.assertEqual(reply, LOCAL_ERROR)
+        self.assertNotIn(SECRET.encode(), tester.transport.value())
+        self.assertNotIn(b"Boom", tester.transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(tester.server.envelope.rcpt_tos, [])
+        self.assertFalse(tester.closed)
+        self.assertEqual(self.command(tester, "RSET"), OK)
+
+    def test_exceptionInHelo(self) -> None:
+        """
+        An exception in C{handle_HELO} gives 451.
+        """
+        tester = self.connect(self.handler(HELO=Boom(SECRET)))
+        self.assertLocalError(tester, self.command(tester, "HELO c.example"))
+
+    def test_exceptionInEhlo(self) -> None:
+        """
+        An exception in C{handle_EHLO} gives 451.
+        """
+        tester = self.connect(self.handler(EHLO=Boom(SECRET)))
+        self.assertLocalError(tester, self.command(tester, "EHLO c.example"))
+
+    def test_exceptionInNoop(self) -> None:
+        """
+        An exception in C{handle_NOOP} gives 451.
+        """
+        tester = self.connect(self.handler(NOOP=Boom(SECRET)))
+        self.assertLocalError(tester, self.command(tester, "NOOP"))
+
+    def test_exceptionInVrfy(self) -> None:
+        """
+        An exception in C{handle_VRFY} gives 451.
+        """
+        tester = self.connect(self.handler(VRFY=Boom(SECRET)))
+        self.assertLocalError(tester, self.command(tester, "VRFY a@example.com"))
+
+    def test_exceptionInQuit(self) -> None:
+        """
+        An exception in C{handle_QUIT} gives 451.
+        """
+        tester = self.connect(self.handler(QUIT=Boom(SECRET)))
+        self.assertLocalError(tester, self.command(tester, "QUIT"))
+
+    def test_exceptionInMail(self) -> None:
+        """
+        An exception in C{handle_MAIL} gives 451 and no transaction.
+        """
+        tester = self.greeted(self.handler(MAIL=Boom(SECRET)))
+        self.assertLocalError(tester, self.command(tester, "MAIL FROM:<a@example.com>"))
+        self.assertEqual(self.command(tester, "RCPT TO:<b@example.com>"), NEED_MAIL)
+
+    def test_exceptionInRcpt(self) -> None:
+        """
+        An exception in C{handle_RCPT} gives 451 and clears the envelope.
+        """
+        tester = self.greeted(self.handler(RCPT=Boom(SECRET)))
+        self.command(tester, "MAIL FROM:<a@example.com>")
+        self.assertLocalError(tester, self.command(tester, "RCPT TO:<b@example.com>"))
+        self.assertEqual(self.command(tester, "DATA"), NEED_MAIL)
+
+    def test_exceptionInRset(self) -> None:
+        """
+        An exception in C{handle_RSET} gives 451.
+        """
+        tester = self.inTransaction(self.handler(RSET=Boom(SECRET)))
+        reply = self.command(tester, "RSET")
+        self.assertEqual(reply, LOCAL_ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(self.command(tester, "NOOP"), OK)
+
+    def test_exceptionInData(self) -> None:
+        """
+        An exception in C{handle_DATA} gives 451 after the dot, and the next
+        transaction works.
+        """
+        tester = self.inTransaction(self.handler(DATA=Boom(SECRET)))
+        self.command(tester, "DATA")
+        self.assertLocalError(tester, self.command(tester, "Hello\r\n."))
+        self.assertEqual(self.command(tester, "MAIL FROM:<c@example.com>"), OK)
+        self.assertEqual(self.command(tester, "RCPT TO:<d@example.com>"), OK)
+        self.assertEqual(self.command(tester, "DATA"), GO_AHEAD)
+
+    def test_handleException(self) -> None:
+        """
+        The reply of C{handle_exception} is used, and it gets the exception.
+        """
+        handler = self.handler(NOOP=Boom(SECRET), exception="421 4.3.0 Sorry")
+        tester = self.connect(handler)
+        self.assertEqual(self.command(tester, "NOOP"), Reply(421, "4.3.0 Sorry"))
+        self.flushLoggedErrors(Boom)
+        [(name, error)] = [c for c in handler.calls if c[0] == "exception"]
+        self.assertIsInstance(error, Boom)
+
+    def test_handleExceptionNone(self) -> None:
+        """
+        C{handle_exception} returning C{None} gives 451.
+        """
+        handler = self.handler(NOOP=Boom(SECRET), exception=None)
+        tester = self.connect(handler)
+        self.assertLocalError(tester, self.command(tester, "NOOP"))
+
+    def test_handleExceptionRaises(self) -> None:
+        """
+        C{handle_exception} raising gives 451 and both errors are logged.
+        """
+        handler = self.handler(NOOP=Boom(SECRET), exception=ValueError("again"))
+        tester = self.connect(handler)
+        reply = self.command(tester, "NOOP")
+        self.assertEqual(reply, LOCAL_ERROR)
+        self.assertNotIn(b"again", tester.transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertFalse(tester.closed)
+        self.assertEqual(self.command(tester, "RSET"), OK)
+
+    def assertOpen(self, tester: SMTPTester) -> None:
+        self.assertFalse(tester.closed)
+        self.assertEqual(self.command(tester, "NOOP"), OK)
+
+
+class StyledHandler:
+    """
+    A handler with every hook; each records its call and returns
+    C{results[verb]} (called first if it is a function) through C{deliver}.
+    The key C{"exception"}, when present, adds C{handle_exception}.
+    """
+
+    def __init__(self, deliver: Any, results: dict[str, Any]) -> None:
+        self.deliver = deliver
+        self.results = results
+        self.calls: list[tuple[Any, ...]] = []
+        if "exception" in results:
+            self.handle_exception = self._handleException
+
+    def _call(self, verb: str, hookArgs: tuple[Any, ...], *args: Any) -> Any:
+        self.calls.append((verb, *args))
+        value = self.results.get(verb)
+        if callable(value) and not isinstance(value, Exception):
+            value = value(*hookArgs, *args)
+        return self.deliver(value)
+
+    def _handleException(self, error: Exception) -> Any:
+        self.calls.append(("exception", error))
+        return self.deliver(self.results["exception"])
+
+    def handle_HELO(self, server, session, envelope, hostname):
+        return self._call("HELO", (server, session, envelope), hostname)
+
+    def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.calls.append(("EHLO", hostname, list(responses)))
+        value = self.results.get("EHLO")
+        if callable(value) and not isinstance(value, Exception):
+            value = value(server, session, envelope, hostname, responses)
+        return self.deliver(value)
+
+    def handle_NOOP(self, server, session, envelope, arg):
+        return self._call("NOOP", (server, session, envelope), arg)
+
+    def handle_QUIT(self, server, session, envelope):
+        return self._call("QUIT", (server, session, envelope))
+
+    def handle_VRFY(self, server, session, envelope, address):
+        return self._call("VRFY", (server, session, envelope), address)
+
+    def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return self._call("MAIL", (server, session, envelope), address, mail_options)
+
+    def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return self._call("RCPT", (server, session, envelope), address, rcpt_options)
+
+    def handle_RSET(self, server, session, envelope):
+        return self._call("RSET", (server, session, envelope))
+
+    def handle_DATA(self, server, session, envelope):
+        return self._call("DATA", (server, session, envelope))
+
+
+class OldEhloHandler(StyledHandler):
+    """
+    A L{StyledHandler} whose C{handle_EHLO} has aiosmtpd's old 4-argument
+    form.
+    """
+
+    def handle_EHLO(self, server, session, envelope, hostname):  # type: ignore
+        return self._call("EHLO", (server, session, envelope), hostname)
+
+
+class PlainHookTests(HookStyleMixin, ProtocolTestCase):
+    """
+    Hooks that return their result, or raise.
+    """
+
+    def deliver(self, value: Any) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+class FiredDeferredHookTests(HookStyleMixin, ProtocolTestCase):
+    """
+    Hooks that return a L{Deferred} that has already fired.
+    """
+
+    def deliver(self, value: Any) -> Any:
+        if isinstance(value, Exception):
+            return fail(value)
+        return succeed(value)
+
+
+class LaterDeferredHookTests(HookStyleMixin, ProtocolTestCase):
+    """
+    Hooks that return a L{Deferred} that fires a second later on the
+    L{Clock}.
+    """
+
+    def deliver(self, value: Any) -> Any:
+        def result() -> Any:
+            if isinstance(value, Exception):
+                raise value
+            return value
+
+        return deferLater(self.clock, 1, result)
+
+
+class CoroutineHookTests(HookStyleMixin, ProtocolTestCase):
+    """
+    Hooks that return a coroutine awaiting a L{Deferred} that fires a second
+    later on the L{Clock}, as a Twisted-style C{async def} does.
+    """
+
+    def deliver(self, value: Any) -> Any:
+        async def hook() -> Any:
+            await deferLater(self.clock, 1, lambda: None)
+            if isinstance(value, Exception):
+                raise value
+            return value
+
+        return hook()
+
+
+class AsyncHandlerTests(ProtocolTestCase):
+    """
+    Handlers written for aiosmtpd: C{async def} hooks and C{await
+    server.push(...)}.
+    """
+
+    def test_aiosmtpdStyleHandler(self) -> None:
+        """
+        A handler written the aiosmtpd way runs unchanged.
+        """
+        messages = []
+
+        class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, options):
+                if not address.endswith("@example.com"):
+                    return "550 not relaying to that domain"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server, session, envelope):
+                messages.append(
+                    (
+                        session.peer,
+                        envelope.mail_from,
+                        envelope.rcpt_tos,
+                        envelope.content,
+                    )
+                )
+                return "250 Message accepted for delivery"
+
+        tester = self.ready(Handler())
+        self.assertEqual(tester.command("MAIL FROM:<a@example.org>"), OK)
+        self.assertEqual(
+            tester.command("RCPT TO:<b@example.net>"),
+            Reply(550, "not relaying to that domain"),
+        )
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), OK)
+        self.assertEqual(tester.command("DATA"), GO_AHEAD)
+        tester.send(b"Hi\r\n.\r\n")
+        self.assertEqual(
+            tester.replies(), [Reply(250, "Message accepted for delivery")]
+        )
+        self.assertEqual(
+            messages,
+            [(("127.0.0.1", 42424), "a@example.org", ["b@example.com"], b"Hi\r\n")],
+        )
+
+    def test_awaitPushInHook(self) -> None:
+        """
+        C{await server.push(...)} in a hook sends its line before the hook's
+        reply.
+        """
+
+        class Handler:
+            async def handle_NOOP(self, server, session, envelope, arg):
+                await server.push("250-pushed first")
+                return "250 then returned"
+
+        tester = self.makeTester(Handler())
+        self.assertEqual(
+            tester.command("NOOP"), Reply(250, "pushed first\nthen returned")
+        )
+
+    def test_pushFromPlainHook(self) -> None:
+        """
+        A plain hook may push lines too.
+        """
+
+        class Handler:
+            def handle_VRFY(self, server, session, envelope, address):
+                server.push("252-about " + address)
+                return "252 will try"
+
+        tester = self.makeTester(Handler())
+        self.assertEqual(
+            tester.command("VRFY a@example.com"),
+            Reply(252, "about a@example.com\nwill try"),
+        )
+
+    def test_asyncHandleException(self) -> None:
+        """
+        An C{async def handle_exception} that awaits: its reply is used.
+        """
+        gate = Deferred()
+
+        class Handler:
+            def handle_NOOP(self, server, session, envelope, arg):
+                raise Boom(SECRET)
+
+            async def handle_exception(self, error):
+                await gate
+                return f"450 4.3.0 {type(error).__name__} happened"
+
+        tester = self.makeTester(Handler())
+        tester.send(b"NOOP\r\nRSET\r\n")
+        self.assertEqual(tester.replies(), [])
+        gate.callback(None)
+        self.assertEqual(tester.replies(), [Reply(450, "4.3.0 Boom happened"), OK])
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+
+    def test_asyncHandleExceptionRaises(self) -> None:
+        """
+        An C{async def handle_exception} that raises gives 451.
+        """
+
+        class Handler:
+            def handle_NOOP(self, server, session, envelope, arg):
+                raise Boom(SECRET)
+
+            async def handle_exception(self, error):
+                raise ValueError("nope")
+
+        tester = self.makeTester(Handler())
+        self.assertEqual(tester.command("NOOP"), LOCAL_ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(Boom, ValueError)), 2)
+        self.assertFalse(tester.closed)
+        self.assertEqual(tester.command("RSET"), OK)
+
+
+class PushTests(ProtocolTestCase):
+    """
+    L{SMTP.push}.
+    """
+
+    def test_pushWritesAtOnce(self) -> None:
+        """
+        Outside a batch, C{push} writes its line (with CRLF) at once.
+        """
+        tester = self.makeTester()
+        tester.server.push("250 hello")
+        self.assertTrue(tester.transport.value().endswith(b"\r\n250 hello\r\n"))
+
+    def test_pushBytes(self) -> None:
+        """
+        C{push} accepts bytes.
+        """
+        tester = self.makeTester()
+        tester.server.push(b"250 bytes")
+        self.assertEqual(tester.replies(), [Reply(250, "bytes")])
+
+    def test_pushAwaitableDone(self) -> None:
+        """
+        C{push} returns an awaitable that is already complete.
+        """
+        tester = self.makeTester()
+
+        async def use() -> str:
+            await tester.server.push("250 one")
+            await tester.server.push("250 two")
+            return "done"
+
+        d = Deferred.fromCoroutine(use())
+        self.assertEqual(self.successResultOf(d), "done")
+        self.assertEqual(tester.replies(), [Reply(250, "one"), Reply(250, "two")])
+
+
+class ExceptionLoggingTests(ProtocolTestCase):
+    """
+    How exceptions are reported.
+    """
+
+    def test_loggedWithTwistedLogger(self) -> None:
+        """
+        An exception in a hook is logged as a failure event in the server's
+        namespace.
+        """
+
+        class Handler:
+            def handle_NOOP(self, server, session, envelope, arg):
+                raise Boom(SECRET)
+
+        tester = self.makeTester(Handler())
+        with capturedLogs() as events:
+            self.assertEqual(tester.command("NOOP"), LOCAL_ERROR)
+        failures = [e for e in events if "log_failure" in e]
+        self.assertEqual(len(failures), 1)
+        self.assertIsInstance(failures[0]["log_failure"].value, Boom)
+        self.assertEqual(failures[0]["log_namespace"], "twisted_smtpd.server")
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+
+    def test_exceptionInSubclassCommand(self) -> None:
+        """
+        An exception in a subclass's C{smtp_<VERB>} gives 451 too.
+        """
+
+        class Broken(SMTP):
+            def smtp_XBROKEN(self, arg):
+                raise Boom(SECRET)
+
+        tester = self.makeTester(protocol=Broken)
+        self.assertEqual(tester.command("XBROKEN"), LOCAL_ERROR)
+        self.assertNotIn(SECRET.encode(), tester.transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        self.assertOpen(tester)
+
+    def test_exceptionPipelined(self) -> None:
+        """
+        After an exception, pipelined commands are still answered in order.
+        """
+
+        class Handler:
+            def handle_MAIL(self, server, session, envelope, address, options):
+                raise Boom(SECRET)
+
+        tester = self.ready(Handler())
+        tester.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nNOOP\r\n")
+        self.assertEqual(tester.replies(), [LOCAL_ERROR, NEED_MAIL, OK])
+        self.flushLoggedErrors(Boom)
+
+
+class PingSMTP(SMTP):
+    """
+    A server with an extra command, as users write them.
+    """
+
+    @syntax("PING [ignored]")
+    async def smtp_PING(self, arg):
+        await self.push("259 Pong")
+
+
+class SubclassTests(ProtocolTestCase):
+    """
+    Adding commands by subclassing L{SMTP}.
+    """
+
+    def test_extraCommand(self) -> None:
+        """
+        A subclass's C{smtp_PING} answers PING.
+        """
+        tester = self.makeTester(protocol=PingSMTP)
+        self.assertIsInstance(tester.server, PingSMTP)
+        self.assertEqual(tester.command("PING"), Reply(259, "Pong"))
+        self.assertEqual(tester.command("ping with argument"), Reply(259, "Pong"))
+
+    def test_helpListsExtra(self) -> None:
+        """
+        HELP lists the subclass's command, sorted with the others.
+        """
+        tester = self.makeTester(protocol=PingSMTP)
+        self.assertEqual(
+            tester.command("HELP"),
+            Reply(
+                214,
+                "Supported commands: DATA EHLO HELO HELP MAIL NOOP PING QUIT"
+                " RCPT RSET VRFY",
+            ),
+        )
+
+    def test_helpExtraSyntax(self) -> None:
+        """
+        HELP PING gives the text of C{@syntax}.
+        """
+        tester = self.makeTester(protocol=PingSMTP)
+        self.assertEqual(
+            tester.command("HELP PING"), Reply(214, "Syntax: PING [ignored]")
+        )
+
+    def test_withoutSyntaxNotListed(self) -> None:
+        """
+        A command without C{@syntax} works but is not listed by HELP.
+        """
+
+        class Hidden(SMTP):
+            def smtp_XHIDDEN(self, arg):
+                self.push("250 hidden " + (arg or "-"))
+
+        tester = self.makeTester(protocol=Hidden)
+        self.assertEqual(tester.command("XHIDDEN a b"), Reply(250, "hidden a b"))
+        self.assertEqual(tester.command("HELP"), Reply(214, HELP_LIST))
+
+    def test_syntaxWhen(self) -> None:
+        """
+        C{@syntax(when=...)} lists the command only while that attribute is
+        true.
+        """
+
+        class Conditional(SMTP):
+            xtest_enabled = False
+
+            @syntax("XTEST", when="xtest_enabled")
+            def smtp_XTEST(self, arg):
+                self.push("250 tested")
+
+        tester = self.makeTester(protocol=Conditional)
+        self.assertNotIn("XTEST", tester.command("HELP").text)
+        tester.server.xtest_enabled = True
+        self.assertIn(" XTEST", tester.command("HELP").text)
+
+    def test_overrideCommand(self) -> None:
+        """
+        A subclass may replace a built-in command.
+        """
+
+        class Quiet(SMTP):
+            def smtp_NOOP(self, arg):
+                self.push("250 2.0.0 shh")
+
+        tester = self.makeTester(protocol=Quiet)
+        self.assertEqual(tester.command("NOOP"), Reply(250, "2.0.0 shh"))
+
+    def test_createEnvelope(self) -> None:
+        """
+        C{_create_envelope} and C{_create_session} let a subclass use its
+        own classes.
+        """
+
+        class MyEnvelope(Envelope):
+            pass
+
+        class MySession(Session):
+            pass
+
+        class Custom(SMTP):
+            def _create_envelope(self):
+                return MyEnvelope()
+
+            def _create_session(self):
+                return MySession(self.loop)
+
+        handler = Collector()
+        tester = self.makeTester(handler, protocol=Custom)
+        self.assertIsInstance(tester.server.session, MySession)
+        tester.sendmail("a@example.com", ["b@example.com"], b"x\r\n")
+        self.assertIsInstance(handler.envelopes[0], MyEnvelope)
+        self.assertIsInstance(tester.server.envelope, MyEnvelope)
+
+
+class SessionEnvelopeTests(ProtocolTestCase):
+    """
+    L{Session} and L{Envelope} as the handler sees them.
+    """
+
+    def test_peer(self) -> None:
+        """
+        C{session.peer} is the client's C{(host, port)}.
+        """
+        tester = self.makeTester(peer=("192.0.2.7", 50001))
+        self.assertEqual(tester.server.session.peer, ("192.0.2.7", 50001))
+        self.assertEqual(self.makeTester().server.session.peer, ("127.0.0.1", 42424))
+
+    def test_initialState(self) -> None:
+        """
+        Before the greeting the session has no host name and no extensions,
+        and the envelope is empty.
+        """
+        tester = self.makeTester()
+        session, envelope = tester.server.session, tester.server.envelope
+        self.assertIsNone(session.host_name)
+        self.assertFalse(session.extended_smtp)
+        self.assertIs(session.transport, tester.transport)
+        self.assertIsNone(envelope.mail_from)
+        self.assertEqual(envelope.mail_options, [])
+        self.assertEqual(envelope.rcpt_tos, [])
+        self.assertEqual(envelope.rcpt_options, [])
+        self.assertIsNone(envelope.content)
+        self.assertFalse(envelope.smtp_utf8)
+
+    def test_sessionLivesAsLongAsConnection(self) -> None:
+        """
+        The session object stays the same through greetings, transactions
+        and resets.
+        """
+        tester = self.makeTester()
+        session = tester.server.session
+        tester.sendmail("a@example.com", ["b@example.com"], b"x\r\n")
+        tester.command("RSET")
+        tester.command("HELO again.example")
+        self.assertIs(tester.server.session, session)
+
+    def test_hooksSeeSameObjects(self) -> None:
+        """
+        Hooks get the server's current session and envelope.
+        """
+        seen = []
+
+        class Handler:
+            def handle_RCPT(self, server, session, envelope, address, options):
+                seen.append((server, session, envelope))
+
+        tester = self.ready(Handler())
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        self.assertEqual(
+            seen, [(tester.server, tester.server.session, tester.server.envelope)]
+        )
+
+    def test_newEnvelopeAfterError(self) -> None:
+        """
+        After a DATA error, a new envelope.
+        """
+        tester = self.inData(data_size_limit=10)
+        old = tester.server.envelope
+        tester.send(b"x" * 50 + b"\r\n.\r\n")
+        self.assertEqual(tester.replies()[0].code, 552)
+        self.assertIsNot(tester.server.envelope, old)
+
+    def test_newEnvelopeAfterException(self) -> None:
+        """
+        After an exception in a hook, a new envelope.
+        """
+
+        class Handler:
+            def handle_RCPT(self, server, session, envelope, address, options):
+                raise Boom(SECRET)
+
+        tester = self.ready(Handler())
+        tester.command("MAIL FROM:<a@example.com>")
+        old = tester.server.envelope
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), LOCAL_ERROR)
+        self.assertIsNot(tester.server.envelope, old)
+        self.flushLoggedErrors(Boom)
+
+    def test_envelopeAfterData(self) -> None:
+        """
+        After a completed DATA the handler's envelope keeps the message and
+        the server has a new one.
+        """
+        handler = Collector()
+        tester = self.ready(handler)
+        tester.sendmail("a@example.com", ["b@example.com"], b"x\r\n", helo=None)
+        envelope = handler.envelopes[0]
+        self.assertIsNot(tester.server.envelope, envelope)
+        self.assertEqual(envelope.content, b"x\r\n")
+        self.assertEqual(envelope.rcpt_tos, ["b@example.com"])
+
+
+class OptionValidationTests(SynchronousTestCase):
+    """
+    Options are checked when the factory is made.
+    """
+
+    def test_dataSizeLimitType(self) -> None:
+        """
+        A non-int C{data_size_limit} raises L{TypeError}.
+        """
+        self.assertRaises(TypeError, SMTPFactory, Collector(), data_size_limit="x")
+        self.assertRaises(TypeError, SMTPFactory, Collector(), data_size_limit=1.5)
+        self.assertRaises(TypeError, SMTPFactory, Collector(), data_size_limit=True)
+
+    def test_dataSizeLimitNegative(self) -> None:
+        """
+        A negative C{data_size_limit} raises L{ValueError}.
+        """
+        self.assertRaises(ValueError, SMTPFactory, Collector(), data_size_limit=-1)
+
+    def test_unknownOption(self) -> None:
+        """
+        An unknown option raises L{TypeError}, for the factory and the
+        protocol alike.
+        """
+        self.assertRaises(TypeError, SMTPFactory, Collector(), bogus=1)
+        self.assertRaises(TypeError, SMTP, Collector(), bogus=1)
+
+    def test_callLimitValue(self) -> None:
+        """
+        A C{command_call_limit} dict with a non-int value raises
+        L{TypeError}.
+        """
+        self.assertRaises(
+            TypeError, SMTPFactory, Collector(), command_call_limit={"MAIL": "x"}
+        )
+        self.assertRaises(TypeError, SMTPFactory, Collector(), command_call_limit="5")
+
+    def test_bareNewline(self) -> None:
+        """
+        An unknown C{bare_newline} policy raises L{ValueError}.
+        """
+        self.assertRaises(ValueError, SMTPFactory, Collector(), bare_newline="bogus")
+
+    def test_handlerNone(self) -> None:
+        """
+        A C{None} handler raises L{TypeError}.
+        """
+        self.assertRaises(TypeError, SMTPFactory, None)
+
+    def test_protocolNotSMTP(self) -> None:
+        """
+        A C{protocol} that is not an L{SMTP} subclass raises L{TypeError}.
+        """
+        self.assertRaises(TypeError, SMTPFactory, Collector(), protocol=object)
+        self.assertRaises(TypeError, SMTPFactory, Collector(), protocol="SMTP")
+
+    def test_booleans(self) -> None:
+        """
+        C{enable_SMTPUTF8} and C{decode_data} must be booleans.
+        """
+        self.assertRaises(TypeError, SMTPFactory, Collector(), enable_SMTPUTF8=1)
+        self.assertRaises(TypeError, SMTPFactory, Collector(), decode_data="yes")
+
+    def test_timeout(self) -> None:
+        """
+        A timeout must be a positive number.
+        """
+        self.assertRaises(TypeError, SMTPFactory, Collector(), timeout="10")
+        self.assertRaises(ValueError, SMTPFactory, Collector(), timeout=0)
+
+    def test_valid(self) -> None:
+        """
+        Valid options make a factory whose protocols see them.
+        """
+        factory = SMTPFactory(
+            Collector(),
+            reactor=Clock(),
+            protocol=PingSMTP,
+            hostname=HOST,
+            data_size_limit=1000,
+            enable_SMTPUTF8=True,
+            command_call_limit={"MAIL": 3, "*": 10},
+            bare_newline="allow",
+        )
+        server, transport = connect(factory)
+        self.assertIsInstance(server, PingSMTP)
+        self.assertEqual(server.hostname, HOST)
+        self.assertEqual(server.data_size_limit, 1000)
+        self.assertTrue(server.enable_SMTPUTF8)
+
+
+class DefaultHostnameTests(SynchronousTestCase):
+    """
+    The host name used when none is given.
+    """
+
+    def test_resolvedOncePerProcess(self) -> None:
+        """
+        The FQDN is looked up once, not once per factory or connection.
+        """
+        calls = []
+
+        def getfqdn(name: str = "") -> str:
+            calls.append(name)
+            return "fqdn.example"
+
+        self.patch(_config, "_fqdn", None)
+        self.patch(socket, "getfqdn", getfqdn)
+        factory = SMTPFactory(Collector(), reactor=Clock())
+        first, firstTransport = connect(factory)
+        second, secondTransport = connect(factory)
+        other = SMTPTester(Collector())
+        self.assertEqual(len(calls), 1)
+        self.assertTrue(firstTransport.value().startswith(b"220 fqdn.example "))
+        self.assertTrue(secondTransport.value().startswith(b"220 fqdn.example "))
+        self.assertEqual(other.greeting.text.split()[0], "fqdn.example")
+        self.assertEqual(other.command("HELO c.example"), Reply(250, "fqdn.example"))
+        self.assertEqual(len(calls), 1)
+
+    def test_hostnameOption(self) -> None:
+        """
+        With C{hostname} given, no lookup happens at all.
+        """
+        calls = []
+        self.patch(_config, "_fqdn", None)
+        self.patch(socket, "getfqdn", lambda name="": calls.append(name) or "x")
+        tester = SMTPTester(Collector(), hostname="given.example")
+        self.assertEqual(calls, [])
+        self.assertTrue(tester.greeting.text.startswith("given.example "))
+
+
+class TransactionLogTests(ProtocolTestCase):
+    """
+    The one structured log event of each transaction.
+    """
+
+    CONTENT_MARKER = "Zyx-message-content-marker"
+
+    def serverEvents(self, events: list) -> list:
+        return [e for e in events if e.get("log_namespace") == "twisted_smtpd.server"]
+
+    def assertContentNotLogged(self, events: list) -> None:
+        for event in events:
+            self.assertNotIn(self.CONTENT_MARKER, repr(event))
+            self.assertNotIn(self.CONTENT_MARKER, formatEvent(event))
+
+    def test_oneEventPerTransaction(self) -> None:
+        """
+        A transaction logs exactly one event with the peer, sender,
+        recipient count, size, result and duration, and never the content.
+        """
+        message = f"Subject: {self.CONTENT_MARKER}\r\n\r\n{self.CONTENT_MARKER}\r\n"
+        with capturedLogs() as events:
+            tester = self.makeTester()
+            replies = tester.sendmail(
+                "a@example.com", ["b@example.com", "c@example.com"], message
+            )
+            self.assertEqual(replies[-1], OK)
+        [event] = self.serverEvents(events)
+        self.assertEqual(event["peer"], ("127.0.0.1", 42424))
+        self.assertEqual(event["sender"], "a@example.com")
+        self.assertEqual(event["recipients"], 2)
+        self.assertEqual(event["size"], len(message.encode()))
+        self.assertEqual(event["result"], "250")
+        self.assertIsInstance(event["duration"], float)
+        self.assertGreaterEqual(event["duration"], 0)
+        self.assertContentNotLogged(events)
+
+    def test_refusedMessage(self) -> None:
+        """
+        A message the handler refuses is logged with the refusal's code.
+        """
+        with capturedLogs() as events:
+            tester = self.makeTester(Collector("554 5.7.1 No"))
+            tester.sendmail("a@example.com", ["b@example.com"], self.CONTENT_MARKER)
+        [event] = self.serverEvents(events)
+        self.assertEqual(event["result"], "554")
+        self.assertContentNotLogged(events)
+
+    def test_tooBig(self) -> None:
+        """
+        A message over the size limit is logged with 552.
+        """
+        with capturedLogs() as events:
+            tester = self.makeTester(data_size_limit=20)
+            tester.sendmail("a@example.com", ["b@example.com"], self.CONTENT_MARKER * 3)
+        [event] = self.serverEvents(events)
+        self.assertEqual(event["result"], "552")
+        self.assertContentNotLogged(events)
+
+    def test_exceptionDoesNotLogContent(self) -> None:
+        """
+        When C{handle_DATA} fails, the content is still not logged.
+        """
+
+        class Handler:
+            def handle_DATA(self, server, session, envelope):
+                raise Boom("failed")
+
+        with capturedLogs() as events:
+            tester = self.makeTester(Handler())
+            replies = tester.sendmail(
+                "a@example.com", ["b@example.com"], self.CONTENT_MARKER
+            )
+        self.assertEqual(replies[-1], LOCAL_ERROR)
+        self.assertContentNotLogged(events)
+        self.flushLoggedErrors(Boom)
+
+    def test_twoTransactionsTwoEvents(self) -> None:
+        """
+        Each transaction gets its own event.
+        """
+        with capturedLogs() as events:
+            tester = self.makeTester()
+            tester.sendmail("a@example.com", ["b@example.com"], "one")
+            tester.sendmail("c@example.com", ["d@example.com"], "two", helo=None)
+        self.assertEqual(
+            [e["sender"] for e in self.serverEvents(events)],
+            ["a@example.com", "c@example.com"],
+        )

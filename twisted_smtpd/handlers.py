@@ -1,0 +1,936 @@
+# -*- test-case-name: tests.test_handlers -*-
+"""
+Ready-made handlers: give one to L{twisted_smtpd.SMTPFactory}.
+
+    - L{Sink} accepts every message and throws it away.
+    - L{Debugging} prints every message (it also covers what the stdlib
+      C{smtpd.DebuggingServer} did).
+    - L{Message} and L{AsyncMessage} hand each message, parsed by the
+      C{email} package, to a C{handle_message} method of yours.
+    - L{Mailbox} stores each message durably in a Maildir.
+    - L{Proxy} relays each message to another SMTP server and reports that
+      server's verdict to the client.
+    - L{ProcessMessage} runs a C{process_message} method written for the
+      stdlib C{smtpd.SMTPServer}.
+
+Handlers that the command line can name have a C{from_cli(parser, *args)}
+class method, as in aiosmtpd.
+"""
+
+from __future__ import annotations
+
+import email
+import errno
+import inspect
+import itertools
+import os
+import re
+import socket
+import sys
+import time
+from abc import ABCMeta, abstractmethod
+from collections import deque
+from collections.abc import Iterable
+from email.message import Message as EmailMessage
+from typing import IO, Any
+
+from twisted.internet import error as netError
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+__all__ = [
+    "AsyncMessage",
+    "Debugging",
+    "Mailbox",
+    "Message",
+    "ProcessMessage",
+    "Proxy",
+    "Sink",
+]
+
+log = Logger(namespace="twisted_smtpd.handlers")
+
+#: The start of an empty line: the end of a message's header section.
+_BLANK_LINE = re.compile(rb"^(\r\n|\n)", re.MULTILINE)
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def _peerHost(peer: Any) -> str:
+    """
+    The address of a peer: the host of a C{(host, port)} tuple, or the
+    peer itself (a UNIX socket path).
+    """
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer)
+
+
+def _withHeaders(data: bytes, headers: list[bytes]) -> bytes:
+    """
+    Add header fields at the end of the header section of C{data} and leave
+    every other byte as it was.
+
+    @param data: A message.
+    @param headers: Complete header lines without their line ending; each
+        gets the line ending of the message's empty line (CRLF when there
+        is none).
+    @return: The message with the fields before its first empty line, or at
+        its end when it has no empty line (it is all header).
+    """
+    match = _BLANK_LINE.search(data)
+    if match is None:
+        ending = b"\r\n"
+        at = len(data)
+        if data and not data.endswith(b"\n"):
+            data += ending
+            at = len(data)
+    else:
+        ending = match.group(1)
+        at = match.start()
+    added = b"".join(header + ending for header in headers)
+    return data[:at] + added + data[at:]
+
+
+def _inAsyncioTask() -> bool:
+    """
+    Whether the caller runs inside an asyncio task (Twisted's asyncio
+    reactor runs coroutine hooks as tasks), where a L{Deferred} cannot be
+    awaited directly.
+    """
+    import asyncio
+
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:
+        return False
+
+
+async def _outcome(result: Any) -> Any:
+    """
+    Wait for what a user's method returned: a plain value, a L{Deferred} or
+    a coroutine; return its value.
+    """
+    if isinstance(result, Deferred):
+        if _inAsyncioTask():
+            import asyncio
+
+            return await result.asFuture(asyncio.get_running_loop())
+        return await result
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+class Sink:
+    """
+    Accept every message and discard it: the server's default replies, no
+    hooks at all.
+    """
+
+    @classmethod
+    def from_cli(cls, parser: Any, *args: str) -> Sink:
+        """
+        Make a L{Sink} for the command line, which takes no arguments.
+
+        @param parser: An object whose C{error(message)} reports a usage
+            error (and raises), such as an C{argparse.ArgumentParser}.
+        """
+        if args:
+            parser.error("Sink handler does not accept arguments")
+        return cls()
+
+
+class Debugging:
+    """
+    Print every message to a stream, after the envelope's MAIL options, with
+    an C{X-Peer} header field added where the header section ends.
+
+    This is also the replacement for the stdlib C{smtpd.DebuggingServer}.
+    Unlike aiosmtpd, a message without an empty line (all header) still gets
+    its C{X-Peer} line, at its end.
+    """
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        """
+        @param stream: Where to print; C{None} means C{sys.stdout} as it is
+            when each message is printed.
+        """
+        self._stream = stream
+
+    @property
+    def stream(self) -> IO[str]:
+        """
+        The stream the next message is printed to.
+        """
+        return sys.stdout if self._stream is None else self._stream
+
+    @stream.setter
+    def stream(self, stream: IO[str] | None) -> None:
+        self._stream = stream
+
+    @classmethod
+    def from_cli(cls, parser: Any, *args: str) -> Debugging:
+        """
+        Make a L{Debugging} for the command line, which takes an optional
+        C{stdout} (the default) or C{stderr}.
+
+        @param parser: An object whose C{error(message)} reports a usage
+            error (and raises).
+        """
+        if len(args) > 1 or (args and args[0] not in ("stdout", "stderr")):
+            parser.error("Debugging takes one optional argument: stdout or stderr")
+        if args and args[0] == "stderr":
+            return cls(sys.stderr)
+        return cls()
+
+    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """
+        Print the message and accept it.
+        """
+        stream = self.stream
+        out = ["---------- MESSAGE FOLLOWS ----------"]
+        if envelope.mail_options:
+            out.append(f"mail options: {envelope.mail_options!r}")
+        if envelope.rcpt_options:
+            out.append(f"rcpt options: {envelope.rcpt_options!r}")
+        if len(out) > 1:
+            out.append("")
+        content = envelope.content
+        if isinstance(content, bytes):
+            content = content.decode("utf-8", "replace")
+        lines = _NEWLINE.split(content)
+        if lines[-1] == "":
+            # The final line ending ends the last line; it starts none.
+            lines.pop()
+        peerLine = f"X-Peer: {session.peer!r}"
+        try:
+            end = lines.index("")
+        except ValueError:
+            end = len(lines)
+        lines.insert(end, peerLine)
+        out.extend(lines)
+        out.append("------------ END MESSAGE ------------")
+        stream.write("\n".join(out) + "\n")
+        stream.flush()
+        return "250 OK"
+
+
+class _MessageBase(metaclass=ABCMeta):
+    """
+    What L{Message} and L{AsyncMessage} share: turning the envelope into an
+    C{email} message.
+    """
+
+    def __init__(self, message_class: type[EmailMessage] | None = None) -> None:
+        """
+        @param message_class: The class of the messages made, a subclass of
+            C{email.message.Message}; C{email.message.Message} by default.
+        """
+        self.message_class = message_class
+
+    def prepare_message(self, session: Any, envelope: Any) -> EmailMessage:
+        """
+        Parse the message and add the header fields C{X-Peer} (the client's
+        address), C{X-MailFrom} (the reverse-path) and C{X-RcptTo} (the
+        recipients, joined by C{", "}).
+
+        Override it to make the message differently.
+
+        @raise TypeError: If the content is neither C{bytes} nor C{str}.
+        """
+        data = envelope.content
+        if isinstance(data, (bytes, bytearray)):
+            message = email.message_from_bytes(data, self.message_class)
+        elif isinstance(data, str):
+            message = email.message_from_string(data, self.message_class)
+        else:
+            raise TypeError(f"message content must be bytes or str, not {data!r}")
+        message["X-Peer"] = str(session.peer)
+        message["X-MailFrom"] = envelope.mail_from
+        message["X-RcptTo"] = ", ".join(envelope.rcpt_tos)
+        return message
+
+    @abstractmethod
+    def handle_message(self, message: EmailMessage) -> Any:
+        """
+        Do something with the message.
+        """
+
+
+class Message(_MessageBase):
+    """
+    A base class for handlers that want each message as an C{email}
+    message: implement L{handle_message}.
+    """
+
+    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """
+        Give the message to L{handle_message} and accept it.
+        """
+        self.handle_message(self.prepare_message(session, envelope))
+        return "250 OK"
+
+    @abstractmethod
+    def handle_message(self, message: EmailMessage) -> None:
+        """
+        Do something with the message; it is accepted once this returns, and
+        refused with a 451 reply if this raises.
+
+        @param message: What L{prepare_message} made.
+        """
+
+
+class AsyncMessage(_MessageBase):
+    """
+    Like L{Message}, but L{handle_message} may wait: it may return a
+    L{Deferred} or be a coroutine function, and the message is accepted only
+    once that has finished (refused with a 451 reply if it failed).
+
+    Under Twisted's asyncio reactor a L{Deferred} returned is waited for
+    through an asyncio future, and a coroutine may await asyncio objects.
+    """
+
+    def __init__(
+        self, message_class: type[EmailMessage] | None = None, *, loop: Any = None
+    ) -> None:
+        """
+        @param message_class: As for L{Message}.
+        @param loop: Kept as C{self.loop} for handlers written for aiosmtpd;
+            not used otherwise.
+        """
+        super().__init__(message_class)
+        self.loop = loop
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """
+        Give the message to L{handle_message}, wait for it, and accept the
+        message.
+        """
+        await _outcome(self.handle_message(self.prepare_message(session, envelope)))
+        return "250 OK"
+
+    @abstractmethod
+    def handle_message(self, message: EmailMessage) -> Any:
+        """
+        Do something with the message.
+
+        @param message: What L{prepare_message} made.
+        @return: C{None}, a L{Deferred} or a coroutine.
+        """
+
+
+class ProcessMessage(metaclass=ABCMeta):
+    """
+    Run a C{process_message} method written for the stdlib
+    C{smtpd.SMTPServer} (removed in Python 3.12): subclass this instead of
+    C{SMTPServer} and keep the method.
+
+    It gets what C{smtpd} gave it: C{peer} (a C{(host, port)} tuple),
+    C{mailfrom} (C{"<>"} for the null reverse-path), C{rcpttos} (a list),
+    and C{data}: C{bytes} (C{str} with C{decode_data=True}), dot-unstuffed,
+    with each CRLF turned into LF and without the final line ending. As in
+    C{smtpd}, the keyword arguments C{mail_options} and C{rcpt_options}
+    (lists) are passed only when the data is C{bytes}.
+
+    For C{smtpd.DebuggingServer}, use L{Debugging}; for
+    C{smtpd.PureProxy}, L{Proxy}.
+    """
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> Any:
+        """
+        Call L{process_message} and send its reply, C{"250 OK"} for
+        C{None}.
+        """
+        data = envelope.content
+        newline = b"\r\n" if isinstance(data, bytes) else "\r\n"
+        if data.endswith(newline):
+            data = data[:-2]
+        data = data.replace(newline, newline[1:])
+        kwargs = {}
+        if isinstance(data, bytes):
+            kwargs = {
+                "mail_options": list(envelope.mail_options),
+                "rcpt_options": list(envelope.rcpt_options),
+            }
+        result = self.process_message(
+            session.peer,
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            data,
+            **kwargs,
+        )
+        result = await _outcome(result)
+        return "250 OK" if result is None else result
+
+    @abstractmethod
+    def process_message(
+        self,
+        peer: Any,
+        mailfrom: str,
+        rcpttos: list[str],
+        data: bytes | str,
+        **kwargs: Any,
+    ) -> Any:
+        """
+        Do something with the message.
+
+        @return: C{None} to accept it with C{250 OK}, or the reply to send
+            (such as C{"550 No such user"}); or a L{Deferred} or a coroutine
+            for either.
+        """
+
+
+_deliveries = itertools.count(1)
+
+
+def _maildirName() -> str:
+    """
+    A unique file name for a new Maildir message, in the form the Maildir
+    specification suggests: C{<seconds>.M<microseconds>P<pid>Q<count>.<host>}.
+    """
+    now = time.time()
+    seconds = int(now)
+    host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+    return (
+        f"{seconds}.M{int((now - seconds) * 1e6)}P{os.getpid()}"
+        f"Q{next(_deliveries)}.{host}"
+    )
+
+
+def _fsyncDirectory(path: str) -> None:
+    """
+    Make the directory entries of C{path} durable (where the platform can).
+    """
+    flags = getattr(os, "O_DIRECTORY", None)
+    if flags is None:
+        return
+    fd = os.open(path, os.O_RDONLY | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Mailbox(Message):
+    """
+    Store every message in a Maildir, durably: the message is written to
+    C{tmp/}, flushed to disk, moved into C{new/} and the directory flushed,
+    all in a thread, before the client gets C{250 OK}. If that fails, the
+    client gets a 451 reply and nothing is left in the Maildir.
+
+    The stored message is the message as received, byte for byte (line
+    endings included), with the header fields C{X-Peer}, C{X-MailFrom} and
+    C{X-RcptTo} of L{Message.prepare_message} added at the end of its header
+    section. aiosmtpd re-serialises the parsed message instead.
+
+    @ivar mailbox: The C{mailbox.Maildir}, for reading the messages.
+    @ivar mail_dir: The directory of the Maildir.
+    """
+
+    def __init__(
+        self,
+        mail_dir: str | os.PathLike[str],
+        message_class: type[EmailMessage] | None = None,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        """
+        @param mail_dir: The directory of the Maildir; it is created, with
+            its C{tmp}, C{new} and C{cur} directories, if missing.
+        @param message_class: As for L{Message}.
+        @param reactor: The reactor whose thread pool does the writing; the
+            global one by default.
+        """
+        import mailbox
+
+        super().__init__(message_class)
+        self.mail_dir = mail_dir
+        path = os.fspath(mail_dir)
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(path, sub), mode=0o700, exist_ok=True)
+        self.mailbox = mailbox.Maildir(path, create=False)
+        self._path = path
+        self._reactor = reactor
+
+    @classmethod
+    def from_cli(cls, parser: Any, *args: str) -> Mailbox:
+        """
+        Make a L{Mailbox} for the command line, which takes exactly one
+        argument: the directory.
+
+        @param parser: An object whose C{error(message)} reports a usage
+            error (and raises).
+        """
+        if len(args) != 1:
+            parser.error("Mailbox takes exactly one argument: the Maildir directory")
+        return cls(args[0])
+
+    def reset(self) -> None:
+        """
+        Delete every message of the Maildir.
+        """
+        self.mailbox.clear()
+
+    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> Deferred:
+        """
+        Store the message; accept it once it is on disk.
+        """
+        rcpts = ", ".join(envelope.rcpt_tos)
+        headers = [
+            f"X-Peer: {session.peer}".encode("utf-8", "replace"),
+            f"X-MailFrom: {envelope.mail_from}".encode(),
+            f"X-RcptTo: {rcpts}".encode(),
+        ]
+        data = _withHeaders(envelope.original_content, headers)
+        return self.store(data).addCallback(lambda key: "250 OK")
+
+    def handle_message(self, message: EmailMessage) -> Deferred:
+        """
+        Store an C{email} message, serialised with C{as_bytes()}.
+
+        @return: A L{Deferred} that fires with its key in the Maildir.
+        """
+        return self.store(message.as_bytes())
+
+    def store(self, data: bytes) -> Deferred:
+        """
+        Add a message to the Maildir durably, in a thread.
+
+        @param data: The message, stored exactly as given.
+        @return: A L{Deferred} that fires with the message's key once it is
+            in C{new/}, or fails with the C{OSError} that prevented it.
+        """
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        name = _maildirName()
+        return deferToThreadPool(
+            reactor, reactor.getThreadPool(), self._write, name, data
+        )
+
+    def _write(self, name: str, data: bytes) -> str:
+        """
+        Write one message (in a thread): C{tmp/}, fsync, C{new/}, fsync; on
+        failure, remove what was written.
+        """
+        tmp = os.path.join(self._path, "tmp", name)
+        new = os.path.join(self._path, "new", name)
+        # Outside the clean-up: a name taken (EEXIST) is someone else's file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        placed = False
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, new)
+            except OSError as e:
+                if e.errno == errno.EEXIST:
+                    raise
+                # A file system without hard links.
+                os.rename(tmp, new)
+                placed = True
+            else:
+                placed = True
+                os.unlink(tmp)
+            _fsyncDirectory(os.path.dirname(new))
+        except BaseException:
+            for path in (tmp, new) if placed else (tmp,):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            raise
+        return name
+
+
+class _Refused(Exception):
+    """
+    The upstream refused the transaction; C{args[0]} is the reply to pass on.
+    """
+
+
+class _Unavailable(Exception):
+    """
+    The upstream could not be reached, closed the connection, broke the
+    protocol or was too slow.
+    """
+
+
+class _UpstreamClient(LineReceiver, TimeoutMixin):
+    """
+    The client side of one connection to the upstream server: send command
+    lines and raw data, read replies (multi-line ones whole).
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 65536
+
+    def __init__(self, reactor: Any, timeout: float) -> None:
+        self._reactor = reactor
+        self._timeout = timeout
+        self._lines: list[str] = []
+        self._replies: deque[tuple[int, list[str]]] = deque()
+        self._waiting: Deferred | None = None
+        self._error: Exception | None = None
+
+    def callLater(self, period: float, func: Any) -> Any:
+        return self._reactor.callLater(period, func)
+
+    def connectionMade(self) -> None:
+        self.setTimeout(self._timeout)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.setTimeout(None)
+        self._fail(_Unavailable("connection closed"))
+
+    def timeoutConnection(self) -> None:
+        self._fail(_Unavailable("timed out"))
+        self.transport.abortConnection()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._fail(_Unavailable("reply line too long"))
+        self.transport.abortConnection()
+
+    def lineReceived(self, line: bytes) -> None:
+        self.resetTimeout()
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        code, sep = line[:3], line[3:4]
+        if not (code.isdigit() and sep in (b" ", b"-", b"")):
+            self._fail(_Unavailable(f"bad reply line {line[:80]!r}"))
+            self.transport.abortConnection()
+            return
+        # A CR inside a line would break the reply we pass on.
+        self._lines.append(line[4:].replace(b"\r", b" ").decode("utf-8", "replace"))
+        if sep != b"-":
+            reply = (int(code), self._lines)
+            self._lines = []
+            waiting, self._waiting = self._waiting, None
+            if waiting is None:
+                self._replies.append(reply)
+            else:
+                waiting.callback(reply)
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.errback(error)
+
+    def reply(self) -> Deferred:
+        """
+        The next reply, as C{(code, lines)}.
+        """
+        if self._replies:
+            return succeed(self._replies.popleft())
+        if self._error is not None:
+            return fail(self._error)
+        self._waiting = Deferred()
+        return self._waiting
+
+    def command(self, line: str) -> Deferred:
+        """
+        Send a command line and return its reply.
+        """
+        self.resetTimeout()
+        self.transport.write(line.encode("utf-8") + b"\r\n")
+        return self.reply()
+
+
+def _replyText(code: int, lines: list[str]) -> str:
+    """
+    An upstream reply, to be sent on to our client.
+    """
+    body = [f"{code}-{line}" for line in lines[:-1]]
+    body.append(f"{code} {lines[-1]}" if lines[-1] else str(code))
+    return "\r\n".join(body)
+
+
+def _dotStuffed(data: bytes) -> bytes:
+    """
+    The DATA phase for C{data}: every line that starts with a dot gets
+    another one, and the terminator is added.
+
+    A dot after a bare LF is doubled too, so that an upstream which takes a
+    bare LF for a line ending cannot see an early end of data (SMTP
+    smuggling); a strict upstream then keeps that extra dot.
+    """
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\n.", b"\n..")
+    if data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class Proxy:
+    """
+    Relay every message to an upstream SMTP server and give the client the
+    upstream's verdict.
+
+    The relaying is asynchronous and the message is sent byte for byte,
+    with an C{X-Peer: <client address>} header field added at the end of its
+    header section. MAIL parameters pass on when the upstream offers their
+    extension (C{BODY} with 8BITMIME, C{SMTPUTF8}, and C{SIZE}, given as
+    the exact size sent). Replies to the end of the data:
+
+        - C{250 OK} once the upstream accepted the message for at least one
+          recipient (recipients it refused are logged: the client cannot be
+          told after the fact);
+        - the upstream's own reply when it refused the sender, every
+          recipient (a temporary refusal preferred to a permanent one), or
+          the message;
+        - C{553 5.6.7} for an SMTPUTF8 message when the upstream does not
+          offer SMTPUTF8 (RFC 6531 section 3.2);
+        - C{451 4.4.1 Upstream not available} when the upstream could not be
+          reached, closed the connection, timed out or broke the protocol.
+
+    B{Relay protection}: recipients are accepted only in C{relay_domains},
+    unless C{allow_relay} is true. With neither, every recipient is refused
+    with C{550 5.7.1 Relaying denied}: configure one of them.
+
+    No TLS or AUTH towards the upstream; use it over a trusted network.
+    """
+
+    def __init__(
+        self,
+        remote_hostname: str,
+        remote_port: int,
+        *,
+        reactor: Any = None,
+        relay_domains: Iterable[str] | None = None,
+        allow_relay: bool = False,
+        timeout: float = 300,
+    ) -> None:
+        """
+        @param remote_hostname: The upstream server's host name or address.
+        @param remote_port: Its port.
+        @param reactor: The reactor to connect with; the global one by
+            default.
+        @param relay_domains: The domains (compared case-insensitively, as
+            given: no subdomains) whose recipients are accepted. With any,
+            the domain-less C{Postmaster} is accepted too (RFC 5321 section
+            4.5.1).
+        @param allow_relay: Accept every recipient (an open relay, unless
+            the server only listens for trusted clients).
+        @param timeout: Seconds to wait for the connection and for each
+            reply of the upstream.
+        @raise TypeError: If C{relay_domains} is a single string.
+        """
+        if isinstance(relay_domains, (str, bytes)):
+            raise TypeError("relay_domains must be a collection of domains")
+        self._hostname = remote_hostname
+        self._port = remote_port
+        self._reactor = reactor
+        self._relayDomains = frozenset(
+            d.lower().rstrip(".") for d in (relay_domains or ())
+        )
+        self._allowRelay = allow_relay
+        self._timeout = timeout
+
+    @classmethod
+    def from_cli(cls, parser: Any, *args: str) -> Proxy:
+        """
+        Make a L{Proxy} for the command line: C{HOST PORT DOMAIN...}, with
+        at least one domain to relay for.
+
+        @param parser: An object whose C{error(message)} reports a usage
+            error (and raises).
+        """
+        usage = "Proxy takes: HOST PORT DOMAIN [DOMAIN ...]"
+        if len(args) < 3:
+            parser.error(usage)
+        host, port, *domains = args
+        if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            parser.error(f"{usage} (bad port {port!r})")
+        return cls(host, int(port), relay_domains=domains)
+
+    def handle_RCPT(
+        self,
+        server: Any,
+        session: Any,
+        envelope: Any,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """
+        Accept a recipient we may relay for, refuse the others.
+        """
+        if not self._mayRelay(address):
+            return "550 5.7.1 Relaying denied"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    def _mayRelay(self, address: str) -> bool:
+        if self._allowRelay:
+            return True
+        local, at, domain = address.rpartition("@")
+        if not at:
+            return bool(self._relayDomains) and address.lower() == "postmaster"
+        return domain.lower().rstrip(".") in self._relayDomains
+
+    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> Deferred:
+        """
+        Relay the message; reply with the outcome.
+        """
+        peer = f"X-Peer: {_peerHost(session.peer)}".encode("utf-8", "replace")
+        data = _withHeaders(envelope.original_content, [peer])
+        return Deferred.fromCoroutine(
+            self._relay(server.hostname, session.peer, envelope, data)
+        )
+
+    async def _relay(self, heloName: str, peer: Any, envelope: Any, data: bytes) -> str:
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        endpoint = HostnameEndpoint(
+            reactor, self._hostname, self._port, timeout=self._timeout
+        )
+        client = _UpstreamClient(reactor, self._timeout)
+        try:
+            await connectProtocol(endpoint, client)
+        except (netError.ConnectError, netError.DNSLookupError) as e:
+            log.warn(
+                "{peer}: upstream {host}:{port} not available: {error}",
+                peer=peer,
+                host=self._hostname,
+                port=self._port,
+                error=e,
+            )
+            return "451 4.4.1 Upstream not available"
+        try:
+            return await self._transaction(client, heloName, envelope, data)
+        except _Refused as e:
+            return e.args[0]
+        except _Unavailable as e:
+            log.warn(
+                "{peer}: upstream {host}:{port} failed: {error}",
+                peer=peer,
+                host=self._hostname,
+                port=self._port,
+                error=e,
+            )
+            return "451 4.4.1 Upstream not available"
+        finally:
+            if client.transport is not None and client._error is None:
+                client.transport.write(b"QUIT\r\n")
+            client.setTimeout(None)
+            client.transport.loseConnection()
+
+    async def _transaction(
+        self, client: _UpstreamClient, heloName: str, envelope: Any, data: bytes
+    ) -> str:
+        """
+        The dialogue with the upstream, from its greeting to the reply to
+        the end of the data.
+
+        @raise _Refused: With the reply for our client.
+        @raise _Unavailable: When the upstream cannot take the message.
+        """
+        code, lines = await client.reply()
+        if code != 220:
+            raise _Unavailable(f"greeting {_replyText(code, lines)!r}")
+        extensions = await self._greet(client, heloName)
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        command = f"MAIL FROM:<{sender}>"
+        for option in self._mailOptions(envelope, extensions, len(data)):
+            command += " " + option
+        code, lines = await client.command(command)
+        if code != 250:
+            raise _Refused(self._verdict(code, lines))
+        refused = []
+        accepted = 0
+        for rcpt in envelope.rcpt_tos:
+            code, lines = await client.command(f"RCPT TO:<{rcpt}>")
+            if code in (250, 251):
+                accepted += 1
+            else:
+                refused.append((rcpt, code, lines))
+        if not accepted:
+            temporary = [r for r in refused if 400 <= r[1] < 500]
+            rcpt, code, lines = (temporary or refused)[0]
+            raise _Refused(self._verdict(code, lines))
+        code, lines = await client.command("DATA")
+        if code != 354:
+            raise _Refused(self._verdict(code, lines))
+        client.resetTimeout()
+        client.transport.write(_dotStuffed(data))
+        code, lines = await client.reply()
+        if code != 250:
+            raise _Refused(self._verdict(code, lines))
+        if refused:
+            log.warn(
+                "upstream {host}:{port} accepted the message from {sender} but"
+                " refused {refused}",
+                host=self._hostname,
+                port=self._port,
+                sender=envelope.mail_from,
+                refused=[(r, _replyText(c, t)) for r, c, t in refused],
+            )
+        return "250 OK"
+
+    async def _greet(self, client: _UpstreamClient, heloName: str) -> dict[str, str]:
+        """
+        Send EHLO (HELO if the upstream refuses it permanently).
+
+        @return: The extensions offered, keyword to parameters.
+        """
+        code, lines = await client.command(f"EHLO {heloName}")
+        if code == 250:
+            extensions = {}
+            for line in lines[1:]:
+                keyword, _, params = line.partition(" ")
+                extensions[keyword.upper()] = params
+            return extensions
+        if 500 <= code < 600:
+            code, lines = await client.command(f"HELO {heloName}")
+            if code == 250:
+                return {}
+        raise _Unavailable(f"greeting refused: {_replyText(code, lines)!r}")
+
+    def _mailOptions(
+        self, envelope: Any, extensions: dict[str, str], size: int
+    ) -> list[str]:
+        """
+        The MAIL parameters to send: the client's, for the extensions the
+        upstream offers, and the exact SIZE.
+
+        @raise _Refused: For an SMTPUTF8 message the upstream cannot take.
+        """
+        options = []
+        for option in envelope.mail_options:
+            keyword = option.partition("=")[0].upper()
+            if keyword == "SIZE":
+                continue
+            needed = "8BITMIME" if keyword == "BODY" else keyword
+            if needed in extensions:
+                options.append(option)
+            elif keyword == "SMTPUTF8":
+                raise _Refused("553 5.6.7 Upstream does not support SMTPUTF8")
+        if "SIZE" in extensions:
+            options.append(f"SIZE={size}")
+        return options
+
+    @staticmethod
+    def _verdict(code: int, lines: list[str]) -> str:
+        """
+        The reply for our client from a refusal of the upstream; anything
+        but a 4xx or 5xx refusal means the upstream broke the protocol.
+
+        @raise _Unavailable: For a reply that is not a refusal.
+        """
+        if not 400 <= code < 600:
+            raise _Unavailable(f"unexpected reply {_replyText(code, lines)!r}")
+        return _replyText(code, lines)
