@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
 from twisted_smtpd._hooks import asyncioLoopOf
+from twisted_smtpd._idle import IdleTimer
 
 #: aiosmtpd's default C{data_size_limit}: 32 MiB.
 DATA_SIZE_DEFAULT = 33554432
@@ -236,6 +237,7 @@ def makeConfig(
         hostname=hostname or defaultHostname(),
         ident=ident,
         timeout=timeout,
+        idle=IdleTimer(reactor, timeout) if timeout else None,
         callLimits=callLimits,
         line_length_limit=line_length_limit,
         command_size_limit=command_size_limit,

@@ -21,7 +21,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -77,7 +76,7 @@ def syntax(
 
 
 @implementer(IHandshakeListener)
-class SMTP(LineReceiver, TimeoutMixin):
+class SMTP(LineReceiver):
     """
     An ESMTP server for one connection (RFC 5321), driven by a handler.
 
@@ -123,6 +122,8 @@ class SMTP(LineReceiver, TimeoutMixin):
     _securityRefused = False
     _authFailures = 0
     _lastReply: bytes | None = None
+    _inAuth = False
+    _envelope: Envelope | None = None
     _proxyParser: ProxyParser | None = None
     _proxyTimer: Any = None
     factory: Any = None
@@ -153,7 +154,6 @@ class SMTP(LineReceiver, TimeoutMixin):
         self._reactor = _config.reactor
         self._hooks = _config.hooks
         self.session: Session | None = None
-        self.envelope: Envelope | None = None
 
     # aiosmtpd's public attributes, read from the shared configuration.
 
@@ -191,6 +191,21 @@ class SMTP(LineReceiver, TimeoutMixin):
         """
         return Session(self.loop)
 
+    @property
+    def envelope(self) -> Envelope:
+        """
+        The L{Envelope} of the current transaction, made when first needed
+        (an idle connection has none, to stay small).
+        """
+        envelope = self._envelope
+        if envelope is None:
+            envelope = self._envelope = self._create_envelope()
+        return envelope
+
+    @envelope.setter
+    def envelope(self, envelope: Envelope | None) -> None:
+        self._envelope = envelope
+
     def _create_envelope(self) -> Envelope:
         """
         Make the L{Envelope} of a new transaction; override to use your own.
@@ -199,12 +214,6 @@ class SMTP(LineReceiver, TimeoutMixin):
 
     # Connection life.
 
-    def callLater(self, period: float, func: Callable[[], Any]) -> Any:
-        """
-        Schedule the idle timeout on this server's reactor.
-        """
-        return self._reactor.callLater(period, func)
-
     def connectionMade(self) -> None:
         """
         Set up the session and greet the client.
@@ -212,7 +221,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         session = self.session = self._create_session()
         session.transport = self.transport
         session.peer = _peerOf(self.transport.getPeer())
-        self.envelope = self._create_envelope()
+        self._envelope = None
         if ISSLTransport.providedBy(self.transport):
             # Implicit TLS (RFC 8314): the listener is an ssl: endpoint.
             self._tlsActive = self._handshakePending = True
@@ -238,7 +247,8 @@ class SMTP(LineReceiver, TimeoutMixin):
             belong to the TLS handshake or the SMTP session.
         """
         config = self._config
-        self.setTimeout(config.timeout)
+        if config.idle is not None:
+            config.idle.touch(self)
         if config.implicit_tls and not self._tlsActive:
             self._tlsActive = self._handshakePending = True
             self.transport.startTLS(config.tls_context)
@@ -314,7 +324,8 @@ class SMTP(LineReceiver, TimeoutMixin):
         Stop the timer and let go of the message being received.
         """
         self._closing = True
-        self.setTimeout(None)
+        if self._config.idle is not None:
+            self._config.idle.forget(self)
         self._dataReceiver = None
         self._buffer = b""
         if self._handshakePending and self._tlsActive or self._tlsStarting:
@@ -428,7 +439,9 @@ class SMTP(LineReceiver, TimeoutMixin):
         if self._proxyParser is not None:
             self._proxyReceived(data)
             return
-        self.resetTimeout()
+        idle = self._config.idle
+        if idle is not None:
+            idle.touch(self)
         if self._buffer:
             self._buffer += data
         else:
@@ -634,7 +647,8 @@ class SMTP(LineReceiver, TimeoutMixin):
                 status = status.encode("ascii", "replace")
         elif not isinstance(status, bytes):
             raise TypeError(f"a reply must be str or bytes, not {status!r}")
-        self._lastReply = status
+        if self._inAuth:
+            self._lastReply = status
         out = self._out
         if out is None:
             out = self._out = []
@@ -649,7 +663,7 @@ class SMTP(LineReceiver, TimeoutMixin):
     def _flush(self) -> None:
         out = self._out
         if out:
-            self._out = []
+            self._out = None
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     # Calling hooks.
@@ -681,7 +695,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             "{peer} error while handling a command", failure, peer=self.session.peer
         )
         self._dataReceiver = None
-        self.envelope = self._create_envelope()
+        self._envelope = None
         handler = getattr(self.event_handler, "handle_exception", None)
         if handler is None:
             return self._replyError(None)
@@ -722,7 +736,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         if not arg:
             self._reply("501 Syntax: HELO hostname")
             return None
-        self.envelope = self._create_envelope()
+        self._envelope = None
         self.session.extended_smtp = False
 
         def then(status: Any) -> None:
@@ -741,7 +755,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         if not arg:
             self._reply("501 Syntax: EHLO hostname")
             return None
-        self.envelope = self._create_envelope()
+        self._envelope = None
         self.session.extended_smtp = True
         responses = self._ehloResponses()
         if "EHLO" not in self._hooks:
@@ -838,7 +852,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             self._reply("501 Syntax: RSET")
             return None
         self._logAborted()
-        self.envelope = self._create_envelope()
+        self._envelope = None
         return self._hook("RSET", self._replyOr("250 OK"))
 
     @syntax("VRFY <address>")
@@ -1095,7 +1109,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         envelope = self.envelope
         error = receiver.error
         if error is not None:
-            self.envelope = self._create_envelope()
+            self._envelope = None
             reply = _DATA_ERRORS[error]
             self._logTransaction(envelope, receiver.size, reply[:3])
             self._dataReplies(reply)
@@ -1107,7 +1121,7 @@ class SMTP(LineReceiver, TimeoutMixin):
                     "utf-8" if envelope.smtp_utf8 else "ascii", "strict"
                 )
             except UnicodeDecodeError:
-                self.envelope = self._create_envelope()
+                self._envelope = None
                 self._logTransaction(envelope, receiver.size, "500")
                 self._dataReplies("500 Error: strict ASCII mode")
                 return None
@@ -1117,8 +1131,8 @@ class SMTP(LineReceiver, TimeoutMixin):
         def then(status: Any) -> None:
             if status is None:
                 status = "250 OK"
-            if self.envelope is envelope:
-                self.envelope = self._create_envelope()
+            if self._envelope is envelope:
+                self._envelope = None
             self._logTransaction(envelope, receiver.size, _codeOf(status))
             self._dataReplies(status)
 
@@ -1186,7 +1200,7 @@ class SMTP(LineReceiver, TimeoutMixin):
             self.session.transport = self.transport
             self.session.peer = old.peer
             self.session.proxy_data = old.proxy_data
-            self.envelope = self._create_envelope()
+            self._envelope = None
         self.session.ssl = _tlsDetails(self.transport)
         if starting and "STARTTLS" in self._hooks:
             try:
@@ -1266,15 +1280,14 @@ class SMTP(LineReceiver, TimeoutMixin):
             self._reply("501 Too many values")
             return None
         args[0] = args[0].upper()
-        self._lastReply = None
         if "AUTH" in self._hooks:
-            return self._hook(
-                "AUTH", self._replyOr("235 2.7.0 Authentication successful"), args
-            )
+            return self._hook("AUTH", self._replyOr(_AUTH_OK), args)
         mechanism = self._mechanisms().get(args[0])
         if mechanism is None:
             self._reply("504 5.5.4 Unrecognized authentication type")
             return None
+        self._lastReply = None
+        self._inAuth = True
         result = settle(mechanism(self, args), self._config.asyncioLoop)
         if isinstance(result, Deferred):
             return result.addCallback(self._authDone, args[0])
@@ -1287,6 +1300,9 @@ class SMTP(LineReceiver, TimeoutMixin):
         was "handled" but no reply was sent).
         """
         session = self.session
+        answered = self._answered()
+        self._inAuth = False
+        self._lastReply = None
         if hasattr(result, "success") and hasattr(result, "handled"):
             if result.success:
                 session.authenticated = True
@@ -1301,10 +1317,10 @@ class SMTP(LineReceiver, TimeoutMixin):
                 return None
             if result.message:
                 self._reply(result.message)
-            elif not (result.handled and self._answered()):
+            elif not (result.handled and answered):
                 self._reply(_AUTH_INVALID)
         elif result is None or result is MISSING or result is False:
-            if not self._answered():
+            if not answered:
                 self._reply(_AUTH_INVALID)
         else:
             # aiosmtpd's legacy: any other value means success, with the
@@ -1518,7 +1534,7 @@ class SMTP(LineReceiver, TimeoutMixin):
         )
 
     def _logAborted(self) -> None:
-        envelope = self.envelope
+        envelope = self._envelope
         if envelope is not None and envelope.mail_from is not None:
             self._logTransaction(envelope, 0, "aborted")
 
