@@ -12,6 +12,8 @@ that is still pending comes back as a L{Deferred}.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Generator
+from types import CoroutineType
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -52,22 +54,34 @@ def settle(result: Any, loop: Any = None) -> Any:
     """
     Turn a hook's result into a value or a pending L{Deferred}.
 
+    Without an asyncio loop a coroutine is stepped here first: one that
+    finishes without waiting (the common case for a handler's hooks) costs
+    no L{Deferred} at all; one that waits is handed on to
+    L{Deferred.fromCoroutine}.
+
     @param result: What the hook returned.
     @param loop: The asyncio loop to run coroutines on as tasks, or C{None}
-        to drive them with L{Deferred.fromCoroutine}.
+        to drive them as Twisted does.
     @return: The value, when it is already known; otherwise a L{Deferred}
         that fires with it.
     @raise BaseException: What the hook's coroutine or L{Deferred} already
         failed with.
     """
-    if inspect.iscoroutine(result):
+    if type(result) is CoroutineType:
         if loop is None:
-            result = Deferred.fromCoroutine(result)
+            try:
+                awaited = result.send(None)
+            except StopIteration as done:
+                return done.value
+            result = Deferred.fromCoroutine(_resume(result, awaited))
         else:
             import asyncio
 
             result = Deferred.fromFuture(asyncio.ensure_future(result, loop=loop))
     elif not isinstance(result, Deferred):
+        if inspect.iscoroutine(result):
+            # A coroutine-like object of another type (e.g. Cython's).
+            return settle(Deferred.fromCoroutine(result), loop)
         return result
     if not result.called or result.paused:
         return result
@@ -78,3 +92,23 @@ def settle(result: Any, loop: Any = None) -> Any:
     if isinstance(value, Failure):
         value.raiseException()
     return value
+
+
+def _resume(coroutine: Any, awaited: Any) -> Generator[Any, Any, Any]:
+    """
+    Go on driving a coroutine that L{settle} started and that now waits on
+    C{awaited}, as a generator that L{Deferred.fromCoroutine} drives.
+    """
+    while True:
+        try:
+            value = yield awaited
+        except BaseException as e:
+            try:
+                awaited = coroutine.throw(e)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                awaited = coroutine.send(value)
+            except StopIteration as done:
+                return done.value

@@ -19,7 +19,7 @@ from twisted.cred.credentials import CramMD5Credentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -550,10 +550,12 @@ class SMTP(LineReceiver):
             self._unknown(verb)
             return
         try:
-            result = settle(method(arg), self._config.asyncioLoop)
+            result = method(arg)
+            if result is not None:
+                result = settle(result, self._config.asyncioLoop)
         except Exception:
             result = self._failed(Failure())
-        if isinstance(result, Deferred):
+        if result is not None and isinstance(result, Deferred):
             self._wait(result)
 
     def _commandLimit(self, line: bytes) -> int:
@@ -1522,15 +1524,24 @@ class SMTP(LineReceiver):
         Emit the one structured event of a transaction; the content and any
         credentials are left out.
         """
-        log.info(
-            "{peer} message from {sender} to {recipients} recipient(s),"
-            " {size} bytes: {result} in {duration:.3f}s",
-            peer=self.session.peer,
-            sender=envelope.mail_from,
-            recipients=len(envelope.rcpt_tos),
-            size=size,
-            result=result,
-            duration=time.monotonic() - self._transactionStart,
+        # Logger.emit checks the level against a fresh list of all levels
+        # on each call; on this per-message path the event is built as emit
+        # builds it and handed to the observer directly.
+        log.observer(
+            {
+                "log_logger": log,
+                "log_level": LogLevel.info,
+                "log_namespace": log.namespace,
+                "log_source": None,
+                "log_format": _TRANSACTION_FORMAT,
+                "log_time": time.time(),
+                "peer": self.session.peer,
+                "sender": envelope.mail_from,
+                "recipients": len(envelope.rcpt_tos),
+                "size": size,
+                "result": result,
+                "duration": time.monotonic() - self._transactionStart,
+            }
         )
 
     def _logAborted(self) -> None:
@@ -1538,6 +1549,11 @@ class SMTP(LineReceiver):
         if envelope is not None and envelope.mail_from is not None:
             self._logTransaction(envelope, 0, "aborted")
 
+
+_TRANSACTION_FORMAT = (
+    "{peer} message from {sender} to {recipients} recipient(s),"
+    " {size} bytes: {result} in {duration:.3f}s"
+)
 
 _AUTH_OK = "235 2.7.0 Authentication successful"
 _AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
