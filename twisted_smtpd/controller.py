@@ -1,0 +1,648 @@
+# -*- test-case-name: tests.test_controller -*-
+"""
+Run an SMTP server in a background thread, for programs and test suites
+that are not written with Twisted, as aiosmtpd's C{Controller} does.
+
+L{Controller} listens on TCP, L{UnixSocketController} on a Unix socket.
+C{start()} returns once the server listens (or raises why it cannot);
+C{stop()} stops listening, lets the sessions in progress finish within a
+grace period and returns when the address is free again. Handler hooks run
+in the reactor thread, not in the thread that called C{start()}.
+
+A test case using it with the standard C{unittest} module::
+
+    import smtplib
+    import unittest
+
+    from twisted_smtpd.controller import Controller
+
+
+    class Recorder:
+        def __init__(self):
+            self.messages = []
+
+        def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope.content)
+            return "250 OK"
+
+
+    class MailTests(unittest.TestCase):
+        def setUp(self):
+            self.handler = Recorder()
+            self.controller = Controller(self.handler, port=0)
+            self.controller.start()
+            self.addCleanup(self.controller.stop)
+
+        def test_send(self):
+            message = b"Subject: hi\\r\\n\\r\\nHello\\r\\n"
+            host, port = self.controller.hostname, self.controller.port
+            with smtplib.SMTP(host, port) as client:
+                client.sendmail("a@example.com", ["b@example.com"], message)
+            self.assertEqual(self.handler.messages, [message])
+
+
+    if __name__ == "__main__":
+        unittest.main()
+
+B{One reactor per process.} Twisted's reactor cannot be restarted, so the
+first controller started in a process runs the global reactor in a daemon
+thread (C{reactor.run(installSignalHandlers=False)}) that every later
+controller shares and that runs until the process exits. If the global
+reactor already runs in another thread, the controllers use it. Code that
+runs in the reactor thread, as a Twisted program's does, cannot use a
+controller (C{start()} and C{stop()} raise L{RuntimeError} there, since
+waiting would deadlock): it should listen with
+L{twisted_smtpd.service.makeService}, or with an endpoint and
+L{twisted_smtpd.SMTPFactory}, instead. At exit, the reactor thread is
+stopped like a Twisted program's reactor (listening sockets close, and a
+Unix socket's file is removed), even if no controller was stopped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import os
+import queue
+import socket
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXServerEndpoint,
+)
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.python import threadable
+from twisted.python.failure import Failure
+
+from twisted_smtpd._factory import SMTPFactory
+from twisted_smtpd._protocol import SMTP
+from twisted_smtpd.service import DEFAULT_BACKLOG
+
+__all__ = ["DEFAULT_READY_TIMEOUT", "Controller", "UnixSocketController"]
+
+#: Seconds C{start()} waits for the reactor and the listening socket.
+DEFAULT_READY_TIMEOUT = 5.0
+
+#: Seconds C{stop()} gives the sessions still open after the grace period
+#: to take their C{421} reply and close, before it cuts them off.
+_DROP_WAIT = 1.0
+
+#: Seconds the process waits at exit for the reactor thread to shut down.
+_EXIT_WAIT = 5.0
+
+_REACTOR_THREAD_NAME = "twisted_smtpd reactor"
+
+_Self = TypeVar("_Self", bound="_ThreadedController")
+
+log = Logger(namespace="twisted_smtpd.controller")
+
+
+class _ReactorThread:
+    """
+    The daemon thread that runs the global reactor for every controller of
+    the process, started once, on first use.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def reactor(self, timeout: float) -> Any:
+        """
+        Return the global reactor, running it in a thread if nothing runs
+        it yet.
+
+        @param timeout: Seconds to wait for the reactor to run.
+        @raise RuntimeError: If the reactor runs in the calling thread, or
+            ran and stopped.
+        @raise TimeoutError: If it is not running within C{timeout}.
+        """
+        from twisted.internet import reactor
+
+        with self._lock:
+            if self._thread is None:
+                if reactor.running:
+                    if threadable.isInIOThread():
+                        raise _inReactorThread()
+                    return reactor
+                if getattr(reactor, "_startedBefore", False):
+                    raise RuntimeError(
+                        "the global reactor has stopped and cannot be restarted"
+                    )
+                reactor.callWhenRunning(self._ready.set)
+                self._thread = threading.Thread(
+                    target=reactor.run,
+                    kwargs={"installSignalHandlers": False},
+                    name=_REACTOR_THREAD_NAME,
+                    daemon=True,
+                )
+                self._thread.start()
+                _registerAtExit(self._stopAtExit)
+            elif threadable.isInIOThread():
+                raise _inReactorThread()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"the reactor did not start within {timeout} s")
+        if not reactor.running:
+            raise RuntimeError("the global reactor has stopped")
+        return reactor
+
+    def _stopAtExit(self) -> None:
+        """
+        Stop the reactor as the interpreter exits, as a program that ran it
+        itself would: listening sockets close (a Unix socket's file is
+        removed) and work in its thread pool finishes, even if no
+        controller was stopped.
+        """
+        from twisted.internet import reactor
+
+        if reactor.running:
+            reactor.callFromThread(reactor.stop)
+        if self._thread is not None:
+            self._thread.join(_EXIT_WAIT)
+
+
+def _registerAtExit(function: Callable[[], None]) -> None:
+    # After the program's own threads have ended: they may still be using
+    # the server.
+    atexit.register(function)
+
+
+def _inReactorThread() -> RuntimeError:
+    return RuntimeError(
+        "a Controller cannot be started or stopped from the thread that runs"
+        " the reactor (it would wait for itself); in a Twisted program listen"
+        " with twisted_smtpd.service.makeService or an endpoint and"
+        " twisted_smtpd.SMTPFactory"
+    )
+
+
+_reactorThread = _ReactorThread()
+
+
+def _callInReactor(
+    reactor: Any,
+    function: Callable[[], Any],
+    timeout: float,
+    what: str,
+    undo: Callable[[Any], Any] | None = None,
+) -> Any:
+    """
+    Run C{function} in the reactor thread and wait, at most C{timeout}
+    seconds, for its result (the result of its L{Deferred}, if it returns
+    one), as L{blockingCallFromThread
+    <twisted.internet.threads.blockingCallFromThread>} does without a
+    limit.
+
+    @param undo: Called in the reactor with the result if it comes after
+        the caller gave up waiting, e.g. to stop listening on a port
+        nobody will use.
+    @raise TimeoutError: If no result came in time.
+    """
+    results: queue.Queue[Any] = queue.Queue()
+    pending: list[Deferred[Any]] = []
+
+    def call() -> None:
+        d = maybeDeferred(function)
+        pending.append(d)
+        d.addBoth(results.put)
+
+    reactor.callFromThread(call)
+    try:
+        result = results.get(timeout=timeout)
+    except queue.Empty:
+        if undo is not None:
+            # Runs after call(): reactor.callFromThread keeps the order.
+            reactor.callFromThread(lambda: pending[0].addCallback(undo))
+        raise TimeoutError(f"{what} took more than {timeout} s") from None
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result
+
+
+class _TrackingFactory(ServerFactory):
+    """
+    Serve with another factory while keeping the connections it makes, so
+    that L{_Sessions} can wait for them and end them.
+    """
+
+    noisy = False
+
+    def __init__(self, wrapped: ServerFactory, sessions: _Sessions) -> None:
+        self.wrapped = wrapped
+        self._sessions = sessions
+
+    def doStart(self) -> None:
+        self.wrapped.doStart()
+
+    def doStop(self) -> None:
+        self.wrapped.doStop()
+
+    def logPrefix(self) -> str:
+        return self.wrapped.logPrefix()
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        protocol = self.wrapped.buildProtocol(addr)
+        if protocol is not None:
+            self._sessions.add(protocol)
+        return protocol
+
+
+class _Sessions:
+    """
+    The open connections of one listening period, and the graceful end of
+    them: wait, then say C{421} and close, then cut off.
+    """
+
+    def __init__(self, reactor: Any, controller: _ThreadedController) -> None:
+        self._reactor = reactor
+        self._controller = controller
+        self._open: set[Protocol] = set()
+        self._done: Deferred[None] | None = None
+        self._timers: list[Any] = []
+
+    def add(self, protocol: Protocol) -> None:
+        """
+        Watch a new connection until its C{connectionLost}.
+        """
+        lost = protocol.connectionLost
+        sessions = self
+
+        def connectionLost(*args: Any, **kwargs: Any) -> None:
+            try:
+                lost(*args, **kwargs)
+            finally:
+                del protocol.connectionLost
+                sessions._forget(protocol)
+
+        protocol.connectionLost = connectionLost  # type: ignore[method-assign]
+        self._open.add(protocol)
+        self._controller.smtpd = protocol
+
+    def _forget(self, protocol: Protocol) -> None:
+        self._open.discard(protocol)
+        if not self._open and self._done is not None:
+            for timer in self._timers:
+                if timer.active():
+                    timer.cancel()
+            done, self._done = self._done, None
+            done.callback(None)
+
+    def close(self, grace: float) -> Deferred[None]:
+        """
+        Wait for every connection to end, at most C{grace} seconds; then
+        tell the clients still there that the service is shutting down
+        (RFC 5321 section 3.8) and close, and cut off those still open
+        L{_DROP_WAIT} seconds later.
+
+        @return: A L{Deferred} firing once no connection is left.
+        """
+        if not self._open:
+            return succeed(None)
+        self._done = Deferred()
+        callLater = self._reactor.callLater
+        self._timers = [
+            callLater(grace, self._sayGoodbye),
+            callLater(grace + _DROP_WAIT, self._abortAll),
+        ]
+        return self._done
+
+    def _sayGoodbye(self) -> None:
+        for protocol in list(self._open):
+            try:
+                if isinstance(protocol, SMTP):
+                    protocol._close(
+                        f"421 4.3.2 {protocol.hostname} Service shutting down,"
+                        " closing transmission channel"
+                    )
+                elif protocol.transport is not None:
+                    protocol.transport.loseConnection()
+            except Exception:
+                log.failure("error while closing a session; cutting it off")
+                protocol.transport.abortConnection()
+
+    def _abortAll(self) -> None:
+        for protocol in list(self._open):
+            if protocol.transport is not None:
+                protocol.transport.abortConnection()
+
+
+class _ThreadedController:
+    """
+    What L{Controller} and L{UnixSocketController} share: the factory, the
+    reactor thread, starting and stopping.
+
+    @ivar handler: The handler given to every connection.
+    @ivar server_hostname: The name the server gives in its greeting and
+        HELO/EHLO replies (C{None}: this machine's FQDN).
+    @ivar ready_timeout: Seconds C{start()} waits for the server to listen.
+    @ivar protocol: The protocol class given to L{SMTPFactory}.
+    @ivar options: The options given to L{SMTPFactory}.
+    @ivar smtpd: The protocol of the latest connection, or C{None}.
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        server_hostname: str | None = None,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        protocol: type[SMTP] = SMTP,
+        **options: Any,
+    ) -> None:
+        if "ssl_context" in options:
+            raise TypeError(
+                "ssl_context is aiosmtpd's option; for implicit TLS give"
+                " tls_context=<Twisted TLS options> and implicit_tls=True"
+            )
+        self.handler = handler
+        self.server_hostname = server_hostname
+        self.ready_timeout = ready_timeout
+        self.protocol = protocol
+        options.setdefault("enable_SMTPUTF8", True)
+        self.options = options
+        self.smtpd: Any = None
+        self._port: IListeningPort | None = None
+        self._sessions: _Sessions | None = None
+        self._reactor: Any = None
+
+    def factory(self) -> ServerFactory:
+        """
+        Make the factory of a listening period; C{start()} calls it in the
+        reactor thread. Override it to serve with another factory or
+        protocol; an exception it raises comes out of C{start()}.
+
+        @return: An L{SMTPFactory} with this controller's handler, protocol
+            and options.
+        """
+        return SMTPFactory(
+            self.handler,
+            protocol=self.protocol,
+            hostname=self.server_hostname,
+            **self.options,
+        )
+
+    def _endpoint(self, reactor: Any) -> IStreamServerEndpoint:
+        raise NotImplementedError()
+
+    def _address(self) -> str:
+        raise NotImplementedError()
+
+    def _prepare(self) -> None:
+        """
+        Get the address ready before listening.
+        """
+
+    @property
+    def server(self) -> IListeningPort | None:
+        """
+        The listening port while started, else C{None}.
+        """
+        return self._port
+
+    def start(self) -> None:
+        """
+        Start listening, and return once the server accepts connections.
+
+        @raise OSError: If the address cannot be used (C{errno.EADDRINUSE}
+            when it is taken).
+        @raise TimeoutError: If the server is not listening within
+            C{ready_timeout} seconds.
+        @raise RuntimeError: If called in the reactor's thread, or when
+            already started.
+        @raise Exception: What C{factory()} raises, e.g. L{ValueError} for
+            a bad option.
+        """
+        if self._port is not None:
+            raise RuntimeError("the controller is already started")
+        reactor = _reactorThread.reactor(self.ready_timeout)
+        self._prepare()
+        sessions = _Sessions(reactor, self)
+
+        def listen() -> Deferred[IListeningPort]:
+            factory = _TrackingFactory(self.factory(), sessions)
+            return self._endpoint(reactor).listen(factory)
+
+        try:
+            port = _callInReactor(
+                reactor,
+                listen,
+                self.ready_timeout,
+                f"listening on {self._address()}",
+                undo=lambda port: port.stopListening(),
+            )
+        except CannotListenError as e:
+            error = e.socketError
+            if isinstance(error, OSError) and error.errno is not None:
+                raise OSError(error.errno, error.strerror, self._address()) from e
+            raise
+        self._reactor = reactor
+        self._sessions = sessions
+        self._port = port
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """
+        Stop listening; wait for the open sessions to end, at most
+        C{timeout} seconds; then send those still open
+        C{421 4.3.2 <hostname> Service shutting down, closing transmission
+        channel} and close them (cutting off, a second later, any that
+        did not go). When it returns, the address is free and no session is
+        left. Stopping a controller that is not started does nothing.
+
+        @param timeout: The grace period, in seconds, for the sessions in
+            progress.
+        @raise RuntimeError: If called in the reactor's thread.
+        @raise TimeoutError: If the reactor does not finish in time (a hook
+            blocking its thread).
+        """
+        port, sessions, reactor = self._port, self._sessions, self._reactor
+        if port is None:
+            return
+        if threadable.isInIOThread():
+            raise _inReactorThread()
+        self._port = self._sessions = None
+        if not reactor.running:
+            # The process is exiting: the reactor shut everything down.
+            return
+
+        def stopInReactor() -> Deferred[None]:
+            d = maybeDeferred(port.stopListening)
+            d.addCallback(lambda _: sessions.close(timeout))
+            return d
+
+        _callInReactor(
+            reactor,
+            stopInReactor,
+            timeout + _DROP_WAIT + self.ready_timeout,
+            f"stopping the server on {self._address()}",
+        )
+
+    def __enter__(self: _Self) -> _Self:
+        """
+        Start, for a C{with} block.
+        """
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """
+        Stop, with the default grace period, at the end of a C{with} block.
+        """
+        self.stop()
+
+
+class Controller(_ThreadedController):
+    """
+    An SMTP server on TCP in a background thread, with aiosmtpd's
+    C{Controller} interface.
+
+    C{hostname} is the address to listen on, as in aiosmtpd: C{None} means
+    C{"127.0.0.1"}, C{""} every IPv4 interface, C{"::"} every interface
+    (IPv6, and IPv4 too where the system allows dual-stack sockets). The
+    name the server gives to its clients is C{server_hostname}.
+
+    Use it in a C{with} block, or call C{start()} and C{stop()}; it can be
+    started again after it stopped. Several controllers may run at once;
+    they share one reactor thread (see L{twisted_smtpd.controller}).
+
+    @ivar hostname: The address to listen on.
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        hostname: str | None = "127.0.0.1",
+        port: int = 8025,
+        *,
+        server_hostname: str | None = None,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        protocol: type[SMTP] = SMTP,
+        **options: Any,
+    ) -> None:
+        """
+        @param handler: The object whose C{handle_*} hooks decide what
+            happens; see L{SMTP}.
+        @param hostname: The address to listen on: C{None} for
+            C{"127.0.0.1"}, C{""} for every IPv4 interface, C{"::"} for
+            every interface.
+        @param port: The TCP port; C{0} lets the system choose one, which
+            L{port} then gives.
+        @param server_hostname: The name in the greeting and HELO/EHLO
+            replies (the C{hostname} option of L{SMTPFactory}); this
+            machine's FQDN by default.
+        @param ready_timeout: Seconds C{start()} waits for the server to
+            listen.
+        @param protocol: L{SMTP}, L{twisted_smtpd.LMTP} or another subclass.
+        @param options: The options of L{SMTPFactory} (C{data_size_limit},
+            C{tls_context}, C{implicit_tls}, C{max_connections}...);
+            C{enable_SMTPUTF8} is C{True} unless given, as in aiosmtpd's
+            C{Controller}. They are checked by C{start()}.
+        """
+        super().__init__(
+            handler,
+            server_hostname=server_hostname,
+            ready_timeout=ready_timeout,
+            protocol=protocol,
+            **options,
+        )
+        self.hostname = "127.0.0.1" if hostname is None else hostname
+        self._wantedPort = port
+
+    @property
+    def port(self) -> int:
+        """
+        The port listened on while started (the one the system chose for
+        port C{0}), else the port asked for.
+        """
+        if self._port is not None:
+            return self._port.getHost().port
+        return self._wantedPort
+
+    def _address(self) -> str:
+        return f"{self.hostname}:{self.port}"
+
+    def _endpoint(self, reactor: Any) -> IStreamServerEndpoint:
+        endpoint = TCP6ServerEndpoint if ":" in self.hostname else TCP4ServerEndpoint
+        return endpoint(
+            reactor, self._wantedPort, backlog=DEFAULT_BACKLOG, interface=self.hostname
+        )
+
+
+class UnixSocketController(_ThreadedController):
+    """
+    An SMTP server on a Unix socket in a background thread, with aiosmtpd's
+    C{UnixSocketController} interface.
+
+    A leftover socket file that nothing listens on is replaced; the file is
+    removed when the controller stops.
+
+    @ivar unix_socket: The path of the socket.
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        unix_socket: str | os.PathLike[str],
+        *,
+        server_hostname: str | None = None,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        protocol: type[SMTP] = SMTP,
+        **options: Any,
+    ) -> None:
+        """
+        @param handler: The object whose C{handle_*} hooks decide what
+            happens; see L{SMTP}.
+        @param unix_socket: The path of the socket to make.
+        @param server_hostname: The name in the greeting and HELO/EHLO
+            replies; this machine's FQDN by default.
+        @param ready_timeout: Seconds C{start()} waits for the server to
+            listen.
+        @param protocol: L{SMTP}, L{twisted_smtpd.LMTP} or another subclass.
+        @param options: The options of L{SMTPFactory}, as for L{Controller}.
+        """
+        super().__init__(
+            handler,
+            server_hostname=server_hostname,
+            ready_timeout=ready_timeout,
+            protocol=protocol,
+            **options,
+        )
+        self.unix_socket = unix_socket
+
+    def _address(self) -> str:
+        return os.fspath(self.unix_socket)
+
+    def _prepare(self) -> None:
+        path = Path(self.unix_socket)
+        try:
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                return
+        except FileNotFoundError:
+            return
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(os.fspath(path))
+        except ConnectionRefusedError:
+            # Nothing listens: a leftover of a process that died.
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        else:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE), str(path))
+        finally:
+            probe.close()
+
+    def _endpoint(self, reactor: Any) -> IStreamServerEndpoint:
+        return UNIXServerEndpoint(
+            reactor, os.fspath(self.unix_socket), backlog=DEFAULT_BACKLOG
+        )
