@@ -18,6 +18,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
+from twisted_smtpd._auth import asPortal, mechanismName
 from twisted_smtpd._hooks import asyncioLoopOf
 from twisted_smtpd._idle import IdleTimer
 
@@ -227,10 +228,16 @@ def makeConfig(
     if reactor is None:
         from twisted.internet import reactor
     hooks, ehloStyle = findHooks(handler)
+    handlerMechanisms = {
+        mechanismName(name, method): method
+        for name in dir(handler)
+        if name.startswith("auth_") and callable(method := getattr(handler, name))
+    }
     return Config(
         handler=handler,
         hooks=hooks,
         ehloStyle=ehloStyle,
+        handlerMechanisms=handlerMechanisms,
         data_size_limit=data_size_limit or None,
         enable_SMTPUTF8=enable_SMTPUTF8,
         decode_data=decode_data,
@@ -282,8 +289,6 @@ def _checkAuth(
     exclude: Any,
     failureLimit: int,
 ) -> dict[str, Any]:
-    from twisted_smtpd._auth import asPortal
-
     _checkBool("auth_required", authRequired)
     _checkBool("auth_require_tls", authRequireTLS)
     _checkInt("auth_failure_limit", failureLimit, 1, False)

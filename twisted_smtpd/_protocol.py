@@ -1240,12 +1240,7 @@ class SMTP(LineReceiver):
                 found[mechanismName(name, None)] = getattr(self, name)
             if config.portal is None or not portalSupportsCramMD5(config.portal):
                 del found["CRAM-MD5"]
-        handler = self.event_handler
-        for name in dir(handler):
-            if name.startswith("auth_"):
-                method = getattr(handler, name)
-                if callable(method):
-                    found[mechanismName(name, method)] = method
+        found.update(config.handlerMechanisms)
         for name in config.auth_exclude_mechanism:
             found.pop(name, None)
         return found
