@@ -1,0 +1,614 @@
+"""
+Tests for L{twisted_smtpd.service}: endpoint descriptions, L{SMTPService}
+and L{makeService}, in memory and over real loopback TCP.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import sys
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
+from twisted.internet.error import CannotListenError, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.testing import MemoryReactorClock, RaisingMemoryReactor
+from twisted.internet.threads import deferToThread
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+import twisted_smtpd
+from twisted_smtpd import SMTPFactory
+from twisted_smtpd.service import (
+    DEFAULT_BACKLOG,
+    DEFAULT_ENDPOINTS,
+    SMTPService,
+    endpointDescription,
+    makeService,
+)
+
+
+class RecordingHandler:
+    """
+    A handler that keeps what each DATA hook saw.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[object, str, list[str], bytes]] = []
+
+    def handle_DATA(self, server, session, envelope):
+        self.messages.append(
+            (
+                session.peer,
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.content,
+            )
+        )
+        return "250 2.0.0 Stored"
+
+
+class EndpointDescriptionTests(TestCase):
+    """
+    Tests for L{endpointDescription}.
+    """
+
+    def test_barePort(self) -> None:
+        """
+        A bare port number means TCP on every interface, with the backlog.
+        """
+        self.assertEqual(endpointDescription("8025"), "tcp:8025:backlog=1024")
+
+    def test_tcpGetsBacklog(self) -> None:
+        """
+        A C{tcp} description without a backlog gets L{DEFAULT_BACKLOG}.
+        """
+        self.assertEqual(DEFAULT_BACKLOG, 1024)
+        self.assertEqual(
+            endpointDescription("tcp:8025:interface=127.0.0.1"),
+            "tcp:8025:interface=127.0.0.1:backlog=1024",
+        )
+
+    def test_otherStreamTypesGetBacklog(self) -> None:
+        """
+        C{tcp6}, C{ssl}, C{unix} and C{haproxy}-wrapped descriptions get the
+        backlog too.
+        """
+        for description in [
+            "tcp6:25",
+            "ssl:465:privateKey=key.pem",
+            "unix:/run/smtpd.sock",
+            "haproxy:tcp:25",
+        ]:
+            self.assertEqual(
+                endpointDescription(description), description + ":backlog=1024"
+            )
+
+    def test_backlogKept(self) -> None:
+        """
+        A description that gives its own backlog is left alone.
+        """
+        for description in ["tcp:25:backlog=5", "tcp:backlog=7:port=25"]:
+            self.assertEqual(endpointDescription(description), description)
+
+    def test_escapedColons(self) -> None:
+        """
+        Escaped colons (an IPv6 interface) do not hide the type, and the
+        result still parses to the interface given.
+        """
+        description = endpointDescription(r"tcp6:25:interface=\:\:1")
+        self.assertEqual(description, r"tcp6:25:interface=\:\:1:backlog=1024")
+        memory = MemoryReactorClock()
+        endpoint = serverFromString(memory, description)
+        endpoint.listen(SMTPFactory(RecordingHandler(), hostname="mx.example"))
+        self.assertEqual(memory.tcpServers[0][2:], (1024, "::1"))
+
+    def test_otherTypesUnchanged(self) -> None:
+        """
+        Endpoint types that take no backlog, and anything that is not a
+        bare ASCII port number, pass through unchanged.
+        """
+        for description in [
+            "systemd:domain=INET:index=0",
+            "\u0668\u0660\u0662\u0665",
+            "",
+        ]:
+            self.assertEqual(endpointDescription(description), description)
+
+
+class SMTPServiceTests(TestCase):
+    """
+    Tests for L{SMTPService} and L{makeService} with an in-memory reactor.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = SMTPFactory(
+            RecordingHandler(), hostname="mx.example", reactor=self.reactor
+        )
+
+    def test_defaultEndpoint(self) -> None:
+        """
+        Without endpoints the service listens on port 8025 of 127.0.0.1.
+        """
+        self.assertEqual(DEFAULT_ENDPOINTS, ("tcp:8025:interface=127.0.0.1",))
+        service = SMTPService(self.factory, reactor=self.reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(
+            self.reactor.tcpServers, [(8025, self.factory, 1024, "127.0.0.1")]
+        )
+
+    def test_oneChildPerEndpoint(self) -> None:
+        """
+        Each description becomes one listening child, all sharing the
+        factory, and the ports are listened on when the service starts.
+        """
+        service = SMTPService(
+            self.factory,
+            ["tcp:2525:interface=127.0.0.1", "2526", "unix:/tmp/smtpd.sock"],
+            reactor=self.reactor,
+        )
+        children = list(service)
+        self.assertEqual(len(children), 3)
+        for child in children:
+            self.assertIsInstance(child, StreamServerEndpointService)
+            self.assertIs(child.factory, self.factory)
+        self.assertEqual(self.reactor.tcpServers, [])
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(
+            self.reactor.tcpServers,
+            [
+                (2525, self.factory, 1024, "127.0.0.1"),
+                (2526, self.factory, 1024, ""),
+            ],
+        )
+        self.assertEqual(
+            [server[:3] for server in self.reactor.unixServers],
+            [("/tmp/smtpd.sock", self.factory, 1024)],
+        )
+
+    def test_endpointObjects(self) -> None:
+        """
+        An L{IStreamServerEndpoint} is listened on as it is.
+        """
+        endpoint = TCP4ServerEndpoint(self.reactor, 2600, backlog=5)
+        service = SMTPService(self.factory, [endpoint], reactor=self.reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(self.reactor.tcpServers, [(2600, self.factory, 5, "")])
+
+    def test_whenListening(self) -> None:
+        """
+        L{SMTPService.whenListening} fires with the port of each endpoint,
+        in order.
+        """
+        service = SMTPService(
+            self.factory, ["tcp:2525", "tcp:2526"], reactor=self.reactor
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        ports = self.successResultOf(service.whenListening())
+        self.assertEqual([p.getHost().port for p in ports], [2525, 2526])
+
+    def test_whenListeningBeforeStart(self) -> None:
+        """
+        Asking for the ports of a service not started is an error.
+        """
+        service = SMTPService(self.factory, ["tcp:2525"], reactor=self.reactor)
+        self.assertRaises(RuntimeError, service.whenListening)
+
+    def test_cannotListen(self) -> None:
+        """
+        A port that cannot be bound makes C{startService} raise.
+        """
+        failing = RaisingMemoryReactor(
+            listenException=CannotListenError("127.0.0.1", 2525, OSError("in use"))
+        )
+        service = SMTPService(self.factory, ["tcp:2525"], reactor=failing)
+        self.assertRaises(CannotListenError, service.startService)
+
+    def test_badDescription(self) -> None:
+        """
+        A description Twisted cannot parse is a L{ValueError}.
+        """
+        self.assertRaises(
+            ValueError,
+            SMTPService,
+            self.factory,
+            ["nosuchtype:25"],
+            reactor=self.reactor,
+        )
+
+    def test_setServiceParent(self) -> None:
+        """
+        Attached to a running service, the SMTP service starts listening at
+        once, and stops with its parent.
+        """
+        parent = MultiService()
+        parent.startService()
+        service = makeService(
+            RecordingHandler(), ["tcp:2525"], reactor=self.reactor, hostname="mx"
+        )
+        service.setServiceParent(parent)
+        self.assertTrue(service.running)
+        self.assertEqual(len(self.reactor.tcpServers), 1)
+        self.successResultOf(parent.stopService())
+        self.assertFalse(service.running)
+
+    def test_makeServiceOptions(self) -> None:
+        """
+        L{makeService} builds one factory with the handler and options given.
+        """
+        handler = RecordingHandler()
+        service = makeService(
+            handler,
+            ["tcp:2525", "tcp:2526"],
+            reactor=self.reactor,
+            hostname="mx.example",
+            data_size_limit=1000,
+        )
+        self.assertIsInstance(service, SMTPService)
+        self.assertIs(service.factory.handler, handler)
+        server = service.factory.buildProtocol(None)
+        self.assertEqual(
+            (server.hostname, server.data_size_limit), ("mx.example", 1000)
+        )
+        self.assertEqual({child.factory for child in service}, {service.factory})
+
+    def test_makeServiceBadOption(self) -> None:
+        """
+        L{makeService} refuses unknown options and bad values like
+        L{SMTPFactory}.
+        """
+        self.assertRaises(
+            TypeError, makeService, RecordingHandler(), reactor=self.reactor, colour=1
+        )
+        self.assertRaises(
+            ValueError,
+            makeService,
+            RecordingHandler(),
+            reactor=self.reactor,
+            hostname="mx",
+            data_size_limit=-1,
+        )
+
+
+class ServiceIntegrationTests(TestCase):
+    """
+    Integration tests: L{makeService} on a real loopback TCP port, with
+    C{smtplib} as the client (in a thread).
+    """
+
+    timeout = 60
+
+    async def test_deliver(self) -> None:
+        """
+        A message sent with C{smtplib} reaches the handler byte for byte,
+        and the client gets the handler's reply.
+        """
+        handler = RecordingHandler()
+        service = makeService(
+            handler, ["tcp:0:interface=127.0.0.1"], hostname="mx.example"
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        [port] = await service.whenListening()
+        number = port.getHost().port
+        message = b"Subject: hello\r\n\r\nHello, world.\r\n.leading dot\r\n"
+
+        def send():
+            with smtplib.SMTP(
+                "127.0.0.1", number, local_hostname="client.example", timeout=10
+            ) as client:
+                greeting = client.ehlo()
+                mail = client.mail("sender@example.com")
+                rcpt = client.rcpt("rcpt@example.org")
+                data = client.data(message)
+                return client.sock.getsockname(), greeting[0], mail, rcpt, data
+
+        local, ehlo, mail, rcpt, data = await deferToThread(send)
+        self.assertEqual(ehlo, 250)
+        self.assertEqual(mail, (250, b"OK"))
+        self.assertEqual(rcpt, (250, b"OK"))
+        self.assertEqual(data, (250, b"2.0.0 Stored"))
+        self.assertEqual(
+            handler.messages,
+            [(local, "sender@example.com", ["rcpt@example.org"], message)],
+        )
+
+    async def test_stopListening(self) -> None:
+        """
+        Once the service stopped, the port refuses connections.
+        """
+        service = makeService(
+            RecordingHandler(), ["tcp:0:interface=127.0.0.1"], hostname="mx"
+        )
+        service.startService()
+        [port] = await service.whenListening()
+        number = port.getHost().port
+        await service.stopService()
+
+        def connect():
+            smtplib.SMTP("127.0.0.1", number, local_hostname="c.example", timeout=5)
+
+        with self.assertRaises(ConnectionRefusedError):
+            await deferToThread(connect)
+
+
+# Run twistd in a child process the same way in every kind of install (from
+# a checkout, editable, or from a wheel): the twistd script may not be on
+# PATH, and "python -m twisted" is the newer "twist" runner.
+_TWISTD = [
+    "-c",
+    "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
+]
+
+
+def _twistdEnvironment() -> dict[str, str]:
+    """
+    The environment of a child twistd: ours, with the directory holding
+    this copy of twisted_smtpd (and its twisted/plugins) first on the path.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(twisted_smtpd.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [root] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class _Twistd(ProcessProtocol):
+    """
+    A child twistd whose output (stdout and stderr together) can be waited
+    on.
+    """
+
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred[Exception] = Deferred()
+        self._waiting: list[tuple[re.Pattern[bytes], Deferred[re.Match[bytes]]]] = []
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+        still = []
+        for pattern, waiting in self._waiting:
+            match = pattern.search(self.output)
+            if match is None:
+                still.append((pattern, waiting))
+            else:
+                waiting.callback(match)
+        self._waiting = still
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        waiting, self._waiting = self._waiting, []
+        for pattern, d in waiting:
+            d.errback(
+                AssertionError(
+                    f"twistd ended before {pattern.pattern!r}; output:\n"
+                    + self.output.decode("utf-8", "replace")
+                )
+            )
+        self.ended.callback(reason.value)
+
+    def waitFor(self, pattern: bytes, timeout: float = 30) -> Deferred:
+        """
+        Fire with the match of C{pattern} in the output, once it shows.
+        """
+        compiled = re.compile(pattern)
+        match = compiled.search(self.output)
+        if match is not None:
+            return succeed(match)
+        d: Deferred[re.Match[bytes]] = Deferred()
+        self._waiting.append((compiled, d))
+        return d.addTimeout(timeout, reactor)
+
+
+class TwistdIntegrationTests(TestCase):
+    """
+    Slow integration tests: C{twistd smtpd} run as a child process (found
+    through the plugin, as a user runs it), listening on loopback TCP, with
+    C{smtplib} as the client.
+    """
+
+    timeout = 90
+
+    def scratchDirectory(self) -> str:
+        """
+        Make a new directory for a child twistd to run in.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        return directory
+
+    def spawnTwistd(self, *arguments: str) -> _Twistd:
+        """
+        Start C{twistd -n --pidfile= ARGUMENTS...} in a scratch directory,
+        and make sure it is gone at the end of the test.
+        """
+        process = _Twistd()
+        transport = reactor.spawnProcess(
+            process,
+            sys.executable,
+            [sys.executable, *_TWISTD, "-n", "--pidfile=", *arguments],
+            env=_twistdEnvironment(),
+            path=self.scratchDirectory(),
+        )
+
+        async def stop() -> None:
+            if not process.ended.called:
+                transport.signalProcess("KILL")
+                await process.ended
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        return process
+
+    async def stopTwistd(self, process: _Twistd) -> None:
+        """
+        Stop a child twistd with SIGTERM, as a service manager does, and
+        check that it shut down cleanly (twistd ends by the same signal once
+        it has stopped).
+        """
+        process.transport.signalProcess("TERM")
+        reason = await process.ended.addTimeout(30, reactor)
+        self.assertIsInstance(reason, ProcessTerminated)
+        self.assertEqual(reason.signal, signal.SIGTERM)
+        self.assertIn(b"Server Shut Down.", process.output)
+        self.assertNotIn(b"Traceback", process.output)
+
+    async def runTwistd(self, *arguments: str) -> tuple[int, str]:
+        """
+        Run C{twistd ARGUMENTS...} to its end.
+
+        @return: Its exit status and its output (stdout and stderr).
+        """
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            [*_TWISTD, *arguments],
+            env=_twistdEnvironment(),
+            path=self.scratchDirectory(),
+        ).addTimeout(60, reactor)
+        return code, (out + err).decode("utf-8", "replace")
+
+    async def test_debuggingOutput(self) -> None:
+        """
+        By default every message is printed to the real standard output, as
+        plain lines (not log events), and SIGTERM stops the server cleanly.
+        """
+        process = self.spawnTwistd("smtpd", "--port", "tcp:0:interface=127.0.0.1")
+        match = await process.waitFor(rb"SMTPFactory starting on (\d+)")
+        number = int(match.group(1))
+
+        def send():
+            with smtplib.SMTP(
+                "127.0.0.1", number, local_hostname="client.example", timeout=10
+            ) as client:
+                client.ehlo()
+                client.mail("sender@example.com")
+                client.rcpt("rcpt@example.org")
+                reply = client.data(b"Subject: hi\r\n\r\nHello.\r\n.dot\r\n")
+                return client.sock.getsockname(), reply
+
+        local, reply = await deferToThread(send)
+        self.assertEqual(reply, (250, b"OK"))
+        await process.waitFor(rb"------------ END MESSAGE ------------\n")
+        self.assertIn(
+            "\n".join(
+                [
+                    "---------- MESSAGE FOLLOWS ----------",
+                    "Subject: hi",
+                    f"X-Peer: {local!r}",
+                    "",
+                    "Hello.",
+                    ".dot",
+                    "------------ END MESSAGE ------------",
+                    "",
+                ]
+            ),
+            process.output.decode("utf-8"),
+        )
+        await self.stopTwistd(process)
+
+    async def test_options(self) -> None:
+        """
+        The handler and server options given to C{twistd smtpd} reach the
+        server: the sink handler, the host name and ident of the greeting,
+        and the size limit.
+        """
+        process = self.spawnTwistd(
+            "smtpd",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--handler",
+            "sink",
+            "--hostname",
+            "mx.example",
+            "--ident",
+            "Test SMTP",
+            "--size",
+            "100",
+        )
+        match = await process.waitFor(rb"SMTPFactory starting on (\d+)")
+        number = int(match.group(1))
+
+        def send():
+            with smtplib.SMTP() as client:
+                client.local_hostname = "client.example"
+                greeting = client.connect("127.0.0.1", number)
+                ehlo = client.ehlo()
+                client.mail("sender@example.com")
+                client.rcpt("rcpt@example.org")
+                small = client.data(b"Subject: small\r\n\r\nHi.\r\n")
+                client.mail("sender@example.com")
+                client.rcpt("rcpt@example.org")
+                big = client.data(b"x" * 200 + b"\r\n")
+                return greeting, ehlo, small, big
+
+        greeting, ehlo, small, big = await deferToThread(send)
+        self.assertEqual(greeting, (220, b"mx.example Test SMTP"))
+        self.assertEqual(ehlo[0], 250)
+        self.assertIn(b"SIZE 100", ehlo[1].split(b"\n"))
+        self.assertEqual(small, (250, b"OK"))
+        self.assertEqual(big, (552, b"Error: Too much mail data"))
+        self.assertNotIn(b"MESSAGE FOLLOWS", process.output)
+        await self.stopTwistd(process)
+
+    async def test_pluginListed(self) -> None:
+        """
+        C{twistd --help} lists the C{smtpd} command.
+        """
+        code, output = await self.runTwistd("--help")
+        self.assertEqual(code, 0)
+        self.assertRegex(output, r"\n +smtpd +An SMTP/LMTP receiving server\n")
+
+    async def test_help(self) -> None:
+        """
+        C{twistd smtpd --help} lists every option.
+        """
+        code, output = await self.runTwistd("smtpd", "--help")
+        self.assertEqual(code, 0)
+        for option in [
+            "-l, --listen=",
+            "-p, --port=",
+            "-c, --handler=",
+            "--hostname=",
+            "--ident=",
+            "--size=",
+            "--smtputf8",
+            "--decode-data",
+            "--timeout=",
+            "--command-call-limit=",
+            "--bare-newline=",
+        ]:
+            self.assertIn(option, output)
+
+    async def test_badOptions(self) -> None:
+        """
+        A bad option value makes C{twistd smtpd} exit with status 1 and a
+        usage message naming the option, without a traceback and without
+        listening.
+        """
+        for arguments, message in [
+            (["--size", "-5"], "--size must be a whole number of at least 0"),
+            (["--listen", "nosuchtype:25"], "--listen 'nosuchtype:25'"),
+            (["--handler", "nosuchhandler"], "--handler must be one of"),
+            (["--handler", "sink", "extra"], "Sink handler does not accept"),
+            (["--colour"], "option --colour not recognized"),
+        ]:
+            code, output = await self.runTwistd("-n", "--pidfile=", "smtpd", *arguments)
+            self.assertEqual(code, 1, output)
+            self.assertIn(f"\ntwistd -n: {message}", output)
+            self.assertIn("Usage: twistd", output)
+            self.assertNotIn("Traceback", output)
+            self.assertNotIn("starting on", output)
