@@ -29,19 +29,23 @@ import socket
 import sys
 import time
 from abc import ABCMeta, abstractmethod
-from collections import deque
 from collections.abc import Iterable
 from email.message import Message as EmailMessage
 from typing import IO, Any
 
 from twisted.internet import error as netError
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
-from twisted.python.failure import Failure
+
+from twisted_smtpd._relay import (
+    Refused,
+    Unavailable,
+    UpstreamClient,
+    dotStuffed,
+    replyText,
+)
 
 __all__ = [
     "AsyncMessage",
@@ -553,127 +557,6 @@ class Mailbox(Message):
         return name
 
 
-class _Refused(Exception):
-    """
-    The upstream refused the transaction; C{args[0]} is the reply to pass on.
-    """
-
-
-class _Unavailable(Exception):
-    """
-    The upstream could not be reached, closed the connection, broke the
-    protocol or was too slow.
-    """
-
-
-class _UpstreamClient(LineReceiver, TimeoutMixin):
-    """
-    The client side of one connection to the upstream server: send command
-    lines and raw data, read replies (multi-line ones whole).
-    """
-
-    delimiter = b"\n"
-    MAX_LENGTH = 65536
-
-    def __init__(self, reactor: Any, timeout: float) -> None:
-        self._reactor = reactor
-        self._timeout = timeout
-        self._lines: list[str] = []
-        self._replies: deque[tuple[int, list[str]]] = deque()
-        self._waiting: Deferred | None = None
-        self._error: Exception | None = None
-
-    def callLater(self, period: float, func: Any) -> Any:
-        return self._reactor.callLater(period, func)
-
-    def connectionMade(self) -> None:
-        self.setTimeout(self._timeout)
-
-    def connectionLost(self, reason: Failure = None) -> None:
-        self.setTimeout(None)
-        self._fail(_Unavailable("connection closed"))
-
-    def timeoutConnection(self) -> None:
-        self._fail(_Unavailable("timed out"))
-        self.transport.abortConnection()
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self._fail(_Unavailable("reply line too long"))
-        self.transport.abortConnection()
-
-    def lineReceived(self, line: bytes) -> None:
-        self.resetTimeout()
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        code, sep = line[:3], line[3:4]
-        if not (code.isdigit() and sep in (b" ", b"-", b"")):
-            self._fail(_Unavailable(f"bad reply line {line[:80]!r}"))
-            self.transport.abortConnection()
-            return
-        # A CR inside a line would break the reply we pass on.
-        self._lines.append(line[4:].replace(b"\r", b" ").decode("utf-8", "replace"))
-        if sep != b"-":
-            reply = (int(code), self._lines)
-            self._lines = []
-            waiting, self._waiting = self._waiting, None
-            if waiting is None:
-                self._replies.append(reply)
-            else:
-                waiting.callback(reply)
-
-    def _fail(self, error: Exception) -> None:
-        if self._error is None:
-            self._error = error
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.errback(error)
-
-    def reply(self) -> Deferred:
-        """
-        The next reply, as C{(code, lines)}.
-        """
-        if self._replies:
-            return succeed(self._replies.popleft())
-        if self._error is not None:
-            return fail(self._error)
-        self._waiting = Deferred()
-        return self._waiting
-
-    def command(self, line: str) -> Deferred:
-        """
-        Send a command line and return its reply.
-        """
-        self.resetTimeout()
-        self.transport.write(line.encode("utf-8") + b"\r\n")
-        return self.reply()
-
-
-def _replyText(code: int, lines: list[str]) -> str:
-    """
-    An upstream reply, to be sent on to our client.
-    """
-    body = [f"{code}-{line}" for line in lines[:-1]]
-    body.append(f"{code} {lines[-1]}" if lines[-1] else str(code))
-    return "\r\n".join(body)
-
-
-def _dotStuffed(data: bytes) -> bytes:
-    """
-    The DATA phase for C{data}: every line that starts with a dot gets
-    another one, and the terminator is added.
-
-    A dot after a bare LF is doubled too, so that an upstream which takes a
-    bare LF for a line ending cannot see an early end of data (SMTP
-    smuggling); a strict upstream then keeps that extra dot.
-    """
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\n.", b"\n..")
-    if data and not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
-
-
 class Proxy:
     """
     Relay every message to an upstream SMTP server and give the client the
@@ -798,7 +681,7 @@ class Proxy:
         endpoint = HostnameEndpoint(
             reactor, self._hostname, self._port, timeout=self._timeout
         )
-        client = _UpstreamClient(reactor, self._timeout)
+        client = UpstreamClient(reactor, self._timeout)
         try:
             await connectProtocol(endpoint, client)
         except (netError.ConnectError, netError.DNSLookupError) as e:
@@ -812,9 +695,9 @@ class Proxy:
             return "451 4.4.1 Upstream not available"
         try:
             return await self._transaction(client, heloName, envelope, data)
-        except _Refused as e:
+        except Refused as e:
             return e.args[0]
-        except _Unavailable as e:
+        except Unavailable as e:
             log.warn(
                 "{peer}: upstream {host}:{port} failed: {error}",
                 peer=peer,
@@ -830,18 +713,18 @@ class Proxy:
             client.transport.loseConnection()
 
     async def _transaction(
-        self, client: _UpstreamClient, heloName: str, envelope: Any, data: bytes
+        self, client: UpstreamClient, heloName: str, envelope: Any, data: bytes
     ) -> str:
         """
         The dialogue with the upstream, from its greeting to the reply to
         the end of the data.
 
-        @raise _Refused: With the reply for our client.
-        @raise _Unavailable: When the upstream cannot take the message.
+        @raise Refused: With the reply for our client.
+        @raise Unavailable: When the upstream cannot take the message.
         """
         code, lines = await client.reply()
         if code != 220:
-            raise _Unavailable(f"greeting {_replyText(code, lines)!r}")
+            raise Unavailable(f"greeting {replyText(code, lines)!r}")
         extensions = await self._greet(client, heloName)
         sender = "" if envelope.mail_from == "<>" else envelope.mail_from
         command = f"MAIL FROM:<{sender}>"
@@ -849,7 +732,7 @@ class Proxy:
             command += " " + option
         code, lines = await client.command(command)
         if code != 250:
-            raise _Refused(self._verdict(code, lines))
+            raise Refused(self._verdict(code, lines))
         refused = []
         accepted = 0
         for rcpt in envelope.rcpt_tos:
@@ -861,15 +744,15 @@ class Proxy:
         if not accepted:
             temporary = [r for r in refused if 400 <= r[1] < 500]
             rcpt, code, lines = (temporary or refused)[0]
-            raise _Refused(self._verdict(code, lines))
+            raise Refused(self._verdict(code, lines))
         code, lines = await client.command("DATA")
         if code != 354:
-            raise _Refused(self._verdict(code, lines))
+            raise Refused(self._verdict(code, lines))
         client.resetTimeout()
-        client.transport.write(_dotStuffed(data))
+        client.transport.write(dotStuffed(data))
         code, lines = await client.reply()
         if code != 250:
-            raise _Refused(self._verdict(code, lines))
+            raise Refused(self._verdict(code, lines))
         if refused:
             log.warn(
                 "upstream {host}:{port} accepted the message from {sender} but"
@@ -877,11 +760,11 @@ class Proxy:
                 host=self._hostname,
                 port=self._port,
                 sender=envelope.mail_from,
-                refused=[(r, _replyText(c, t)) for r, c, t in refused],
+                refused=[(r, replyText(c, t)) for r, c, t in refused],
             )
         return "250 OK"
 
-    async def _greet(self, client: _UpstreamClient, heloName: str) -> dict[str, str]:
+    async def _greet(self, client: UpstreamClient, heloName: str) -> dict[str, str]:
         """
         Send EHLO (HELO if the upstream refuses it permanently).
 
@@ -898,7 +781,7 @@ class Proxy:
             code, lines = await client.command(f"HELO {heloName}")
             if code == 250:
                 return {}
-        raise _Unavailable(f"greeting refused: {_replyText(code, lines)!r}")
+        raise Unavailable(f"greeting refused: {replyText(code, lines)!r}")
 
     def _mailOptions(
         self, envelope: Any, extensions: dict[str, str], size: int
@@ -907,7 +790,7 @@ class Proxy:
         The MAIL parameters to send: the client's, for the extensions the
         upstream offers, and the exact SIZE.
 
-        @raise _Refused: For an SMTPUTF8 message the upstream cannot take.
+        @raise Refused: For an SMTPUTF8 message the upstream cannot take.
         """
         options = []
         for option in envelope.mail_options:
@@ -918,7 +801,7 @@ class Proxy:
             if needed in extensions:
                 options.append(option)
             elif keyword == "SMTPUTF8":
-                raise _Refused("553 5.6.7 Upstream does not support SMTPUTF8")
+                raise Refused("553 5.6.7 Upstream does not support SMTPUTF8")
         if "SIZE" in extensions:
             options.append(f"SIZE={size}")
         return options
@@ -929,8 +812,8 @@ class Proxy:
         The reply for our client from a refusal of the upstream; anything
         but a 4xx or 5xx refusal means the upstream broke the protocol.
 
-        @raise _Unavailable: For a reply that is not a refusal.
+        @raise Unavailable: For a reply that is not a refusal.
         """
         if not 400 <= code < 600:
-            raise _Unavailable(f"unexpected reply {_replyText(code, lines)!r}")
-        return _replyText(code, lines)
+            raise Unavailable(f"unexpected reply {replyText(code, lines)!r}")
+        return replyText(code, lines)
