@@ -30,12 +30,24 @@ _ENHANCED = {
     b"502": b"5.5.1",
     b"503": b"5.5.1",
     b"504": b"5.5.4",
+    b"530": b"5.7.0",
     b"550": b"5.0.0",
     b"552": b"5.3.4",
     b"553": b"5.1.3",
     b"554": b"5.0.0",
     b"555": b"5.5.4",
 }
+
+
+def _withEnhancedCode(line: bytes) -> bytes:
+    """
+    Give one reply line an enhanced status code, unless it has one.
+    """
+    if _HAS_ENHANCED.match(line) is not None or not line[:3].isdigit():
+        return line
+    enhanced = _ENHANCED.get(line[:3]) or line[:1] + b".0.0"
+    separator = line[3:4] or b" "
+    return line[:3] + separator + enhanced + b" " + line[4:]
 
 
 class LMTP(SMTP):
@@ -83,16 +95,18 @@ class LMTP(SMTP):
 
     def _reply(self, status: str | bytes) -> None:
         """
-        Send a reply, adding a generic enhanced status code (RFC 3463) to a
-        2xx, 4xx or 5xx reply that has none.
+        Send a reply, adding a generic enhanced status code (RFC 3463) to
+        each line of a 2xx, 4xx or 5xx reply that has none (RFC 2034
+        section 3).
         """
         if isinstance(status, str):
             status = status.encode(
                 "utf-8" if self._config.enable_SMTPUTF8 else "ascii", "replace"
             )
-        if status[:1] in b"245" and _HAS_ENHANCED.match(status) is None:
-            enhanced = _ENHANCED.get(status[:3]) or status[:1] + b".0.0"
-            status = status[:4] + enhanced + b" " + status[4:]
+        if status[:1] in (b"2", b"4", b"5") and status[:3].isdigit():
+            status = b"\r\n".join(
+                _withEnhancedCode(line) for line in status.split(b"\r\n")
+            )
         SMTP._reply(self, status)
 
     # The reply to LHLO lists keywords and has no enhanced codes (RFC 2034).
@@ -104,11 +118,12 @@ class LMTP(SMTP):
 
     def _dataReplies(self, status: Any) -> None:
         """
-        Send one reply per accepted recipient (RFC 2033 section 4.2).
+        Send one reply per accepted recipient (RFC 2033 section 4.2). In a
+        list, C{None} stands for the default C{250 OK}.
 
         @raise ValueError: If C{handle_DATA} returned a list whose length is
-            not the number of recipients (the client then gets a 451 for
-            each).
+            not the number of recipients, or that holds something other than
+            replies; the client then gets a 451 for each recipient.
         """
         count = self._pendingRecipients
         if isinstance(status, (list, tuple)):
@@ -117,7 +132,10 @@ class LMTP(SMTP):
                     f"handle_DATA returned {len(status)} statuses for"
                     f" {count} recipients"
                 )
-            statuses = status
+            statuses = ["250 OK" if each is None else each for each in status]
+            for each in statuses:
+                if not isinstance(each, (str, bytes)):
+                    raise ValueError(f"not a reply: {each!r}")
         else:
             statuses = [status] * count
         self._pendingRecipients = 0

@@ -87,6 +87,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
     _inAuth = False
     _envelope: Envelope | None = None
     _proxyParser: ProxyParser | None = None
+    _proxyHeld: bytes | None = None
     _proxyTimer: Any = None
     factory: Any = None
     _logout: Callable[[], Any] | None = None
@@ -225,7 +226,12 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
     def _proxyReceived(self, data: bytes) -> None:
         """
         Feed the PROXY header parser; act on the header once it is whole.
+        Bytes that come while C{handle_PROXY} decides are held until it
+        has, and its time counts against C{proxy_protocol_timeout}.
         """
+        if self._proxyHeld is not None:
+            self._proxyHeld += data
+            return
         parser = self._proxyParser
         try:
             proxyData = parser.feed(data)
@@ -237,25 +243,28 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             return
         if proxyData is None:
             return
-        self._proxyParser = None
-        self._proxyTimer.cancel()
+        self._proxyHeld = parser.rest
         session = self.session
         session.proxy_data = proxyData
         peer = proxyData.peer()
         if peer is not None:
             session.peer = peer
-        rest = parser.rest
-        if "PROXY" not in self._hooks:
-            self._begin(rest)
-            return
 
         def decided(ok: Any) -> None:
+            if self._closing:
+                return
+            held, self._proxyHeld = self._proxyHeld, None
+            self._proxyParser = None
+            self._proxyTimer.cancel()
             if ok:
-                self._begin(rest)
+                self._begin(held)
             else:
                 log.info("{peer} refused by handle_PROXY", peer=session.peer)
                 self._abort()
 
+        if "PROXY" not in self._hooks:
+            decided(True)
+            return
         try:
             result = self._hook("PROXY", decided, proxyData)
         except Exception:
