@@ -481,8 +481,10 @@ class HookTests(SynchronousTestCase):
 
     def test_arguments(self) -> None:
         """
-        The hook gets the server, its session (whose peer is already the
-        header's source), an envelope and the parsed header.
+        The hook gets the server, its session, an envelope and the parsed
+        header; while it decides, C{session.peer} is still the proxy that
+        connected (what a trusted-proxy check needs), and the header's
+        source only once it accepted.
         """
         handler = Decider(True)
         tester = proxyTester(handler)
@@ -492,8 +494,9 @@ class HookTests(SynchronousTestCase):
         self.assertIs(session, tester.server.session)
         self.assertIsNone(envelope.mail_from)
         self.assertIs(data, session.proxy_data)
-        self.assertEqual(seen.peer, CLIENT)
+        self.assertEqual(seen.peer, REAL_PEER)
         self.assertEqual(data.src_port, CLIENT[1])
+        self.assertEqual(session.peer, CLIENT)
 
     def test_trueAccepts(self) -> None:
         """

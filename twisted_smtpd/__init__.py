@@ -17,10 +17,16 @@ from twisted_smtpd._config import DATA_SIZE_DEFAULT
 from twisted_smtpd._factory import SMTPFactory
 from twisted_smtpd._lmtp import LMTP
 from twisted_smtpd._protocol import SMTP, __version__, syntax
+from twisted_smtpd._proxy import AF, PROTO, V2_CMD, ProxyData, ProxyTLV
 from twisted_smtpd._session import Envelope, Session
 from twisted_smtpd._tls import tlsOptionsFromFiles
 
 __all__ = [
+    "AF",
+    "PROTO",
+    "V2_CMD",
+    "ProxyData",
+    "ProxyTLV",
     "MISSING",
     "AuthResult",
     "AuthenticatedUser",

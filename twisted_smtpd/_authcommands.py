@@ -103,7 +103,32 @@ class AuthCommands:
             return None
         args[0] = args[0].upper()
         if "AUTH" in self._hooks:
-            return self._hook("AUTH", self._replyOr(_AUTH_OK), args)
+            return self._hook(
+                "AUTH", lambda status: self._handledAuth(status, args), args
+            )
+        return self._runMechanism(args)
+
+    def _handledAuth(self, status: Any, args: list[str]) -> Any:
+        """
+        Reply for C{handle_AUTH}: its status; for C{None}, 235 or 535 as the
+        hook set C{session.authenticated}; for L{MISSING}, what the
+        mechanism decides, as in aiosmtpd.
+        """
+        if status is MISSING:
+            return self._runMechanism(args)
+        if status is None:
+            if self.session.authenticated:
+                status = _AUTH_OK
+            else:
+                self._reply(_AUTH_INVALID)
+                return self._countFailure()
+        self._reply(status)
+        return None
+
+    def _runMechanism(self, args: list[str]) -> Any:
+        """
+        Run the mechanism named by C{args[0]} and act on its decision.
+        """
         mechanism = self._mechanisms().get(args[0])
         if mechanism is None:
             self._reply("504 5.5.4 Unrecognized authentication type")

@@ -52,6 +52,7 @@ class MailCommands:
         if not arg:
             self._reply("501 Syntax: HELO hostname")
             return None
+        self._logAborted()
         self._envelope = None
         self.session.extended_smtp = False
 
@@ -71,6 +72,7 @@ class MailCommands:
         if not arg:
             self._reply("501 Syntax: EHLO hostname")
             return None
+        self._logAborted()
         self._envelope = None
         self.session.extended_smtp = True
         responses = self._ehloResponses()
@@ -128,8 +130,10 @@ class MailCommands:
         if self._config.tls_context is not None and not self._tlsActive:
             lines.append("250-STARTTLS")
         if self._authAllowedHere() and self._offersAuth:
-            mechanisms = " ".join(sorted(self._mechanisms()))
-            lines.append(f"250-AUTH {mechanisms}".rstrip())
+            # A handler with only handle_AUTH is taken to handle the usual
+            # mechanisms, as aiosmtpd advertises them.
+            mechanisms = sorted(self._mechanisms()) or ["LOGIN", "PLAIN"]
+            lines.append("250-AUTH " + " ".join(mechanisms))
         return lines
 
     @syntax("NOOP [ignored]")
@@ -475,6 +479,11 @@ _DATA_ERRORS = {
 
 
 def _codeOf(status: Any) -> str:
+    """
+    The reply code of a status, for the log; several for a list (LMTP).
+    """
+    if isinstance(status, (list, tuple)):
+        return ",".join(_codeOf(each) for each in status)
     if isinstance(status, bytes):
         return status[:3].decode("ascii", "replace")
     if isinstance(status, str):

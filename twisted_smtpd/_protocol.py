@@ -246,9 +246,6 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         self._proxyHeld = parser.rest
         session = self.session
         session.proxy_data = proxyData
-        peer = proxyData.peer()
-        if peer is not None:
-            session.peer = peer
 
         def decided(ok: Any) -> None:
             if self._closing:
@@ -257,6 +254,11 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             self._proxyParser = None
             self._proxyTimer.cancel()
             if ok:
+                # Only now: while handle_PROXY decides, session.peer is the
+                # proxy that connected, which is what a trust check needs.
+                peer = proxyData.peer()
+                if peer is not None:
+                    session.peer = peer
                 self._begin(held)
             else:
                 log.info("{peer} refused by handle_PROXY", peer=session.peer)
@@ -295,6 +297,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         Stop the timer and let go of the message being received.
         """
         self._closing = True
+        self._logAborted()
         if self._config.idle is not None:
             self._config.idle.forget(self)
         self._dataReceiver = None
@@ -668,6 +671,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             "{peer} error while handling a command", failure, peer=self.session.peer
         )
         self._dataReceiver = None
+        self._logAborted()
         self._envelope = None
         handler = getattr(self.event_handler, "handle_exception", None)
         if handler is None:

@@ -15,8 +15,6 @@ from twisted.internet.ssl import (
     TLSVersion,
 )
 
-__all__ = ["tlsOptionsFromFiles"]
-
 
 def _readPEM(path: str | Path, what: str) -> bytes:
     try:
@@ -57,10 +55,15 @@ def tlsOptionsFromFiles(
         )
     except Exception as e:
         raise ValueError(f"no usable certificate and private key: {e}") from e
+    if chain is not None and not _pemBlocks(chainPEM, b"CERTIFICATE"):
+        raise ValueError(f"no certificate in the TLS chain file {str(chain)!r}")
     extra = []
     for blob in (certPEM, chainPEM):
         for piece in _pemBlocks(blob, b"CERTIFICATE"):
-            cert = Certificate.loadPEM(piece)
+            try:
+                cert = Certificate.loadPEM(piece)
+            except Exception as e:
+                raise ValueError(f"a malformed certificate in the TLS files: {e}")
             if cert.dump() != server.dump():
                 extra.append(cert.original)
     return CertificateOptions(
