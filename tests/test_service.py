@@ -5,18 +5,26 @@ and L{makeService}, in memory and over real loopback TCP.
 
 from __future__ import annotations
 
+import mailbox
 import os
 import re
+import shutil
 import signal
 import smtplib
+import ssl
 import sys
+import tempfile
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
-from twisted.internet.error import CannotListenError, ProcessTerminated
+from twisted.internet.error import (
+    CannotListenError,
+    ProcessExitedAlready,
+    ProcessTerminated,
+)
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.testing import MemoryReactorClock, RaisingMemoryReactor
 from twisted.internet.threads import deferToThread
@@ -25,12 +33,15 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 import twisted_smtpd
+from tests.test_tap import Files
+from tests.test_tls import commandLineTool, runTool
 from twisted_smtpd import SMTPFactory
 from twisted_smtpd.service import (
     DEFAULT_BACKLOG,
     DEFAULT_ENDPOINTS,
     SMTPService,
     endpointDescription,
+    endpointType,
     makeService,
 )
 
@@ -121,6 +132,31 @@ class EndpointDescriptionTests(TestCase):
             "",
         ]:
             self.assertEqual(endpointDescription(description), description)
+
+
+class EndpointTypeTests(TestCase):
+    """
+    Tests for L{endpointType}.
+    """
+
+    def test_types(self) -> None:
+        """
+        The type is the first field of the description, or the second
+        behind C{haproxy:}; a bare port number is C{tcp}.
+        """
+        for description, kind in [
+            ("2525", "tcp"),
+            ("tcp:25:interface=127.0.0.1", "tcp"),
+            ("tcp6:25", "tcp6"),
+            ("unix:/run/smtpd.sock", "unix"),
+            ("ssl:465:privateKey=key.pem:certKey=cert.pem", "ssl"),
+            ("haproxy:tcp:25", "tcp"),
+            ("haproxy:ssl:465:privateKey=key.pem", "ssl"),
+            ("systemd:domain=INET:index=0", "systemd"),
+            (r"unix:/tmp/a\:b.sock", "unix"),
+            ("haproxy", "haproxy"),
+        ]:
+            self.assertEqual(endpointType(description), kind, description)
 
 
 class SMTPServiceTests(TestCase):
@@ -448,7 +484,10 @@ class TwistdIntegrationTests(TestCase):
 
         async def stop() -> None:
             if not process.ended.called:
-                transport.signalProcess("KILL")
+                try:
+                    transport.signalProcess("KILL")
+                except ProcessExitedAlready:
+                    pass
                 await process.ended
 
         self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
@@ -590,6 +629,17 @@ class TwistdIntegrationTests(TestCase):
             "--timeout=",
             "--command-call-limit=",
             "--bare-newline=",
+            "--lmtp",
+            "--max-connections=",
+            "--tls-cert=",
+            "--tls-key=",
+            "--tls-chain=",
+            "--require-starttls",
+            "--implicit-tls",
+            "--auth-file=",
+            "--auth-required",
+            "--auth-allow-plaintext",
+            "--proxy-protocol=",
         ]:
             self.assertIn(option, output)
 
@@ -612,3 +662,208 @@ class TwistdIntegrationTests(TestCase):
             self.assertIn("Usage: twistd", output)
             self.assertNotIn("Traceback", output)
             self.assertNotIn("starting on", output)
+
+    async def swaks(self, port: int, *arguments: str):
+        """
+        Run C{swaks} against 127.0.0.1 C{port} (skipped without it, except
+        on CI), sending from C{a@example.com} to C{b@example.com}.
+
+        @return: Its exit status and its output (stdout and stderr).
+        """
+        result = await runTool(
+            [
+                commandLineTool("swaks"),
+                "--server", "127.0.0.1",
+                "--port", str(port),
+                "--helo", "client.example",
+                "--from", "a@example.com",
+                "--to", "b@example.com",
+                "--timeout", "15s",
+                *arguments,
+            ]
+        )  # fmt: skip
+        return result.returncode, (result.stdout + result.stderr).decode(
+            "utf-8", "replace"
+        )
+
+    def maildir(self) -> str:
+        """
+        Return the absolute path of a new Maildir for the mailbox handler
+        (created by the handler).
+        """
+        return os.path.abspath(self.mktemp())
+
+    def maildirMessages(self, path: str) -> list[mailbox.MaildirMessage]:
+        """
+        Read the messages delivered into the C{new/} folder of a Maildir,
+        ordered by their C{Subject}.
+        """
+        box = mailbox.Maildir(path, create=False)
+        self.assertEqual(len(os.listdir(os.path.join(path, "new"))), len(box))
+        return sorted(box, key=lambda message: message["Subject"])
+
+    async def test_mailboxSwaks(self) -> None:
+        """
+        With C{--handler mailbox DIRECTORY}, a message sent with C{swaks}
+        lands in C{DIRECTORY/new}, readable with C{mailbox.Maildir}.
+        """
+        maildir = self.maildir()
+        process = self.spawnTwistd(
+            "smtpd", "--port", "tcp:0:interface=127.0.0.1", "--hostname", "mx.example",
+            "--handler", "mailbox", maildir,
+        )  # fmt: skip
+        match = await process.waitFor(rb"SMTPFactory starting on (\d+)")
+        code, output = await self.swaks(
+            int(match.group(1)),
+            "--header", "Subject: swaks to a Maildir",
+            "--body", "Hello from swaks.",
+        )  # fmt: skip
+        self.assertEqual(code, 0, output)
+        self.assertIn("<-  250 OK", output)
+        [message] = self.maildirMessages(maildir)
+        self.assertEqual(message["Subject"], "swaks to a Maildir")
+        self.assertEqual(message["X-MailFrom"], "a@example.com")
+        self.assertEqual(message["X-RcptTo"], "b@example.com")
+        self.assertTrue(message.get_payload().startswith("Hello from swaks.\n"))
+        [name] = os.listdir(os.path.join(maildir, "new"))
+        with open(os.path.join(maildir, "new", name), "rb") as stored:
+            header, body = stored.read().split(b"\r\n\r\n", 1)
+        self.assertTrue(body.startswith(b"Hello from swaks.\r\n"), body)
+        self.assertTrue(
+            header.endswith(
+                b"\r\nX-MailFrom: a@example.com\r\nX-RcptTo: b@example.com"
+            ),
+            header,
+        )
+        await self.stopTwistd(process)
+
+    async def test_tlsAndAuth(self) -> None:
+        """
+        With C{--tls-cert}, C{--tls-key}, C{--require-starttls},
+        C{--auth-file} and C{--auth-required}, a client must start TLS
+        (verified against the CA) and log in before sending: C{smtplib}
+        logs in with CRAM-MD5 (the password file is plaintext), C{swaks
+        --tls --auth PLAIN} with PLAIN, and a wrong password is refused.
+        """
+        files = Files(self)
+        maildir = self.maildir()
+        process = self.spawnTwistd(
+            "smtpd",
+            "--port", "tcp:0:interface=127.0.0.1",
+            "--hostname", "mx.example",
+            "--tls-cert", files.cert,
+            "--tls-key", files.key,
+            "--tls-chain", files.chain,
+            "--require-starttls",
+            "--auth-file", files.passwords,
+            "--auth-required",
+            "--handler", "mailbox",
+            maildir,
+        )  # fmt: skip
+        match = await process.waitFor(rb"SMTPFactory starting on (\d+)")
+        number = int(match.group(1))
+
+        def send():
+            context = ssl.create_default_context(cafile=files.ca)
+            with smtplib.SMTP(
+                "127.0.0.1", number, local_hostname="client.example", timeout=10
+            ) as client:
+                client.ehlo()
+                plain = dict(client.esmtp_features)
+                beforeTLS = client.mail("a@example.com")
+                client.starttls(context=context)
+                client.ehlo()
+                secure = dict(client.esmtp_features)
+                beforeAuth = client.mail("a@example.com")
+                login = client.login("alice", "secret")
+                refused = client.sendmail(
+                    "a@example.com",
+                    ["b@example.com"],
+                    b"Subject: smtplib over TLS\r\n\r\nHello.\r\n",
+                )
+                return plain, beforeTLS, secure, beforeAuth, login, refused
+
+        plain, beforeTLS, secure, beforeAuth, login, refused = await deferToThread(send)
+        self.assertIn("starttls", plain)
+        self.assertNotIn("auth", plain)
+        self.assertEqual(beforeTLS, (530, b"Must issue a STARTTLS command first"))
+        self.assertNotIn("starttls", secure)
+        self.assertEqual(secure["auth"].split(), ["CRAM-MD5", "LOGIN", "PLAIN"])
+        self.assertEqual(beforeAuth, (530, b"5.7.0 Authentication required"))
+        self.assertEqual(login, (235, b"2.7.0 Authentication successful"))
+        self.assertEqual(refused, {})
+
+        swaksTLS = [
+            "--tls",
+            "--tls-verify",
+            "--tls-ca-path", files.ca,
+            "--tls-sni", "localhost",
+            "--auth", "PLAIN",
+            "--auth-user", "bob",
+            "--header", "Subject: swaks over TLS",
+        ]  # fmt: skip
+        code, output = await self.swaks(number, *swaksTLS, "--auth-password", "hunter2")
+        self.assertEqual(code, 0, output)
+        self.assertIn("<~  235 2.7.0 Authentication successful", output)
+        code, output = await self.swaks(number, *swaksTLS, "--auth-password", "nope")
+        self.assertNotEqual(code, 0, output)
+        self.assertIn("<~* 535 5.7.8 Authentication credentials invalid", output)
+
+        first, second = self.maildirMessages(maildir)
+        self.assertEqual(first["Subject"], "smtplib over TLS")
+        self.assertEqual(second["Subject"], "swaks over TLS")
+        self.assertEqual(second["X-RcptTo"], "b@example.com")
+        await self.stopTwistd(process)
+
+    async def test_lmtpUnixSocket(self) -> None:
+        """
+        With C{--lmtp --port unix:PATH}, C{smtplib.LMTP} delivers over the
+        Unix socket with LHLO and gets one reply per recipient after the
+        message.
+        """
+        # A short directory: a Unix socket path has at most 107 bytes.
+        directory = tempfile.mkdtemp(prefix="smtpd-lmtp-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "lmtp.sock")
+        maildir = self.maildir()
+        process = self.spawnTwistd(
+            "smtpd", "--lmtp", "--port", f"unix:{path}", "--hostname", "mx.example",
+            "--handler", "mailbox", maildir,
+        )  # fmt: skip
+        await process.waitFor(rb"SMTPFactory starting on '" + re.escape(path.encode()))
+
+        def send():
+            with smtplib.LMTP(path, local_hostname="mta.example", timeout=10) as client:
+                lhlo = client.ehlo()
+                client.mail("a@example.com")
+                client.rcpt("b@example.com")
+                client.rcpt("c@example.com")
+                first = client.data(b"Subject: over LMTP\r\n\r\nHello.\r\n")
+                second = client.getreply()
+                return lhlo, first, second
+
+        lhlo, first, second = await deferToThread(send)
+        self.assertEqual(lhlo[0], 250)
+        self.assertEqual(lhlo[1].split(b"\n")[0], b"mx.example")
+        self.assertEqual(first, (250, b"2.0.0 OK"))
+        self.assertEqual(second, (250, b"2.0.0 OK"))
+        [message] = self.maildirMessages(maildir)
+        self.assertEqual(message["Subject"], "over LMTP")
+        self.assertEqual(message["X-RcptTo"], "b@example.com, c@example.com")
+        await self.stopTwistd(process)
+
+    async def test_newOptionsBad(self) -> None:
+        """
+        Bad TLS and AUTH options make C{twistd smtpd} exit with status 1 and
+        a usage message naming the option.
+        """
+        missing = os.path.abspath(self.mktemp())
+        for arguments, message in [
+            (["--tls-cert", missing], f"--tls-cert {missing!r}: cannot read it"),
+            (["--auth-required"], "--auth-required needs --auth-file"),
+            (["--proxy-protocol", "0"], "--proxy-protocol must be a number greater"),
+        ]:
+            code, output = await self.runTwistd("-n", "--pidfile=", "smtpd", *arguments)
+            self.assertEqual(code, 1, output)
+            self.assertIn(f"\ntwistd -n: {message}", output)
+            self.assertNotIn("Traceback", output)

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_ENDPOINTS",
     "SMTPService",
     "endpointDescription",
+    "endpointType",
     "makeService",
 ]
 
@@ -70,12 +71,28 @@ def endpointDescription(description: str) -> str:
     if description.isascii() and description.isdigit():
         description = "tcp:" + description
     fields = _FIELD_SEPARATOR.split(description)
-    kind = fields[0]
-    if kind == "haproxy" and len(fields) > 1:
-        kind = fields[1]
-    if kind in _BACKLOG_TYPES and not any(f.startswith("backlog=") for f in fields):
+    if endpointType(description) in _BACKLOG_TYPES and not any(
+        f.startswith("backlog=") for f in fields
+    ):
         description += f":backlog={DEFAULT_BACKLOG}"
     return description
+
+
+def endpointType(description: str) -> str:
+    """
+    Return the type of the listening socket of an endpoint description,
+    looking through a C{haproxy:} prefix: C{"tcp"} for C{"2525"} and for
+    C{"haproxy:tcp:2525"}, C{"ssl"} for C{"ssl:465:..."}.
+
+    @param description: An endpoint description, as for
+        L{endpointDescription}.
+    """
+    if description.isascii() and description.isdigit():
+        return "tcp"
+    fields = _FIELD_SEPARATOR.split(description)
+    if fields[0] == "haproxy" and len(fields) > 1:
+        return fields[1]
+    return fields[0]
 
 
 class SMTPService(MultiService):

@@ -4,21 +4,32 @@ The C{twistd smtpd} command: options and service.
 
     twistd -n smtpd --listen tcp:8025:interface=127.0.0.1 --handler sink
 
-Every bad value is reported as a L{usage.UsageError} naming the option, so
-that C{twistd} prints it with the usage text and exits, without a traceback.
+Every bad value or combination of options is reported as a
+L{usage.UsageError} naming the option, so that C{twistd} prints it with the
+usage text and exits with status 1, without a traceback and before anything
+listens (L{Options.parseOptions} makes sure of the status on Twisted
+versions whose C{twistd} exits with 0).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
+from twisted.cred.checkers import FilePasswordDB
 from twisted.python import reflect, usage
 
+from twisted_smtpd import LMTP, SMTP, SMTPFactory, tlsOptionsFromFiles
 from twisted_smtpd._config import BARE_NEWLINE_POLICIES, DATA_SIZE_DEFAULT
-from twisted_smtpd._factory import SMTPFactory
-from twisted_smtpd.service import DEFAULT_ENDPOINTS, SMTPService, endpointDescription
+from twisted_smtpd.service import (
+    DEFAULT_ENDPOINTS,
+    SMTPService,
+    endpointDescription,
+    endpointType,
+)
 
 #: The built-in handlers by their short names, in L{twisted_smtpd.handlers}.
 BUILTIN_HANDLERS = {
@@ -29,22 +40,35 @@ BUILTIN_HANDLERS = {
 }
 
 
-def _number(option: str, kind: type, minimum: float) -> Any:
+#: Endpoint types whose connections are plaintext until STARTTLS (or
+#: C{--implicit-tls}); other types (C{ssl}, or a plugin's) may bring TLS.
+_PLAINTEXT_ENDPOINTS = frozenset(["tcp", "tcp6", "unix", "systemd"])
+
+
+def _number(option: str, kind: type, minimum: float, positive: bool = False) -> Any:
     """
     Make a coercer for C{optParameters} that names C{option} in its error
     (Twisted's own message for a failed coercion does not).
+
+    @param positive: Refuse C{minimum} itself (which should then be 0).
     """
 
     what = "a whole number" if kind is int else "a number"
+    bound = "greater than" if positive else "of at least"
 
     def coerce(value: str) -> Any:
         try:
             number = kind(value)
         except ValueError:
             number = None
-        if number is None or not math.isfinite(number) or number < minimum:
+        if (
+            number is None
+            or not math.isfinite(number)
+            or number < minimum
+            or (positive and number == minimum)
+        ):
             raise usage.UsageError(
-                f"--{option} must be {what} of at least {minimum}, not {value!r}"
+                f"--{option} must be {what} {bound} {minimum}, not {value!r}"
             )
         return number
 
@@ -102,25 +126,62 @@ class Options(usage.Options):
     C{self["listen"]} the endpoint descriptions.
 
     @ivar reactor: The reactor the service will use.
+    @ivar tlsContext: The TLS options made from C{--tls-cert}, C{--tls-key}
+        and C{--tls-chain}, or C{None}.
+    @ivar checker: The L{FilePasswordDB} reading C{--auth-file}, or
+        C{None}.
     """
 
     synopsis = "[options] [handler arguments]"
     longdesc = (
-        "Receive mail over SMTP and give each message to a handler written for"
-        " twisted_smtpd or aiosmtpd. The handler is a built-in one or a class"
-        " given by its dotted path; the arguments after the options go to its"
-        " from_cli() class method. Built-in handlers: debugging [stdout|stderr]"
-        " prints each message; sink discards it; mailbox DIRECTORY stores it in"
-        " a Maildir; proxy HOST PORT DOMAIN... relays it for those domains."
+        "Receive mail over SMTP (or LMTP) and give each message to a handler"
+        " written for twisted_smtpd or aiosmtpd. The handler is a built-in one"
+        " or a class given by its dotted path; the arguments after the options"
+        " go to its from_cli() class method. Built-in handlers: debugging"
+        " [stdout|stderr] prints each message; sink discards it; mailbox"
+        " DIRECTORY stores it in a Maildir; proxy HOST PORT DOMAIN... relays it"
+        " for those domains. Hashed password files and the other library"
+        " options need a .tac file (see the README)."
     )
 
     optFlags = [
+        [
+            "lmtp",
+            None,
+            "Speak LMTP (RFC 2033) instead of SMTP: clients greet with LHLO and"
+            " get one reply per recipient after the message.",
+        ],
         ["smtputf8", None, "Offer SMTPUTF8 (RFC 6531): UTF-8 addresses and headers."],
         [
             "decode-data",
             None,
             "Give handlers the message as str (ASCII, or UTF-8 with SMTPUTF8)"
             " and do not offer 8BITMIME.",
+        ],
+        [
+            "require-starttls",
+            None,
+            "Refuse every command but EHLO (LHLO), NOOP, STARTTLS and QUIT with"
+            " 530 until the client has started TLS. Needs --tls-cert.",
+        ],
+        [
+            "implicit-tls",
+            None,
+            "Start TLS as soon as a client connects (RFC 8314, port 465) on the"
+            " plain listeners (tcp, unix...), after the PROXY header if any;"
+            " ssl: endpoints have TLS anyway. Needs --tls-cert.",
+        ],
+        [
+            "auth-required",
+            None,
+            "Refuse MAIL, RCPT, DATA, VRFY and HELP with 530 until the client"
+            " has authenticated.",
+        ],
+        [
+            "auth-allow-plaintext",
+            None,
+            "Offer AUTH without TLS too, which lets passwords travel in clear."
+            " [default: AUTH only over TLS]",
         ],
     ]
 
@@ -168,12 +229,65 @@ class Options(usage.Options):
             " reject (550) or allow.",
             _choice("bare-newline", BARE_NEWLINE_POLICIES),
         ],
+        [
+            "max-connections",
+            None,
+            None,
+            "The most clients served at once; one more gets 421 and is"
+            " disconnected. [default: no limit]",
+            _number("max-connections", int, 1),
+        ],
+        [
+            "tls-cert",
+            None,
+            None,
+            "A PEM file with the server's certificate (and its private key and"
+            " intermediate certificates, unless given apart): offers STARTTLS.",
+        ],
+        [
+            "tls-key",
+            None,
+            None,
+            "A PEM file with the private key of --tls-cert, if not in that file.",
+        ],
+        [
+            "tls-chain",
+            None,
+            None,
+            "A PEM file with the intermediate certificates to send after"
+            " --tls-cert, if not in that file.",
+        ],
+        [
+            "auth-file",
+            None,
+            None,
+            "Offer AUTH PLAIN, LOGIN and CRAM-MD5, checking the passwords in this"
+            " file of user:password lines (plaintext; keep it mode 600), read by"
+            " twisted.cred's FilePasswordDB when the server starts and again"
+            " when it changes. For hashed passwords, give FilePasswordDB(path,"
+            " hash=...) as portal= in a .tac file (see the README); CRAM-MD5"
+            " then cannot be offered.",
+        ],
+        [
+            "proxy-protocol",
+            None,
+            None,
+            "Read a PROXY protocol header (v1 or v2) at the start of every"
+            " connection, giving the real client's address; a connection"
+            " without one within this many seconds is dropped. Only for"
+            " listeners that nothing but the proxy can reach. [default: off]",
+            _number("proxy-protocol", float, 0, positive=True),
+        ],
     ]
 
     compData = usage.Completions(
         optActions={
             "handler": usage.CompleteList(list(BUILTIN_HANDLERS)),
             "bare-newline": usage.CompleteList(list(BARE_NEWLINE_POLICIES)),
+            "tls-cert": usage.CompleteFiles("*.pem"),
+            "tls-key": usage.CompleteFiles("*.pem"),
+            "tls-chain": usage.CompleteFiles("*.pem"),
+            "auth-file": usage.CompleteFiles(),
         },
     )
 
@@ -184,9 +298,38 @@ class Options(usage.Options):
         """
         super().__init__()
         self.reactor = reactor
+        self.tlsContext: Any = None
+        self.checker: FilePasswordDB | None = None
         self["listen"] = []
         self["command-call-limit"] = {}
         self["handlerArguments"] = []
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Parse the command line.
+
+        Under C{twistd}, a usage error is reported here as C{twistd} 26.10
+        reports it (its usage text, then C{twistd ...: MESSAGE}), and the
+        process exits with status 1: older versions of C{twistd} print the
+        same but exit with status 0, which a service manager takes for
+        success.
+
+        @param options: The arguments after C{smtpd}; C{sys.argv[1:]} by
+            default.
+        @raise usage.UsageError: For a bad option, when not under C{twistd}.
+        @raise SystemExit: For a bad option, under C{twistd}.
+        """
+        from twisted.application.app import ServerOptions
+
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as error:
+            parent = getattr(self, "parent", None)
+            if not isinstance(parent, ServerOptions):
+                raise
+            print(parent)
+            print(f"{' '.join(sys.argv[0:2])}: {error}")
+            sys.exit(1)
 
     @_helpText
     def opt_listen(self, description: str) -> None:
@@ -238,26 +381,22 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         """
-        Check the endpoints, make the handler and check the server options,
-        so that every mistake is a usage error before anything starts.
+        Check the endpoints and the combination of options, read the TLS and
+        password files, make the handler and check the server options, so
+        that every mistake is a usage error before anything starts.
 
-        @raise usage.UsageError: For any bad value.
+        @raise usage.UsageError: For any bad value or combination.
         """
-        from twisted.internet.endpoints import serverFromString
-
         if self.reactor is None:
             from twisted.internet import reactor
 
             self.reactor = reactor
         if not self["listen"]:
             self["listen"] = list(DEFAULT_ENDPOINTS)
-        for description in self["listen"]:
-            try:
-                serverFromString(self.reactor, endpointDescription(description))
-            except Exception as e:
-                raise usage.UsageError(
-                    f"--listen {description!r} is not a valid endpoint: {e}"
-                )
+        self._checkEndpoints()
+        self.tlsContext = self._tlsOptions()
+        self.checker = self._passwordFile()
+        self._checkAuth(handlerClass(self["handler"]))
         handler = makeHandler(self["handler"], self["handlerArguments"])
         try:
             self["factory"] = SMTPFactory(
@@ -265,6 +404,135 @@ class Options(usage.Options):
             )
         except (TypeError, ValueError) as e:
             raise usage.UsageError(str(e))
+
+    def _checkEndpoints(self) -> None:
+        """
+        Refuse endpoint descriptions that Twisted cannot parse, and
+        C{haproxy:} endpoints with C{--proxy-protocol}.
+        """
+        from twisted.internet.endpoints import serverFromString
+
+        for description in self["listen"]:
+            try:
+                serverFromString(self.reactor, endpointDescription(description))
+            except Exception as e:
+                raise usage.UsageError(
+                    f"--listen {description!r} is not a valid endpoint: {e}"
+                )
+            if self["proxy-protocol"] and description.startswith("haproxy:"):
+                raise usage.UsageError(
+                    f"--proxy-protocol cannot be used with --listen"
+                    f" {description!r}: a haproxy: endpoint reads the PROXY"
+                    " header itself"
+                )
+
+    def _tlsOptions(self) -> Any:
+        """
+        Make the TLS options of C{--tls-cert}, C{--tls-key} and
+        C{--tls-chain}, and check the options that need them.
+
+        @return: The options, or C{None} without C{--tls-cert}.
+        """
+        cert, key, chain = self["tls-cert"], self["tls-key"], self["tls-chain"]
+        if cert is None:
+            for option in ("tls-key", "tls-chain", "require-starttls", "implicit-tls"):
+                if self[option]:
+                    raise usage.UsageError(f"--{option} needs --tls-cert")
+            return None
+        if self["require-starttls"] and self["implicit-tls"]:
+            raise usage.UsageError(
+                "--require-starttls cannot be used with --implicit-tls,"
+                " whose clients have TLS from the start and never send STARTTLS"
+            )
+        _readFile("tls-cert", cert)
+        if key is not None:
+            _readFile("tls-key", key)
+        try:
+            options = tlsOptionsFromFiles(cert, key)
+        except Exception as e:
+            given = f"--tls-cert {cert!r}"
+            given += " (no --tls-key)" if key is None else f" with --tls-key {key!r}"
+            raise usage.UsageError(f"{given}: {e}")
+        if chain is None:
+            return options
+        if b"-----BEGIN CERTIFICATE-----" not in _readFile("tls-chain", chain):
+            raise usage.UsageError(
+                f"--tls-chain {chain!r} holds no PEM certificate"
+                " (-----BEGIN CERTIFICATE-----)"
+            )
+        try:
+            return tlsOptionsFromFiles(cert, key, chain)
+        except Exception as e:
+            raise usage.UsageError(f"--tls-chain {chain!r}: {e}")
+
+    def _passwordFile(self) -> FilePasswordDB | None:
+        """
+        Check the password file of C{--auth-file} and make its checker.
+
+        The checker reads the file now, while C{twistd} still runs as the
+        user who started it (the file may be readable by root only), and
+        again whenever the file's modification time changes.
+
+        @return: The checker, or C{None} without C{--auth-file}.
+        """
+        path = self["auth-file"]
+        if path is None:
+            return None
+        users = 0
+        # The same reading as FilePasswordDB's: user and password are the
+        # first two fields of a line split on ":", trailing blanks dropped.
+        for number, line in enumerate(_readFile("auth-file", path).splitlines(), 1):
+            fields = line.rstrip().split(b":")
+            if len(fields) < 2:
+                continue
+            if not fields[1]:
+                raise usage.UsageError(
+                    f"--auth-file {path!r}: line {number} has an empty password"
+                )
+            users += 1
+        if not users:
+            raise usage.UsageError(f"--auth-file {path!r} has no user:password line")
+        # An absolute path: twistd may change directory (--rundir).
+        checker = FilePasswordDB(os.path.abspath(path), cache=True)
+        try:
+            checker.getUser(b"")
+        except KeyError:
+            pass
+        return checker
+
+    def _checkAuth(self, cls: Any) -> None:
+        """
+        Refuse AUTH options that cannot work: C{--auth-required} or
+        C{--auth-allow-plaintext} with nothing to check passwords, and AUTH
+        that needs TLS where no listener can have it.
+
+        @param cls: The handler's class, which may bring its own AUTH
+            mechanisms (C{auth_<NAME>} methods or C{handle_AUTH}).
+        """
+        ownAuth = hasattr(cls, "handle_AUTH") or any(
+            name.startswith("auth_") and callable(getattr(cls, name, None))
+            for name in dir(cls)
+        )
+        if self.checker is None and not ownAuth:
+            for option in ("auth-required", "auth-allow-plaintext"):
+                if self[option]:
+                    raise usage.UsageError(
+                        f"--{option} needs --auth-file (or a handler with its"
+                        " own AUTH mechanisms)"
+                    )
+            return
+        if self["auth-allow-plaintext"] or self.tlsContext is not None:
+            return
+        if any(endpointType(d) not in _PLAINTEXT_ENDPOINTS for d in self["listen"]):
+            return
+        option = "--auth-file" if self.checker is not None else None
+        if self["auth-required"]:
+            option = "--auth-required"
+        if option is not None:
+            raise usage.UsageError(
+                f"{option} needs TLS, since AUTH is only offered over TLS:"
+                " give --tls-cert (or listen on ssl:), or --auth-allow-plaintext"
+            )
 
     def factoryOptions(self) -> dict[str, Any]:
         """
@@ -275,6 +543,7 @@ class Options(usage.Options):
         if list(limits) == ["*"]:
             callLimit = limits["*"]
         return {
+            "protocol": LMTP if self["lmtp"] else SMTP,
             "hostname": self["hostname"],
             "ident": self["ident"],
             "data_size_limit": self["size"],
@@ -283,7 +552,29 @@ class Options(usage.Options):
             "timeout": self["timeout"] or None,
             "command_call_limit": callLimit,
             "bare_newline": self["bare-newline"],
+            "max_connections": self["max-connections"],
+            "tls_context": self.tlsContext,
+            "require_starttls": bool(self["require-starttls"]),
+            "implicit_tls": bool(self["implicit-tls"]),
+            "portal": self.checker,
+            "auth_required": bool(self["auth-required"]),
+            "auth_require_tls": not self["auth-allow-plaintext"],
+            "proxy_protocol_timeout": self["proxy-protocol"],
         }
+
+
+def _readFile(option: str, path: str) -> bytes:
+    """
+    Read the file given to C{--option}.
+
+    @raise usage.UsageError: If it cannot be read.
+    """
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise usage.UsageError(
+            f"--{option} {path!r}: cannot read it: {e.strerror or e}"
+        )
 
 
 def handlerClass(name: str) -> Any:
