@@ -451,10 +451,12 @@ class MailCommands:
         def then(status: Any) -> None:
             if status is None:
                 status = "250 OK"
+            # Replies first: if they cannot be made, the error path logs the
+            # transaction as aborted rather than with a reply never sent.
+            self._dataReplies(status)
             if self._envelope is envelope:
                 self._envelope = None
             self._logTransaction(envelope, receiver.size, _codeOf(status))
-            self._dataReplies(status)
 
         return self._hook("DATA", then)
 
@@ -483,7 +485,7 @@ def _codeOf(status: Any) -> str:
     The reply code of a status, for the log; several for a list (LMTP).
     """
     if isinstance(status, (list, tuple)):
-        return ",".join(_codeOf(each) for each in status)
+        return ",".join("250" if each is None else _codeOf(each) for each in status)
     if isinstance(status, bytes):
         return status[:3].decode("ascii", "replace")
     if isinstance(status, str):

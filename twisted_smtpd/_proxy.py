@@ -39,18 +39,6 @@ from enum import IntEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Union
 
-__all__ = [
-    "AF",
-    "PROTO",
-    "V2_CMD",
-    "V2_SIGNATURE",
-    "ProxyData",
-    "ProxyError",
-    "ProxyParser",
-    "ProxyTLV",
-    "crc32c",
-]
-
 
 class V2_CMD(IntEnum):
     """

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-The C{twistd smtpd} command: options and service.
+The C{twistd smtpd} command: options and service, e.g.::
 
     twistd -n smtpd --listen tcp:8025:interface=127.0.0.1 --handler sink
 
