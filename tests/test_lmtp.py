@@ -18,15 +18,14 @@ import socket
 import tempfile
 from typing import Any, NamedTuple
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from tests._support import CLIENT_TIMEOUT, HOSTNAME
 from tests.test_tls import certificates, runTool, tlsTester
-from twisted_smtpd import LMTP, SMTP, SMTPFactory, __version__
+from tests.test_tls import listenOn as tlsListenOn
+from twisted_smtpd import LMTP, SMTP, __version__
 from twisted_smtpd.testing import SMTPTester
 
 GREETING = f"220 {HOSTNAME} twisted_smtpd {__version__}\r\n".encode()
@@ -854,47 +853,12 @@ async def listenOn(
 ) -> Server:
     """
     Listen with an LMTP L{SMTPFactory} on a server endpoint description,
-    with the global reactor, and register a cleanup that stops listening and
-    waits until every server connection is gone (aborting those still open).
+    with the global reactor, as L{tests.test_tls.listenOn} does.
     """
-    servers: list[SMTP] = []
-    lost: dict[int, Deferred[None]] = {}
-
-    class Tracked(LMTP):
-        def connectionMade(self) -> None:
-            servers.append(self)
-            lost[id(self)] = Deferred()
-            super().connectionMade()
-
-        def connectionLost(self, reason: Any = None) -> None:
-            try:
-                super().connectionLost(reason)
-            finally:
-                lost.pop(id(self)).callback(None)
-
-    options.setdefault("hostname", HOSTNAME)
-    factory = SMTPFactory(handler, protocol=Tracked, **options)
-    port = await serverFromString(reactor, description).listen(factory)
-
-    def cleanup() -> Deferred[Any]:
-        waits = [Deferred.fromCoroutine(_stopListening(port))]
-        for server in servers:
-            pending = lost.get(id(server))
-            if pending is not None:
-                waits.append(pending)
-                server.transport.abortConnection()
-        return gatherResults(waits)
-
-    testCase.addCleanup(cleanup)
-    host = port.getHost()
-    address = getattr(host, "port", None) or host.name
-    if isinstance(address, bytes):
-        address = address.decode()
-    return Server(address, servers)
-
-
-async def _stopListening(port: Any) -> None:
-    await port.stopListening()
+    listening = await tlsListenOn(
+        testCase, handler, description, protocol=LMTP, **options
+    )
+    return Server(listening.port, listening.servers)
 
 
 def systemTool(name: str, package: str) -> str:

@@ -280,7 +280,7 @@ class Listening:
     """
     A server listening on 127.0.0.1 for one test.
 
-    @ivar port: The TCP port number.
+    @ivar port: The TCP port number, or the path of a UNIX socket.
     @ivar factory: The L{SMTPFactory}.
     @ivar servers: Every server protocol made so far, in connection order.
     """
@@ -319,6 +319,7 @@ async def listenOn(
     testCase: TestCase,
     handler: Any,
     description: str = "tcp:0:interface=127.0.0.1",
+    protocol: type[SMTP] = SMTP,
     **options: Any,
 ) -> Listening:
     """
@@ -330,7 +331,7 @@ async def listenOn(
     servers: list[SMTP] = []
     lost: dict[int, Deferred[None]] = {}
 
-    class Tracked(SMTP):
+    class Tracked(protocol):  # type: ignore[valid-type,misc]
         def connectionMade(self) -> None:
             servers.append(self)
             lost[id(self)] = Deferred()
@@ -356,7 +357,12 @@ async def listenOn(
         return gatherResults(waits)
 
     testCase.addCleanup(cleanup)
-    return Listening(port.getHost().port, factory, servers, lost)
+    host = port.getHost()
+    # The TCP port number, or the path of a UNIX socket.
+    address = getattr(host, "port", None) or host.name
+    if isinstance(address, bytes):
+        address = address.decode()
+    return Listening(address, factory, servers, lost)
 
 
 async def _stop(port: Any) -> None:
