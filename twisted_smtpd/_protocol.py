@@ -302,7 +302,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             self._config.idle.forget(self)
         self._dataReceiver = None
         self._buffer = b""
-        if self._handshakePending and self._tlsActive or self._tlsStarting:
+        if self._handshakePending:
             log.info(
                 "{peer} TLS handshake failed: {reason}",
                 peer=self.session.peer,
