@@ -244,13 +244,22 @@ class AuthCommands:
             self._reply("501 5.7.0 Auth aborted")
             waiter.callback(MISSING)
             return
+        waiter.callback(self._decodeResponse(line))
+
+    def _decodeResponse(self, response: str | bytes) -> Any:
+        """
+        Decode a base64 SASL response, C{=} being an empty one (RFC 4954
+        section 4).
+
+        @return: The bytes, or L{MISSING} after replying 501 to bad base64.
+        """
+        if response in ("=", b"="):
+            return b""
         try:
-            decoded = base64.b64decode(line, validate=True)
+            return base64.b64decode(response, validate=True)
         except ValueError:
             self._reply("501 5.5.2 Can't decode base64")
-            waiter.callback(MISSING)
-            return
-        waiter.callback(decoded)
+            return MISSING
 
     async def _checkLogin(self, mechanism: str, login: LoginPassword) -> Any:
         """
@@ -300,18 +309,11 @@ class AuthCommands:
         AUTH PLAIN (RFC 4616), with or without an initial response.
         """
         if len(args) == 2:
-            if args[1] == "=":
-                blob = b""
-            else:
-                try:
-                    blob = base64.b64decode(args[1], validate=True)
-                except ValueError:
-                    self._reply("501 5.5.2 Can't decode base64")
-                    return None
+            blob = self._decodeResponse(args[1])
         else:
             blob = await self.challenge_auth("", encode_to_b64=False)
-            if blob is MISSING:
-                return None
+        if blob is MISSING:
+            return None
         parts = blob.split(b"\0")
         if len(parts) != 3:
             self._reply("501 5.5.2 Can't split auth value")
@@ -326,15 +328,11 @@ class AuthCommands:
         AUTH LOGIN (draft-murchison-sasl-login), with aiosmtpd's challenges.
         """
         if len(args) == 2:
-            try:
-                login = base64.b64decode(args[1], validate=True)
-            except ValueError:
-                self._reply("501 5.5.2 Can't decode base64")
-                return None
+            login = self._decodeResponse(args[1])
         else:
             login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
-            if login is MISSING:
-                return None
+        if login is MISSING:
+            return None
         password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
         if password is MISSING:
             return None

@@ -14,9 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
-
 from twisted_smtpd import _data
 from twisted_smtpd._address import (
     PathRefused,
@@ -129,11 +126,14 @@ class MailCommands:
         lines = []
         if self._config.tls_context is not None and not self._tlsActive:
             lines.append("250-STARTTLS")
-        if self._authAllowedHere() and self._offersAuth:
-            # A handler with only handle_AUTH is taken to handle the usual
-            # mechanisms, as aiosmtpd advertises them.
-            mechanisms = sorted(self._mechanisms()) or ["LOGIN", "PLAIN"]
-            lines.append("250-AUTH " + " ".join(mechanisms))
+        if self._authAllowedHere():
+            mechanisms = sorted(self._mechanisms())
+            if not mechanisms and "AUTH" in self._hooks:
+                # A handler with only handle_AUTH is taken to handle the
+                # usual mechanisms, as aiosmtpd advertises them.
+                mechanisms = ["LOGIN", "PLAIN"]
+            if mechanisms:
+                lines.append("250-AUTH " + " ".join(mechanisms))
         return lines
 
     @syntax("NOOP [ignored]")
@@ -289,7 +289,10 @@ class MailCommands:
         except PathRefused as e:
             self._reply(e.reply)
             return None
-        mailOptions = params.upper().split()
+        # Stored upper-cased, values too, as aiosmtpd stores them.
+        mailOptions = [
+            key if value is None else f"{key}={value.upper()}" for key, value in options
+        ]
         envelope.smtp_utf8 = smtputf8
 
         def then(status: Any) -> None:
@@ -369,18 +372,17 @@ class MailCommands:
         except PathRefused as e:
             self._reply(e.reply)
             return None
-        rcptOptions = params.upper().split()
         before = len(envelope.rcpt_tos)
 
         def then(status: Any) -> None:
             if status is None:
                 if len(envelope.rcpt_tos) == before:
                     envelope.rcpt_tos.append(address)
-                    envelope.rcpt_options.extend(rcptOptions)
                 status = "250 OK"
             self._reply(status)
 
-        return self._hook("RCPT", then, address, rcptOptions)
+        # No RCPT parameter is accepted yet, so the options are always empty.
+        return self._hook("RCPT", then, address, [])
 
     @syntax("DATA")
     def smtp_DATA(self, arg: str | None) -> None:
@@ -415,12 +417,7 @@ class MailCommands:
             return
         self._buffer = rest
         self._dataReceiver = None
-        try:
-            result = self._messageReceived(receiver)
-        except Exception:
-            result = self._failed(Failure())
-        if isinstance(result, Deferred):
-            self._wait(result)
+        self._run(self._messageReceived, receiver)
 
     def _messageReceived(self, receiver: _data.DataReceiver) -> Any:
         """
@@ -429,11 +426,7 @@ class MailCommands:
         envelope = self.envelope
         error = receiver.error
         if error is not None:
-            self._envelope = None
-            reply = _DATA_ERRORS[error]
-            self._logTransaction(envelope, receiver.size, reply[:3])
-            self._dataReplies(reply)
-            return None
+            return self._endTransaction(envelope, receiver, _DATA_ERRORS[error])
         content = original = receiver.content()
         if self._config.decode_data:
             try:
@@ -441,24 +434,29 @@ class MailCommands:
                     "utf-8" if envelope.smtp_utf8 else "ascii", "strict"
                 )
             except UnicodeDecodeError:
-                self._envelope = None
-                self._logTransaction(envelope, receiver.size, "500")
-                self._dataReplies("500 Error: strict ASCII mode")
-                return None
+                return self._endTransaction(
+                    envelope, receiver, "500 Error: strict ASCII mode"
+                )
         envelope.content = content
         envelope.original_content = original
+        return self._hook(
+            "DATA", lambda status: self._endTransaction(envelope, receiver, status)
+        )
 
-        def then(status: Any) -> None:
-            if status is None:
-                status = "250 OK"
-            # Replies first: if they cannot be made, the error path logs the
-            # transaction as aborted rather than with a reply never sent.
-            self._dataReplies(status)
-            if self._envelope is envelope:
-                self._envelope = None
-            self._logTransaction(envelope, receiver.size, _codeOf(status))
-
-        return self._hook("DATA", then)
+    def _endTransaction(
+        self, envelope: Any, receiver: _data.DataReceiver, status: Any
+    ) -> None:
+        """
+        Reply to the end of the data, forget the envelope and log the
+        transaction. The replies come first: if they cannot be made, the
+        error path logs the transaction as aborted instead.
+        """
+        if status is None:
+            status = "250 OK"
+        self._dataReplies(status)
+        if self._envelope is envelope:
+            self._envelope = None
+        self._logTransaction(envelope, receiver.size, _codeOf(status))
 
     def _dataReplies(self, status: Any) -> None:
         """
@@ -467,8 +465,9 @@ class MailCommands:
         status when all succeeded, since SMTP has one reply.
         """
         if isinstance(status, (list, tuple)):
-            failures = [s for s in status if _codeOf(s)[:1] != "2"]
-            status = (failures or status or ["250 OK"])[0]
+            statuses = ["250 OK" if s is None else s for s in status] or ["250 OK"]
+            failures = [s for s in statuses if _codeOf(s)[:1] != "2"]
+            status = (failures or statuses)[0]
         self._reply(status)
 
 

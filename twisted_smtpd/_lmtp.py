@@ -99,10 +99,7 @@ class LMTP(SMTP):
         each line of a 2xx, 4xx or 5xx reply that has none (RFC 2034
         section 3).
         """
-        if isinstance(status, str):
-            status = status.encode(
-                "utf-8" if self._config.enable_SMTPUTF8 else "ascii", "replace"
-            )
+        status = self._encode(status)
         if status[:1] in (b"2", b"4", b"5") and status[:3].isdigit():
             status = b"\r\n".join(
                 _withEnhancedCode(line) for line in status.split(b"\r\n")

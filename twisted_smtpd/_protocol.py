@@ -420,8 +420,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             self._buffer += data
         else:
             self._buffer = data
-        if not self._busy:
-            self._process()
+        self._process()
 
     def _process(self) -> None:
         """
@@ -523,8 +522,15 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         if method is None:
             self._unknown(verb)
             return
+        self._run(method, arg)
+
+    def _run(self, call: Callable[..., Any], *args: Any) -> None:
+        """
+        Run a command or a step of one: an exception becomes a reply, and a
+        result that is still pending stops reading until it is there.
+        """
         try:
-            result = method(arg)
+            result = call(*args)
             if result is not None:
                 result = settle(result, self._config.asyncioLoop)
         except Exception:
@@ -612,17 +618,25 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             self._flush()
         return DONE
 
+    def _encode(self, status: str | bytes) -> bytes:
+        """
+        A reply as bytes: UTF-8 when SMTPUTF8 is offered, else ASCII.
+
+        @raise TypeError: For anything but C{str} or C{bytes}.
+        """
+        if isinstance(status, str):
+            if self._config.enable_SMTPUTF8:
+                return status.encode("utf-8")
+            return status.encode("ascii", "replace")
+        if not isinstance(status, bytes):
+            raise TypeError(f"a reply must be str or bytes, not {status!r}")
+        return status
+
     def _reply(self, status: str | bytes) -> None:
         if self._closing:
             # Nothing goes out after the last reply of a closing connection.
             return
-        if isinstance(status, str):
-            if self._config.enable_SMTPUTF8:
-                status = status.encode("utf-8")
-            else:
-                status = status.encode("ascii", "replace")
-        elif not isinstance(status, bytes):
-            raise TypeError(f"a reply must be str or bytes, not {status!r}")
+        status = self._encode(status)
         if self._inAuth:
             self._lastReply = status
         out = self._out
@@ -748,12 +762,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             self._envelope = None
         self.session.ssl = _tlsDetails(self.transport)
         if starting and "STARTTLS" in self._hooks:
-            try:
-                result = self._hook("STARTTLS", self._startTLSDecided)
-            except Exception:
-                result = self._failed(Failure())
-            if isinstance(result, Deferred):
-                self._wait(result)
+            self._run(self._hook, "STARTTLS", self._startTLSDecided)
         self._flush()
         self._updateReading()
 
