@@ -134,6 +134,25 @@ def listen(
     watchdog = ReactorWatchdog()
     watchdog.start()
     testCase.addCleanup(watchdog.stop)
+    factory, servers, lost = trackedFactory(handler, protocol=protocol, **options)
+    listeningPort = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    testCase.addCleanup(closeTracked, listeningPort, servers, lost)
+    return Listening(listeningPort.getHost().port, factory, servers)
+
+
+def trackedFactory(
+    handler: Any, *, protocol: type[SMTP] = SMTP, **options: Any
+) -> tuple[SMTPFactory, list[SMTP], dict[int, Deferred[None]]]:
+    """
+    Make an L{SMTPFactory} whose servers are recorded, so that a test can
+    find them and wait for their connections to end.
+
+    @param options: Options of the server; C{hostname} defaults to
+        L{HOSTNAME}.
+    @return: The factory, the servers it made in connection order, and a
+        L{Deferred} by C{id()} of each server still connected, firing when
+        its connection is lost.
+    """
     servers: list[SMTP] = []
     lost: dict[int, Deferred[None]] = {}
 
@@ -151,20 +170,23 @@ def listen(
 
     Tracked.__name__ = protocol.__name__
     options.setdefault("hostname", HOSTNAME)
-    factory = SMTPFactory(handler, protocol=Tracked, **options)
-    listeningPort = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    return SMTPFactory(handler, protocol=Tracked, **options), servers, lost
 
-    def cleanup() -> Deferred[Any]:
-        waits = [Deferred.fromCoroutine(_stopListening(listeningPort))]
-        for server in servers:
-            pending = lost.get(id(server))
-            if pending is not None:
-                waits.append(pending)
-                server.transport.abortConnection()
-        return gatherResults(waits)
 
-    testCase.addCleanup(cleanup)
-    return Listening(listeningPort.getHost().port, factory, servers)
+def closeTracked(
+    listeningPort: Any, servers: list[SMTP], lost: dict[int, Deferred[None]]
+) -> Deferred[Any]:
+    """
+    Stop listening and abort the connections of L{trackedFactory}'s servers
+    still open; fire once all of that is done.
+    """
+    waits = [Deferred.fromCoroutine(_stopListening(listeningPort))]
+    for server in servers:
+        pending = lost.get(id(server))
+        if pending is not None:
+            waits.append(pending)
+            server.transport.abortConnection()
+    return gatherResults(waits)
 
 
 async def _stopListening(listeningPort: Any) -> None:

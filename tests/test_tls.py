@@ -28,7 +28,7 @@ import trustme
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import ISSLTransport, ITLSTransport
 from twisted.internet.ssl import (
@@ -44,6 +44,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from tests._support import closeTracked, trackedFactory
 from twisted_smtpd import SMTP, SMTPFactory, testing, tlsOptionsFromFiles
 from twisted_smtpd.testing import Reply, SMTPTester
 
@@ -328,45 +329,15 @@ async def listenOn(
     cleanup that stops listening and waits until every server connection is
     gone (aborting those still open).
     """
-    servers: list[SMTP] = []
-    lost: dict[int, Deferred[None]] = {}
-
-    class Tracked(protocol):  # type: ignore[valid-type,misc]
-        def connectionMade(self) -> None:
-            servers.append(self)
-            lost[id(self)] = Deferred()
-            super().connectionMade()
-
-        def connectionLost(self, reason: Any = None) -> None:
-            try:
-                super().connectionLost(reason)
-            finally:
-                lost.pop(id(self)).callback(None)
-
-    options.setdefault("hostname", HOSTNAME)
-    factory = SMTPFactory(handler, protocol=Tracked, **options)
+    factory, servers, lost = trackedFactory(handler, protocol=protocol, **options)
     port = await serverFromString(reactor, description).listen(factory)
-
-    def cleanup() -> Deferred[Any]:
-        waits = [Deferred.fromCoroutine(_stop(port))]
-        for server in servers:
-            pending = lost.get(id(server))
-            if pending is not None:
-                waits.append(pending)
-                server.transport.abortConnection()
-        return gatherResults(waits)
-
-    testCase.addCleanup(cleanup)
+    testCase.addCleanup(closeTracked, port, servers, lost)
     host = port.getHost()
     # The TCP port number, or the path of a UNIX socket.
     address = getattr(host, "port", None) or host.name
     if isinstance(address, bytes):
         address = address.decode()
     return Listening(address, factory, servers, lost)
-
-
-async def _stop(port: Any) -> None:
-    await port.stopListening()
 
 
 def captureEvents(testCase: TestCase | SynchronousTestCase) -> list[dict]:
