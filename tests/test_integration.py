@@ -982,3 +982,105 @@ class ConcurrencyTests(TestCase):
             [m.mail_from for m in handler.messages],
             ["first@example.com", "second@example.com"],
         )
+
+
+class Trickle:
+    """
+    A socket that sends at most C{limit} bytes per C{send} call, as a
+    socket with little room in its send buffer does, and counts the calls.
+    Everything else goes to the real socket.
+    """
+
+    def __init__(self, sock: socket.socket, limit: int) -> None:
+        self._sock = sock
+        self._limit = limit
+        self.sends = 0
+
+    def send(self, data: bytes, *flags: int) -> int:
+        self.sends += 1
+        return self._sock.send(bytes(data[: self._limit]), *flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class TrickleSMTP(SMTP):
+    """
+    A server whose TCP transport's socket takes 5 bytes per C{send}.
+    """
+
+    trickle: Trickle
+
+    def connectionMade(self) -> None:
+        self.transport.socket = self.trickle = Trickle(self.transport.socket, 5)
+        super().connectionMade()
+
+
+class EarlyBytes:
+    """
+    A handler whose C{handle_NOOP} writes a line to the transport itself,
+    which Twisted keeps in the transport's buffer, before it returns its
+    reply.
+    """
+
+    async def handle_NOOP(
+        self, server: Any, session: Any, envelope: Any, arg: str
+    ) -> str:
+        server.transport.write(b"250-written by the hook\r\n")
+        return "250 returned by the hook"
+
+
+class DirectSendTests(TestCase):
+    """
+    Replies go straight to the socket when the TCP transport has nothing
+    buffered; what the socket does not take, and anything behind bytes
+    already buffered, goes through the transport in order.
+    """
+
+    timeout = 30
+
+    async def test_partialSends(self) -> None:
+        """
+        When the socket takes only part of a reply, the rest follows through
+        the transport: every reply arrives whole and in order.
+        """
+        handler = Recorder()
+        listening = listen(self, handler, protocol=TrickleSMTP)
+
+        def client() -> tuple[bytes, bytes, bytes]:
+            with rawConnect(listening.port) as sock:
+                greeting = readReplies(sock, 1)
+                sock.sendall(
+                    b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\n"
+                    b"RCPT TO:<b@example.com>\r\nDATA\r\n"
+                )
+                first = readReplies(sock, 4)
+                sock.sendall(b"hello\r\n.\r\nNOOP\r\nQUIT\r\n")
+                return greeting, first, readToEnd(sock)
+
+        greeting, first, rest = await deferToThread(client)
+        self.assertEqual(greeting, f"220 {HOSTNAME} twisted_smtpd 0.1.0\r\n".encode())
+        self.assertEqual(first, EHLO_REPLY + b"250 OK\r\n250 OK\r\n" + DATA_GO_AHEAD)
+        self.assertEqual(rest, b"250 OK\r\n250 OK\r\n221 Bye\r\n")
+        self.assertEqual([m.content for m in handler.messages], [b"hello\r\n"])
+        # The first send of each reply is ours, the rest the transport's.
+        self.assertGreater(listening.servers[0].trickle.sends, 30)
+
+    async def test_behindBufferedBytes(self) -> None:
+        """
+        A reply made while the transport still holds bytes written before
+        it goes out after them, not straight to the socket ahead of them.
+        """
+        listening = listen(self, EarlyBytes())
+
+        def client() -> bytes:
+            with rawConnect(listening.port) as sock:
+                readReplies(sock, 1)
+                sock.sendall(b"NOOP\r\nQUIT\r\n")
+                return readToEnd(sock)
+
+        rest = await deferToThread(client)
+        self.assertEqual(
+            rest,
+            b"250-written by the hook\r\n250 returned by the hook\r\n221 Bye\r\n",
+        )

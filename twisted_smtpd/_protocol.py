@@ -15,6 +15,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
+from twisted.internet.tcp import Server as _TCPServer
 from twisted.logger import Logger, LogLevel
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -648,13 +649,13 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
     _ehloReply = _reply
 
     def _write(self, data: bytes) -> None:
-        self.transport.write(data)
+        _send(self.transport, data)
 
     def _flush(self) -> None:
         out = self._out
         if out:
             self._out = None
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            _send(self.transport, out[0] if len(out) == 1 else b"".join(out))
 
     # Calling hooks.
 
@@ -835,6 +836,39 @@ _TRANSACTION_FORMAT = (
     "{peer} message from {sender} to {recipients} recipient(s),"
     " {size} bytes: {result} in {duration:.3f}s"
 )
+
+
+def _send(transport: Any, data: bytes) -> None:
+    """
+    Write to a transport, straight to the socket when nothing is waiting to
+    go out before it.
+
+    Twisted's TCP transport only buffers in C{write} and sends on the next
+    turn of the reactor, after registering for and receiving a "writable"
+    event. For a reply of a few hundred bytes the socket has room at once,
+    and sending it now, as asyncio does, saves two C{epoll_ctl} calls and a
+    reactor turn: about a third of the CPU a pipelined message costs. Only
+    a plain (no TLS) L{twisted.internet.tcp.Server} whose own buffers are
+    empty qualifies, so the order of the bytes is kept; whatever the socket
+    does not take now, and every other transport, goes through C{write}.
+    """
+    if type(transport) is _TCPServer:
+        try:
+            if (
+                transport.connected
+                and not transport.TLS
+                and not transport.dataBuffer
+                and not transport._tempDataBuffer
+            ):
+                sent = transport.socket.send(data)
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        except (OSError, AttributeError):
+            # A full or failing socket: write() buffers the data, and the
+            # reactor reports a failure as the connection's loss.
+            pass
+    transport.write(data)
 
 
 def _peerOf(address: Any) -> Any:
