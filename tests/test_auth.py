@@ -693,6 +693,79 @@ class AuthenticatorResultTests(SynchronousTestCase):
         pending.callback(AuthResult(success=False, handled=False))
         self.assertEqual(tester.replies(), [AUTH_INVALID])
 
+    def test_idleClockStopsWhileAuthenticating(self) -> None:
+        """
+        The idle clock stops while the authenticator works and starts again
+        once it has answered.
+        """
+        pending: Deferred = Deferred()
+        tester = plainTester(authenticator=lambda *a: pending, timeout=10)
+        tester.send(f"AUTH PLAIN {PLAIN_BLOB}\r\n")
+        tester.clock.advance(60)
+        self.assertFalse(tester.closed)
+        pending.callback(AuthResult(success=True))
+        self.assertEqual(tester.replies(), [AUTH_OK])
+        tester.clock.advance(10)
+        self.assertEqual(
+            tester.replies(), [(421, f"4.4.2 {HOSTNAME} Error: timeout exceeded")]
+        )
+        self.assertTrue(tester.closed)
+
+    def test_idleClockRunsDuringChallenge(self) -> None:
+        """
+        While the server waits for the client's answer to a challenge, the
+        client is idle: it times out as between commands.
+        """
+        tester = plainTester(authenticator=Authenticator(), timeout=10)
+        self.assertEqual(tester.command("AUTH LOGIN"), (334, "VXNlciBOYW1lAA=="))
+        tester.clock.advance(9)
+        self.assertFalse(tester.closed)
+        tester.clock.advance(1)
+        self.assertEqual(
+            tester.replies(), [(421, f"4.4.2 {HOSTNAME} Error: timeout exceeded")]
+        )
+        self.assertTrue(tester.closed)
+
+    def test_idleClockStopsAfterLastAnswer(self) -> None:
+        """
+        Once the client answered the last LOGIN challenge, the idle clock
+        stops while the authenticator works.
+        """
+        pending: Deferred = Deferred()
+        tester = plainTester(authenticator=lambda *a: pending, timeout=10)
+        tester.command("AUTH LOGIN")
+        tester.command(LOGIN_USER)
+        tester.send(f"{LOGIN_PASSWORD}\r\n")
+        tester.clock.advance(60)
+        self.assertFalse(tester.closed)
+        pending.callback(AuthResult(success=True))
+        self.assertEqual(tester.replies(), [AUTH_OK])
+
+    def test_idleClockRunsForChallengeAfterWait(self) -> None:
+        """
+        A mechanism that waits for something before it sends a challenge
+        has the idle clock stopped while it waits, and running again once
+        the challenge awaits the client.
+        """
+        gate: Deferred = Deferred()
+
+        class Handler(Recorder):
+            async def auth_SLOW(self, server, args):
+                await gate
+                answer = await server.challenge_auth("Go on")
+                return AuthResult(success=answer == b"yes")
+
+        tester = plainTester(Handler(), timeout=10)
+        tester.send(b"AUTH SLOW\r\n")
+        tester.clock.advance(60)
+        self.assertFalse(tester.closed)
+        gate.callback(None)
+        self.assertEqual(tester.replies(), [(334, b64(b"Go on"))])
+        tester.clock.advance(10)
+        self.assertEqual(
+            tester.replies(), [(421, f"4.4.2 {HOSTNAME} Error: timeout exceeded")]
+        )
+
     def test_coroutine(self) -> None:
         """
         An C{async def} authenticator answers 235 for the right password and

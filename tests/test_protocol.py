@@ -1652,31 +1652,74 @@ class TimeoutTests(ProtocolTestCase):
         self.assertEqual(tester.replies(), [OK])
         self.assertEqual(len(handler.messages), 1)
 
-    def test_nothingAfterTimeoutClose(self) -> None:
+    def test_stoppedWhileDataHookWorks(self) -> None:
         """
-        Once the timeout's 421 closed the connection, a hook that finishes
-        later writes nothing more and the commands queued behind it are not
-        run.
+        The idle clock stops while C{handle_DATA} works, however long it
+        takes, since a 421 after the end of the data would make the client
+        send the message again; once the hook replied, the client has the
+        whole timeout again for its next command.
         """
-        gate = Deferred()
-        calls = []
+        gate: Deferred = Deferred()
+
+        class Handler:
+            def handle_DATA(self, server, session, envelope):
+                return gate
+
+        tester = self.inData(Handler(), timeout=10)
+        tester.send(b"Hello\r\n.\r\n")
+        tester.clock.advance(1000)
+        self.assertEqual(tester.replies(), [])
+        self.assertFalse(tester.closed)
+        gate.callback("250 Stored")
+        self.assertEqual(tester.replies(), [Reply(250, "Stored")])
+        tester.clock.advance(9.9)
+        self.assertFalse(tester.closed)
+        tester.clock.advance(0.1)
+        self.assertEqual(tester.replies(), [self.TIMED_OUT])
+        self.assertTrue(tester.closed)
+
+    def test_stoppedWhilePipelinedHookWorks(self) -> None:
+        """
+        A slow hook with commands pipelined behind it is not cut off either,
+        and the commands behind it run when it is done.
+        """
+        gate: Deferred = Deferred()
+
+        class Handler:
+            def handle_MAIL(self, server, session, envelope, address, options):
+                return gate
+
+        tester = self.ready(Handler(), timeout=10)
+        tester.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+        tester.clock.advance(60)
+        # Bytes that still arrive do not start the clock again either.
+        tester.send(b"NOOP\r\n")
+        tester.clock.advance(60)
+        self.assertFalse(tester.closed)
+        gate.callback(None)
+        self.assertEqual(tester.replies(), [OK, OK, OK])
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["b@example.com"])
+        tester.clock.advance(10)
+        self.assertTrue(tester.closed)
+
+    def test_notRestartedByHookAfterClose(self) -> None:
+        """
+        A hook that finishes after the client went away does not start the
+        idle clock of the closed connection again.
+        """
+        gate: Deferred = Deferred()
 
         class Handler:
             def handle_NOOP(self, server, session, envelope, arg):
                 return gate
 
-            def handle_RSET(self, server, session, envelope):
-                calls.append("RSET")
-
-        tester = self.makeTester(Handler(), timeout=10)
-        tester.send(b"NOOP\r\nRSET\r\n")
-        tester.clock.advance(10)
-        self.assertEqual(tester.replies(), [self.TIMED_OUT])
-        self.assertTrue(tester.closed)
-        written = tester.transport.value()
-        gate.callback(None)
-        self.assertEqual(tester.transport.value(), written)
-        self.assertEqual(calls, [])
+        tester = self.ready(Handler(), timeout=10)
+        tester.send(b"NOOP\r\n")
+        tester.server.connectionLost(None)
+        with capturedLogs() as events:
+            gate.callback(None)
+            tester.clock.advance(100)
+        self.assertEqual([formatEvent(e) for e in events], [])
 
     def test_timeoutInData(self) -> None:
         """

@@ -222,6 +222,7 @@ class AuthCommands:
         self._flush()
         waiter = self._authWaiter = Deferred()
         self._updateReading()
+        self._updateIdle()
         return self._awaitable(waiter)
 
     def _awaitable(self, d: Deferred) -> Any:
@@ -243,8 +244,10 @@ class AuthCommands:
         if line == b"*":
             self._reply("501 5.7.0 Auth aborted")
             waiter.callback(MISSING)
-            return
-        waiter.callback(self._decodeResponse(line))
+        else:
+            waiter.callback(self._decodeResponse(line))
+        # The mechanism may now wait for something else than the client.
+        self._updateIdle()
 
     def _decodeResponse(self, response: str | bytes) -> Any:
         """

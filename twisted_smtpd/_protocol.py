@@ -396,13 +396,29 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         """
         self._hookPending = True
         self._updateReading()
+        self._updateIdle()
         pending.addErrback(self._failed).addBoth(self._resume)
 
     def _resume(self, ignored: Any) -> None:
         self._hookPending = False
         self._flush()
         self._updateReading()
+        self._updateIdle()
         self._process()
+
+    def _updateIdle(self) -> None:
+        """
+        Run the idle clock only while the server waits for the client (RFC
+        5321 section 4.5.3.2.7): a hook still working is the server's time,
+        and a 421 after the end of the data, while C{handle_DATA} delivers,
+        would make the client send the message again.
+        """
+        idle = self._config.idle
+        if idle is not None and not self._closing:
+            if self._hookPending and self._authWaiter is None:
+                idle.forget(self)
+            else:
+                idle.touch(self)
 
     # Input.
 
@@ -415,7 +431,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             self._proxyReceived(data)
             return
         idle = self._config.idle
-        if idle is not None:
+        if idle is not None and not (self._hookPending and self._authWaiter is None):
             idle.touch(self)
         if self._buffer:
             self._buffer += data
