@@ -1311,6 +1311,93 @@ class CredPortalTests(SynchronousTestCase):
         )
 
 
+class MailAuthParameterTests(SynchronousTestCase):
+    """
+    The C{AUTH=} parameter of MAIL (RFC 4954 section 5).
+    """
+
+    def mailOptions(self, tester: SMTPTester) -> list[str]:
+        return tester.server.envelope.mail_options
+
+    def test_authenticated(self) -> None:
+        """
+        After AUTH, C{AUTH=<mailbox>} is accepted and kept as sent (xtext,
+        not upper-cased) in C{mail_options}, after the other parameters'
+        upper-cased forms.
+        """
+        tester = plainTester(authenticator=Authenticator())
+        self.assertEqual(tester.command(f"AUTH PLAIN {PLAIN_BLOB}"), AUTH_OK)
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> body=8bitmime AUTH=Al+2Bx@c.d"),
+            (250, "OK"),
+        )
+        self.assertEqual(self.mailOptions(tester), ["BODY=8BITMIME", "AUTH=Al+2Bx@c.d"])
+
+    def test_nullAuthenticated(self) -> None:
+        """
+        C{AUTH=<>} (the submitter is not known) is accepted.
+        """
+        tester = plainTester(authenticator=Authenticator())
+        tester.command(f"AUTH PLAIN {PLAIN_BLOB}")
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> AUTH=<>"), (250, "OK")
+        )
+        self.assertEqual(self.mailOptions(tester), ["AUTH=<>"])
+
+    def test_notAuthenticated(self) -> None:
+        """
+        From a client that has not authenticated, the parameter is accepted
+        but counts as C{AUTH=<>}, as RFC 4954 requires of a server that
+        does not trust it.
+        """
+        tester = plainTester(authenticator=Authenticator())
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> AUTH=boss@example.com"),
+            (250, "OK"),
+        )
+        self.assertEqual(self.mailOptions(tester), ["AUTH=<>"])
+
+    def test_malformed(self) -> None:
+        """
+        A value that is not xtext, or no value, gets 501 and no transaction
+        starts.
+        """
+        tester = plainTester(authenticator=Authenticator())
+        for parameter in ("AUTH=a+2bc", "AUTH=a+", "AUTH"):
+            self.assertEqual(
+                tester.command(f"MAIL FROM:<a@example.com> {parameter}"),
+                (501, "5.5.4 Error: malformed AUTH parameter"),
+            )
+        self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_notOffered(self) -> None:
+        """
+        Without AUTH offered, C{AUTH=} is an unknown parameter: 555.
+        """
+        tester = plainTester()
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> AUTH=<>"),
+            (555, "MAIL FROM parameters not recognized or not implemented"),
+        )
+
+    def test_longerMailLine(self) -> None:
+        """
+        With AUTH offered, a MAIL line may be 500 octets longer for the
+        parameter (RFC 4954 section 3); beyond that it is too long. (With
+        the default C{line_length_limit}, no line exceeds 1000 octets.)
+        """
+        tester = plainTester(authenticator=Authenticator(), line_length_limit=2000)
+        tester.command(f"AUTH PLAIN {PLAIN_BLOB}")
+        prefix = "MAIL FROM:<a@example.com> SIZE=100 AUTH="
+        # 512 for the command, 26 for SIZE and 500 for AUTH.
+        value = "x" * (512 + 26 + 500 - len(prefix))
+        self.assertEqual(tester.command(prefix + value), (250, "OK"))
+        tester.command("RSET")
+        self.assertEqual(
+            tester.command(prefix + value + "x"), (500, "Command line too long")
+        )
+
+
 class FailureLimitTests(SynchronousTestCase):
     """
     C{auth_failure_limit}: brute force ends the connection.

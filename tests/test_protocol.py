@@ -1062,6 +1062,50 @@ class SimpleCommandTests(ProtocolTestCase):
         self.assertEqual(tester.command("VRFY <user@example.com>"), VRFY_OK)
         self.assertEqual(seen, ["user@example.com"])
 
+    def test_vrfyQuotedName(self) -> None:
+        """
+        VRFY of a full name in quotes (RFC 5321 sections 3.5.1 and 4.1.1.6)
+        gets 252 and reaches C{handle_VRFY} as sent; a string with an
+        unbalanced quote does not.
+        """
+        seen = []
+
+        class Handler:
+            def handle_VRFY(self, server, session, envelope, address):
+                seen.append(address)
+
+        tester = self.makeTester(Handler())
+        self.assertEqual(tester.command('VRFY "John Smith"'), VRFY_OK)
+        self.assertEqual(tester.command('VRFY "a \\" b"'), VRFY_OK)
+        self.assertEqual(
+            tester.command('VRFY "John Smith'),
+            Reply(502, 'Could not VRFY "John Smith'),
+        )
+        self.assertEqual(seen, ['"John Smith"', '"a \\" b"'])
+
+    def test_vrfySMTPUTF8(self) -> None:
+        """
+        With SMTPUTF8 offered, VRFY takes RFC 6531's C{SMTPUTF8} parameter,
+        which C{handle_VRFY} does not see; without it, the word is part of
+        the argument and the argument is refused.
+        """
+        seen = []
+
+        class Handler:
+            def handle_VRFY(self, server, session, envelope, address):
+                seen.append(address)
+
+        tester = self.makeTester(Handler(), enable_SMTPUTF8=True)
+        self.assertEqual(tester.command("VRFY user SMTPUTF8"), VRFY_OK)
+        self.assertEqual(tester.command("VRFY <jöe@example.com> smtputf8"), VRFY_OK)
+        self.assertEqual(tester.command('VRFY "Jöe Smith" SMTPUTF8'), VRFY_OK)
+        self.assertEqual(seen, ["user", "jöe@example.com", '"Jöe Smith"'])
+        tester = self.makeTester(Handler())
+        self.assertEqual(
+            tester.command("VRFY user SMTPUTF8"),
+            Reply(502, "Could not VRFY user SMTPUTF8"),
+        )
+
     def test_expn(self) -> None:
         """
         EXPN is always refused with C{502 EXPN not implemented}.

@@ -25,6 +25,11 @@ from twisted_smtpd._address import (
 from twisted_smtpd._syntax import syntax
 
 _USER_NAME = re.compile(r"[^\s<>@\x00-\x1f\x7f]+\Z")
+# RFC 5321 section 4.1.2 Quoted-string, with UTF-8 allowed (RFC 6531).
+_QUOTED_STRING = re.compile(r'"(?:[^"\\\x00-\x1f\x7f]|\\[ -~])*"\Z')
+# RFC 3461 section 4 xtext: printable ASCII but "+" and "=", or "+" and two
+# upper-case hex digits.
+_XTEXT = re.compile(r"(?:[!-*,-<>-~]|\+[0-9A-F]{2})+\Z")
 
 
 class MailCommands:
@@ -183,6 +188,9 @@ class MailCommands:
         if not arg:
             self._reply("501 Syntax: VRFY <address>")
             return None
+        if self._config.enable_SMTPUTF8 and arg[-9:].upper() == " SMTPUTF8":
+            # RFC 6531 section 3.7.4.2: the client may answer in UTF-8.
+            arg = arg[:-9].rstrip()
         try:
             address = parsePath(
                 arg if arg.startswith("<") else f"<{arg}>",
@@ -190,8 +198,9 @@ class MailCommands:
                 allowPostmaster=True,
             )
         except (PathSyntaxError, PathRefused):
-            # A user name alone is a valid VRFY argument too.
-            if _USER_NAME.match(arg) is None:
+            # A user name, or a full name in quotes, is a valid VRFY
+            # argument too (RFC 5321 sections 3.5.1 and 4.1.1.6).
+            if _USER_NAME.match(arg) is None and _QUOTED_STRING.match(arg) is None:
                 self._reply(f"502 Could not VRFY {arg}")
                 return None
             address = arg
@@ -289,10 +298,7 @@ class MailCommands:
         except PathRefused as e:
             self._reply(e.reply)
             return None
-        # Stored upper-cased, values too, as aiosmtpd stores them.
-        mailOptions = [
-            key if value is None else f"{key}={value.upper()}" for key, value in options
-        ]
+        mailOptions = [self._mailOption(key, value) for key, value in options]
         envelope.smtp_utf8 = smtputf8
 
         def then(status: Any) -> None:
@@ -305,6 +311,19 @@ class MailCommands:
             self._reply(status)
 
         return self._hook("MAIL", then, address, mailOptions)
+
+    def _mailOption(self, key: str, value: str | None) -> str:
+        """
+        A MAIL parameter as C{envelope.mail_options} holds it: upper-cased,
+        value too, as aiosmtpd stores them. An AUTH value is a mailbox and
+        is kept as sent, but one from a client that has not authenticated
+        counts as C{AUTH=<>} (RFC 4954 section 5).
+        """
+        if value is None:
+            return key
+        if key == "AUTH":
+            return f"AUTH={value if self.session.authenticated else '<>'}"
+        return f"{key}={value.upper()}"
 
     def _mailParameters(self, options: list[tuple[str, str | None]]) -> bool:
         """
@@ -328,6 +347,10 @@ class MailCommands:
                     raise PathRefused(
                         "501 Error: BODY can only be one of 7BIT, 8BITMIME"
                     )
+            elif key == "AUTH" and self._offersAuth:
+                # RFC 4954 section 5: the mailbox that submitted the message.
+                if value is None or _XTEXT.match(value) is None:
+                    raise PathRefused("501 5.5.4 Error: malformed AUTH parameter")
             elif key == "SMTPUTF8":
                 if value is not None:
                     raise PathRefused("501 Error: SMTPUTF8 takes no arguments")

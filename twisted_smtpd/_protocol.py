@@ -557,8 +557,9 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
 
     def _commandLimit(self, line: bytes) -> int:
         """
-        The longest command line allowed, without its CRLF: RFC 1870 and
-        RFC 6531 let MAIL grow by what their parameters need after EHLO.
+        The longest command line allowed, without its CRLF: RFC 1870, RFC
+        6531 and RFC 4954 let MAIL grow by what their parameters need after
+        EHLO.
         """
         limit = self._config.command_size_limit
         if line[:4].upper() == b"MAIL" and self.session.extended_smtp:
@@ -566,6 +567,9 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
                 limit += 26
             if self._config.enable_SMTPUTF8:
                 limit += 10
+            if self._offersAuth:
+                # RFC 4954 section 3: room for the AUTH= parameter.
+                limit += 500
         return limit
 
     def _refused(self, verb: str) -> bool:
