@@ -1400,7 +1400,7 @@ class MailAuthParameterTests(SynchronousTestCase):
 
 class FailureLimitTests(SynchronousTestCase):
     """
-    C{auth_failure_limit}: brute force ends the connection.
+    C{auth_failure_limit}: password guessing ends the connection.
     """
 
     def failOnce(self, tester: SMTPTester) -> list[Reply]:
@@ -1409,37 +1409,64 @@ class FailureLimitTests(SynchronousTestCase):
 
     def test_default(self) -> None:
         """
-        Two failures get 535; the third ends with 421 and the connection
-        closes.
+        Three failures get 535 each and the connection stays open; a
+        fourth AUTH gets 421 without reaching the authenticator, and the
+        connection closes.
+        """
+        authenticator = Authenticator()
+        tester = plainTester(authenticator=authenticator)
+        for _ in range(3):
+            self.assertEqual(self.failOnce(tester), [AUTH_INVALID])
+        self.assertFalse(tester.closed)
+        self.assertEqual(tester.command(f"AUTH PLAIN {PLAIN_BLOB}"), TOO_MANY_FAILURES)
+        self.assertTrue(tester.closed)
+        self.assertEqual(len(authenticator.calls), 3)
+        self.assertIsNot(tester.server.session.authenticated, True)
+
+    def test_quitAfterLimit(self) -> None:
+        """
+        A client that used up the failures and says QUIT, as C{smtplib}
+        does after trying each mechanism, gets 221.
         """
         tester = plainTester(authenticator=Authenticator())
-        self.assertEqual(self.failOnce(tester), [AUTH_INVALID])
-        self.assertEqual(self.failOnce(tester), [AUTH_INVALID])
+        for _ in range(3):
+            self.failOnce(tester)
+        self.assertEqual(tester.command("QUIT"), (221, "Bye"))
+
+    def test_otherCommandsAfterLimit(self) -> None:
+        """
+        Only AUTH is cut off: other commands go on as for any client that
+        has not authenticated.
+        """
+        tester = plainTester(authenticator=Authenticator())
+        for _ in range(3):
+            self.failOnce(tester)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), (250, "OK"))
+        self.assertEqual(tester.command("RSET"), (250, "OK"))
         self.assertFalse(tester.closed)
-        replies = self.failOnce(tester)
-        self.assertEqual(replies[-1], TOO_MANY_FAILURES)
-        self.assertEqual(set(replies[:-1]) - {AUTH_INVALID}, set())
-        self.assertTrue(tester.closed)
 
     def test_limitOption(self) -> None:
         """
-        C{auth_failure_limit=1} ends the connection at the first failure.
+        With C{auth_failure_limit=1}, the AUTH after the first failure ends
+        the connection.
         """
         tester = plainTester(authenticator=Authenticator(), auth_failure_limit=1)
-        self.assertEqual(self.failOnce(tester)[-1], TOO_MANY_FAILURES)
+        self.assertEqual(self.failOnce(tester), [AUTH_INVALID])
+        self.assertEqual(tester.command("AUTH LOGIN"), TOO_MANY_FAILURES)
         self.assertTrue(tester.closed)
 
     def test_nothingAfterClose(self) -> None:
         """
-        Commands pipelined after the failure that ends the connection are
-        not run.
+        Commands pipelined after the AUTH that ends the connection are not
+        run.
         """
         authenticator = Authenticator()
         tester = plainTester(authenticator=authenticator, auth_failure_limit=1)
         tester.send(
             f"AUTH PLAIN {plainBlob(USER, b'guess')}\r\nAUTH PLAIN {PLAIN_BLOB}\r\n"
+            "NOOP\r\n"
         )
-        self.assertEqual(tester.replies()[-1], TOO_MANY_FAILURES)
+        self.assertEqual(tester.replies(), [AUTH_INVALID, TOO_MANY_FAILURES])
         self.assertEqual(len(authenticator.calls), 1)
         self.assertIsNot(tester.server.session.authenticated, True)
 
@@ -1606,6 +1633,41 @@ class RealAuthTests(TestCase):
         self.assertEqual(result, (235, b"2.7.0 Authentication successful"))
         [(session, envelope)] = self.handler.messages
         self.assertEqual(session.auth_data.avatarId, USER)
+
+    async def test_smtplibWrongPasswordEveryMechanism(self) -> None:
+        """
+        With three mechanisms offered, C{smtplib} tries each with a wrong
+        password: it gets C{SMTPAuthenticationError} for the last 535, and
+        its QUIT gets 221, not a 421 for too many failures.
+        """
+        db = FilePasswordDB(writePasswords(self, USER + b":" + PASSWORD + b"\n"))
+        server = await self.listen(portal=db)
+        context = self.certs.clientContext()
+
+        def client() -> tuple[Any, Any]:
+            smtp = smtplib.SMTP(
+                "127.0.0.1",
+                server.port,
+                local_hostname="client.example",
+                timeout=CLIENT_TIMEOUT,
+            )
+            try:
+                smtp.starttls(context=context)
+                smtp.ehlo()
+                mechanisms = smtp.esmtp_features["auth"]
+                try:
+                    smtp.login(USER.decode(), "nope")
+                except smtplib.SMTPException as e:
+                    error = e
+                return (mechanisms, error), smtp.quit()
+            finally:
+                smtp.close()
+
+        (mechanisms, error), quit = await deferToThread(client)
+        self.assertEqual(sorted(mechanisms.split()), ["CRAM-MD5", "LOGIN", "PLAIN"])
+        self.assertIsInstance(error, smtplib.SMTPAuthenticationError)
+        self.assertEqual(error.smtp_code, 535)
+        self.assertEqual(quit, (221, b"Bye"))
 
     async def test_implicitTLS(self) -> None:
         """

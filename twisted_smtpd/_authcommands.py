@@ -78,7 +78,15 @@ class AuthCommands:
     def smtp_AUTH(self, arg: str | None) -> Any:
         """
         Authenticate with a SASL mechanism (RFC 4954 section 4).
+
+        After C{auth_failure_limit} failures, a further AUTH closes the
+        connection with 421, which stops password guessing. A client
+        that tried each mechanism it knows once, as C{smtplib} and swaks do,
+        still gets each 535 and can end with QUIT.
         """
+        if self._authFailures >= self._config.auth_failure_limit:
+            self._close("421 4.7.0 Too many failed authentication attempts")
+            return None
         session = self.session
         if not session.extended_smtp:
             self._reply("503 Error: send EHLO first")
@@ -189,12 +197,10 @@ class AuthCommands:
 
     def _countFailure(self) -> None:
         """
-        Count a failed AUTH; close after C{auth_failure_limit} of them.
+        Count a failed AUTH; see L{smtp_AUTH} for what the count does.
         """
         self._authFailures += 1
         log.info("{peer} failed to authenticate", peer=self.session.peer)
-        if self._authFailures >= self._config.auth_failure_limit:
-            self._close("421 4.7.0 Too many failed authentication attempts")
 
     def challenge_auth(
         self,
