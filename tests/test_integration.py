@@ -852,6 +852,66 @@ class PipeliningTests(TestCase):
         self.assertGreater(PauseCountingSMTP.pauses, 0)
 
 
+class ImpatientSMTP(PauseCountingSMTP):
+    """
+    A server with a small send buffer that gives a closing connection half
+    a second to deliver its last replies.
+    """
+
+    closeTimeout = 0.5
+    lost: Deferred[None]
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)
+        ImpatientSMTP.lost.callback(None)
+
+
+class ClosingTests(TestCase):
+    """
+    A client that never reads cannot keep a connection the server closes:
+    real TCP on 127.0.0.1.
+    """
+
+    timeout = 30
+
+    async def test_timeoutWithUnreadReplies(self) -> None:
+        """
+        A client that pipelines much more than it reads, then stops, times
+        out; the 421 cannot be delivered, so the connection is dropped once
+        C{closeTimeout} has passed.
+        """
+        from twisted.internet import reactor
+
+        ImpatientSMTP.lost = Deferred()
+        PauseCountingSMTP.pauses = 0
+        listening = listen(self, EchoNoop(), protocol=ImpatientSMTP, timeout=1)
+        batch = b"".join(b"NOOP %04d-%s\r\n" % (i, b"x" * 400) for i in range(2000))
+        stop = threading.Event()
+
+        def client() -> str:
+            with rawConnect(listening.port, receiveBuffer=4096) as sock:
+                readReplies(sock, 1)
+                try:
+                    sock.sendall(batch)
+                except OSError as e:
+                    return type(e).__name__
+                # Everything went out: hold the connection without reading.
+                stop.wait(20)
+                return "sent"
+
+        done = deferToThread(client)
+        timedOut = reactor.callLater(15, ImpatientSMTP.lost.cancel)
+        try:
+            await ImpatientSMTP.lost
+        finally:
+            if timedOut.active():
+                timedOut.cancel()
+            stop.set()
+            await done
+        # The server did stop reading: its replies were backed up.
+        self.assertGreater(PauseCountingSMTP.pauses, 0)
+
+
 class SlowData(Recorder):
     """
     A handler whose C{handle_DATA} answers C{250 Stored} C{delay} seconds

@@ -467,6 +467,19 @@ class PerRecipientReplyTests(SynchronousTestCase):
         self.assertEqual(tester.command("NOOP"), OK)
         self.flushLoggedErrors()
 
+    def test_badStatus(self) -> None:
+        """
+        A status that is neither a reply nor a list gives every recipient a
+        451, not one 451 for all of them.
+        """
+        for status in (5, True, object()):
+            tester = lmtpTester(Recorder(status))
+            startTransaction(self, tester, ["bob@example.com", "carol@example.com"])
+            tester.send(b"Hello\r\n.\r\n")
+            self.assertEqual(tester.replies(), [LOCAL_ERROR] * 2)
+            self.assertEqual(tester.command("NOOP"), OK)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 3)
+
     def test_hookRaises(self) -> None:
         """
         An exception in C{handle_DATA} gives every recipient a 451.

@@ -6,8 +6,10 @@ L{StringTransport} and a L{Clock}. No sockets, no real time.
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -354,6 +356,17 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester()
         self.assertEqual(tester.command("eHlO c.example").lines, EHLO_LINES)
         self.assertEqual(tester.command("helo c.example"), Reply(250, HOST))
+
+    def test_nonAsciiVerb(self) -> None:
+        """
+        A verb with a non-ASCII letter is not a command, even if it
+        upper-cases to one (dotless i: C{MAıL} becomes C{MAIL}).
+        """
+        tester = self.ready(enable_SMTPUTF8=True)
+        self.assertEqual(
+            tester.command("MAıL FROM:<a@example.com>"), Reply(500, "Error: bad syntax")
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
 
     def test_repeatedHelo(self) -> None:
         """
@@ -1047,6 +1060,17 @@ class SimpleCommandTests(ProtocolTestCase):
             self.assertEqual(
                 tester.command(f"VRFY {arg}"), Reply(502, f"Could not VRFY {arg}")
             )
+
+    def test_vrfyControlsNotEchoed(self) -> None:
+        """
+        Control characters of a refused VRFY argument are not echoed in the
+        reply, whose text must be printable.
+        """
+        tester = self.makeTester()
+        self.assertEqual(
+            tester.command("VRFY a\x00b\x1b[31m\x7f"),
+            Reply(502, "Could not VRFY a?b?[31m?"),
+        )
 
     def test_vrfyHookAddress(self) -> None:
         """
@@ -1764,6 +1788,17 @@ class TimeoutTests(ProtocolTestCase):
             gate.callback(None)
             tester.clock.advance(100)
         self.assertEqual([formatEvent(e) for e in events], [])
+
+    def test_noTimeoutAfterQuit(self) -> None:
+        """
+        A connection closed by QUIT has no idle timer left: time passing
+        writes nothing more and raises nothing.
+        """
+        tester = self.ready(timeout=10)
+        self.assertEqual(tester.command("QUIT"), Reply(221, "Bye"))
+        written = tester.transport.value()
+        tester.clock.advance(1000)
+        self.assertEqual(tester.transport.value(), written)
 
     def test_timeoutInData(self) -> None:
         """
@@ -3008,6 +3043,37 @@ class CoroutineHookTests(HookStyleMixin, ProtocolTestCase):
             return value
 
         return hook()
+
+
+class AbandonedCoroutineTests(ProtocolTestCase):
+    """
+    A coroutine hook still waiting when its connection is gone.
+    """
+
+    def test_collectedQuietly(self) -> None:
+        """
+        A coroutine hook waiting forever on a connection that is gone is
+        closed when it is collected (its C{finally} runs) without an
+        "exception ignored" report.
+        """
+        finalized = []
+
+        class Handler:
+            async def handle_NOOP(self, server, session, envelope, arg):
+                try:
+                    await Deferred()
+                finally:
+                    finalized.append(True)
+
+        tester = self.ready(Handler())
+        tester.send(b"NOOP\r\n")
+        tester.server.connectionLost(None)
+        unraisable: list[Any] = []
+        self.patch(sys, "unraisablehook", unraisable.append)
+        del tester
+        gc.collect()
+        self.assertEqual(unraisable, [])
+        self.assertEqual(finalized, [True])
 
 
 class AsyncHandlerTests(ProtocolTestCase):

@@ -25,6 +25,7 @@ from twisted_smtpd._address import (
 from twisted_smtpd._syntax import syntax
 
 _USER_NAME = re.compile(r"[^\s<>@\x00-\x1f\x7f]+\Z")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 # RFC 5321 section 4.1.2 Quoted-string, with UTF-8 allowed (RFC 6531).
 _QUOTED_STRING = re.compile(r'"(?:[^"\\\x00-\x1f\x7f]|\\[ -~])*"\Z')
 # RFC 3461 section 4 xtext: printable ASCII but "+" and "=", or "+" and two
@@ -201,7 +202,9 @@ class MailCommands:
             # A user name, or a full name in quotes, is a valid VRFY
             # argument too (RFC 5321 sections 3.5.1 and 4.1.1.6).
             if _USER_NAME.match(arg) is None and _QUOTED_STRING.match(arg) is None:
-                self._reply(f"502 Could not VRFY {arg}")
+                # Echoed without control characters (RFC 5321 4.2: reply
+                # text is printable).
+                self._reply(f"502 Could not VRFY {_CONTROLS.sub('?', arg)}")
                 return None
             address = arg
         return self._hook(

@@ -102,6 +102,11 @@ def _resume(coroutine: Any, awaited: Any) -> Generator[Any, Any, Any]:
     while True:
         try:
             value = yield awaited
+        except GeneratorExit:
+            # This driver is being closed (its Deferred was dropped, say
+            # with the connection): close the coroutine, do not resume it.
+            coroutine.close()
+            raise
         except BaseException as e:
             try:
                 awaited = coroutine.throw(e)

@@ -118,9 +118,10 @@ class LMTP(SMTP):
         Send one reply per accepted recipient (RFC 2033 section 4.2). In a
         list, C{None} stands for the default C{250 OK}.
 
-        @raise ValueError: If C{handle_DATA} returned a list whose length is
-            not the number of recipients, or that holds something other than
-            replies; the client then gets a 451 for each recipient.
+        @raise ValueError: If C{handle_DATA} returned something other than
+            a reply, or a list whose length is not the number of recipients
+            or that holds something other than replies; the client then gets
+            a 451 for each recipient.
         """
         count = self._pendingRecipients
         if isinstance(status, (list, tuple)):
@@ -133,8 +134,10 @@ class LMTP(SMTP):
             for each in statuses:
                 if not isinstance(each, (str, bytes)):
                     raise ValueError(f"not a reply: {each!r}")
-        else:
+        elif isinstance(status, (str, bytes)):
             statuses = [status] * count
+        else:
+            raise ValueError(f"not a reply: {status!r}")
         self._pendingRecipients = 0
         for each in statuses:
             self._reply(each)

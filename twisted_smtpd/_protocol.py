@@ -90,6 +90,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
     _proxyParser: ProxyParser | None = None
     _proxyHeld: bytes | None = None
     _proxyTimer: Any = None
+    _closeTimer: Any = None
     factory: Any = None
     _logout: Callable[[], Any] | None = None
     _discarding = False
@@ -311,6 +312,8 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             )
         if self._proxyTimer is not None and self._proxyTimer.active():
             self._proxyTimer.cancel()
+        if self._closeTimer is not None and self._closeTimer.active():
+            self._closeTimer.cancel()
         if self.factory is not None:
             self.factory._release(self)
         if self._authWaiter is not None:
@@ -327,13 +330,21 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         log.info("{peer} timed out", peer=self.session.peer)
         self._close(f"421 4.4.2 {self._config.hostname} Error: timeout exceeded")
 
+    #: Seconds a closing connection may take to deliver its last replies
+    #: to a client that does not read them, before it is dropped.
+    closeTimeout = 30.0
+
     def _close(self, reply: str) -> None:
         """
         Send a last reply and close the connection after it.
         """
+        if self._closing:
+            return
         self._reply(reply)
         self._flush()
         self._closing = True
+        if self._config.idle is not None:
+            self._config.idle.forget(self)
         # Twisted's TLS layer does not shut down while a producer is
         # registered.
         self.transport.unregisterProducer()
@@ -341,6 +352,11 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             # The reply cannot go out before the handshake that never ends.
             self.transport.abortConnection()
         else:
+            # loseConnection() waits for the replies to be written, which
+            # is forever if the client reads nothing.
+            self._closeTimer = self._reactor.callLater(
+                self.closeTimeout, self.transport.abortConnection
+            )
             self.transport.loseConnection()
 
     # Flow control: reading pauses while a hook is pending (unless it waits
@@ -485,6 +501,11 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             if self._discarding or length > limit:
                 self._discarding = False
                 self._reply("500 Command line too long")
+                if self._authWaiter is not None:
+                    # An answer to an AUTH challenge: the 500 ends the
+                    # exchange (RFC 4954 section 4).
+                    waiter, self._authWaiter = self._authWaiter, None
+                    waiter.callback(MISSING)
             elif self._authWaiter is not None:
                 self._authResponse(line)
             else:
@@ -526,10 +547,11 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
                 self._reply("500 Error: bad syntax (invalid UTF-8)")
                 return
         verb, sep, arg = text.partition(" ")
-        verb = verb.upper()
-        if not verb.isalnum() or not verb.isascii():
+        # ASCII first: upper() makes ASCII letters of some others ("ı").
+        if not verb.isascii() or not verb.isalnum():
             self._reply("500 Error: bad syntax")
             return
+        verb = verb.upper()
         arg = arg.strip() or None
         if self._config.callLimits is not None and self._overLimit(verb):
             return
