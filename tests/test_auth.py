@@ -1327,6 +1327,24 @@ class CredPortalTests(SynchronousTestCase):
         )
 
 
+class SentinelTests(SynchronousTestCase):
+    """
+    L{MISSING} without aiosmtpd installed.
+    """
+
+    def test_ownWithoutAiosmtpd(self) -> None:
+        """
+        When aiosmtpd cannot be found, C{MISSING} is an object of our own
+        that shows as C{MISSING}.
+        """
+        from twisted_smtpd import _auth
+
+        self.patch(_auth.importlib.util, "find_spec", lambda name: None)
+        missing = _auth._sharedMissing()
+        self.assertIsInstance(missing, _auth._Missing)
+        self.assertEqual(repr(missing), "MISSING")
+
+
 class MailAuthParameterTests(SynchronousTestCase):
     """
     The C{AUTH=} parameter of MAIL (RFC 4954 section 5).

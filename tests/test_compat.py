@@ -13,16 +13,20 @@ coroutine hooks run as asyncio tasks, and is skipped under any other.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import mailbox
 import smtplib
 import threading
+import warnings
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.handlers import AsyncMessage, Debugging, Mailbox, Message, Sink
+from aiosmtpd.smtp import MISSING as AIOSMTPD_MISSING
 from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import AuthResult as AioAuthResult
 from aiosmtpd.smtp import Envelope, Session
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
@@ -36,6 +40,7 @@ from tests._support import (
     readToEnd,
     smtpClient,
 )
+from twisted_smtpd import MISSING
 
 MESSAGE = b"From: anne@example.com\r\nSubject: A test\r\n\r\nHi Bart, this is Anne.\r\n"
 
@@ -528,6 +533,132 @@ class HandlerHookTests(TestCase):
             handler.processed,
             [(tuple(address), "anne@example.com", ["bart@example.com"], MESSAGE)],
         )
+
+
+class TokenHandler:
+    """
+    An AUTH mechanism written as aiosmtpd's documentation shows: it uses
+    aiosmtpd's own C{MISSING} and C{AuthResult}, returning C{MISSING} for a
+    refused login, as aiosmtpd allows.
+    """
+
+    def __init__(self) -> None:
+        self.tokens: list[Any] = []
+
+    async def auth_TOKEN(self, server, args):
+        token = await server.challenge_auth("Token?")
+        self.tokens.append(token)
+        if token is AIOSMTPD_MISSING:
+            # The client cancelled and already got its 501.
+            return AioAuthResult(success=False, handled=True)
+        if token != b"open sesame":
+            return AIOSMTPD_MISSING
+        return AioAuthResult(success=True, auth_data="token-user")
+
+
+class HandOverHandler(TokenHandler):
+    """
+    A C{handle_AUTH} that hands every attempt on to the mechanism with
+    aiosmtpd's C{MISSING}.
+    """
+
+    async def handle_AUTH(self, server, session, envelope, args):
+        return AIOSMTPD_MISSING
+
+
+class AuthSentinelTests(TestCase):
+    """
+    aiosmtpd's C{MISSING} means what it means in aiosmtpd, in both
+    directions, on a server over real TCP on 127.0.0.1 with a raw client.
+    """
+
+    timeout = 30
+
+    def converse(self, port: int, lines: list[bytes]) -> list[bytes]:
+        """
+        Send each line and read its one reply; return the replies.
+        """
+        with rawConnect(port) as sock:
+            readReplies(sock, 1)
+            replies = []
+            for line in lines:
+                sock.sendall(line + b"\r\n")
+                replies.append(readReplies(sock, 1))
+            return replies
+
+    def listenFor(self, handler: Any) -> Any:
+        with warnings.catch_warnings():
+            # AUTH in plaintext: loopback only.
+            warnings.simplefilter("ignore", UserWarning)
+            return listen(self, handler, auth_require_tls=False, auth_required=True)
+
+    async def test_sameObject(self) -> None:
+        """
+        With aiosmtpd installed, L{twisted_smtpd.MISSING} is its C{MISSING}.
+        """
+        self.assertIs(MISSING, AIOSMTPD_MISSING)
+
+    async def test_missingRefuses(self) -> None:
+        """
+        A mechanism returning aiosmtpd's C{MISSING} refuses the login: 535,
+        and MAIL still needs authentication.
+        """
+        handler = TokenHandler()
+        listening = self.listenFor(handler)
+        replies = await deferToThread(
+            self.converse,
+            listening.port,
+            [b"EHLO c.example", b"AUTH TOKEN", b64(b"guess"),
+             b"MAIL FROM:<a@example.com>"],
+        )  # fmt: skip
+        self.assertEqual(
+            replies[1:],
+            [
+                b"334 " + b64(b"Token?") + b"\r\n",
+                b"535 5.7.8 Authentication credentials invalid\r\n",
+                b"530 5.7.0 Authentication required\r\n",
+            ],
+        )
+        self.assertIsNot(listening.servers[0].session.authenticated, True)
+
+    async def test_cancelGivesMissing(self) -> None:
+        """
+        C{challenge_auth} gives aiosmtpd's C{MISSING} when the client
+        cancels, so the handler's check works and the client gets exactly
+        one reply.
+        """
+        handler = TokenHandler()
+        listening = self.listenFor(handler)
+        replies = await deferToThread(
+            self.converse,
+            listening.port,
+            [b"EHLO c.example", b"AUTH TOKEN", b"*", b"NOOP"],
+        )
+        self.assertEqual(replies[2:], [b"501 5.7.0 Auth aborted\r\n", b"250 OK\r\n"])
+        self.assertEqual(handler.tokens, [AIOSMTPD_MISSING])
+
+    async def test_handOver(self) -> None:
+        """
+        C{handle_AUTH} returning aiosmtpd's C{MISSING} hands the attempt on
+        to the mechanism, which logs the client in.
+        """
+        handler = HandOverHandler()
+        listening = self.listenFor(handler)
+        replies = await deferToThread(
+            self.converse,
+            listening.port,
+            [b"EHLO c.example", b"AUTH TOKEN", b64(b"open sesame"),
+             b"MAIL FROM:<a@example.com>"],
+        )  # fmt: skip
+        self.assertEqual(
+            replies[2:],
+            [b"235 2.7.0 Authentication successful\r\n", b"250 OK\r\n"],
+        )
+        self.assertEqual(listening.servers[0].session.auth_data, "token-user")
+
+
+def b64(data: bytes) -> bytes:
+    return base64.b64encode(data)
 
 
 class ExceptionHookTests(TestCase):

@@ -7,6 +7,7 @@ to L{twisted.cred}.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, NamedTuple
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -17,19 +18,37 @@ from zope.interface import Attribute, Interface, implementer
 
 class _Missing:
     """
-    The type of L{MISSING}.
+    The type of L{MISSING} when aiosmtpd is not installed.
     """
 
     def __repr__(self) -> str:
         return "MISSING"
 
-    def __bool__(self) -> bool:
-        return False
+
+def _sharedMissing() -> Any:
+    """
+    aiosmtpd's C{MISSING} when aiosmtpd is installed, else our own.
+
+    Handlers written for aiosmtpd compare with C{aiosmtpd.smtp.MISSING} by
+    identity, both for what C{challenge_auth} returns and for what they
+    return themselves ("failed" from a mechanism, "go on" from
+    C{handle_AUTH}); with two distinct sentinels, a mechanism refusing a
+    login with aiosmtpd's C{MISSING} would have logged the client in. One
+    object serves handlers written for either library.
+    """
+    if importlib.util.find_spec("aiosmtpd") is None:
+        return _Missing()
+    try:
+        from aiosmtpd.smtp import MISSING as missing
+    except Exception:
+        return _Missing()
+    return missing
 
 
 #: What C{challenge_auth} returns when the client cancelled or sent garbage,
-#: and what a mechanism may return for "failed".
-MISSING = _Missing()
+#: and what a mechanism may return for "failed". It is the very object
+#: C{aiosmtpd.smtp.MISSING} when aiosmtpd is installed.
+MISSING = _sharedMissing()
 
 
 class AuthResult:
