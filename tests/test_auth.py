@@ -612,6 +612,25 @@ class AuthRequiredTests(SynchronousTestCase):
             self.assertEqual(self.tester.command(line), AUTH_REQUIRED, line)
         self.assertEqual(self.handler.calls, [])
 
+    def test_beforeGreeting(self) -> None:
+        """
+        Before HELO/EHLO, MAIL, RCPT and DATA get aiosmtpd's C{503 Error:
+        send HELO first}, as without C{auth_required}; VRFY and HELP still
+        get 530.
+        """
+        tester = tlsTester(
+            self,
+            Recorder(),
+            tls_context=certificates(self).serverOptions(),
+            authenticator=Authenticator(),
+            auth_required=True,
+        )
+        startTLS(self, tester)
+        for line in ["MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "DATA"]:
+            self.assertEqual(tester.command(line), (503, "Error: send HELO first"))
+        self.assertEqual(tester.command("VRFY postmaster"), AUTH_REQUIRED)
+        self.assertEqual(tester.command("HELP"), AUTH_REQUIRED)
+
     def test_allowed(self) -> None:
         """
         NOOP, RSET, EHLO and QUIT are answered normally.

@@ -410,7 +410,7 @@ class HeloEhloTests(ProtocolTestCase):
         old = tester.server.envelope
         self.assertEqual(tester.command("HELO again.example"), Reply(250, HOST))
         self.assertIsNot(tester.server.envelope, old)
-        self.assertEqual(tester.command("DATA"), NEED_MAIL)
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), NEED_MAIL)
 
     def test_heloAfterEhloDropsExtensions(self) -> None:
         """
@@ -475,10 +475,21 @@ class MailRcptDataSequenceTests(ProtocolTestCase):
 
     def test_dataWithoutMail(self) -> None:
         """
-        DATA before MAIL gets C{503 Error: need MAIL command}.
+        DATA before MAIL gets aiosmtpd's C{503 Error: need RCPT command}.
         """
         tester = self.ready()
-        self.assertEqual(tester.command("DATA"), NEED_MAIL)
+        self.assertEqual(tester.command("DATA"), NEED_RCPT)
+
+    def test_dataArgumentWithoutRcpt(self) -> None:
+        """
+        DATA with an argument and no recipient gets the 503 of the missing
+        recipient first, in aiosmtpd's order.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("DATA now"), NEED_RCPT)
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.command("RCPT TO:<b@example.com>")
+        self.assertEqual(tester.command("DATA now"), Reply(501, "Syntax: DATA"))
 
     def test_dataWithoutRcpt(self) -> None:
         """
@@ -1243,6 +1254,23 @@ class UnknownCommandTests(ProtocolTestCase):
         reply = tester.command("XCMD5")
         self.assertEqual(reply.code, 421)
         self.assertIn("Too many unrecognized commands", reply.text)
+        self.assertTrue(tester.closed)
+
+    def test_badSyntaxCounts(self) -> None:
+        """
+        Lines that are no command at all (HTTP request lines and headers
+        sent to the wrong port) count towards the limit too; empty lines do
+        not.
+        """
+        tester = self.makeTester()
+        for line in ["GET / HTTP/1.1", "Host: mx.example", "", "", "User-Agent: x"]:
+            self.assertEqual(tester.command(line).code, 500, line)
+        self.assertEqual(tester.command("Accept: */*").code, 500)
+        self.assertFalse(tester.closed)
+        self.assertEqual(
+            tester.command("Connection: close"),
+            Reply(421, "4.7.0 Too many unrecognized commands, goodbye."),
+        )
         self.assertTrue(tester.closed)
 
     def test_unknownPipelinedAfterLimit(self) -> None:
@@ -2240,7 +2268,7 @@ class PipeliningTests(ProtocolTestCase):
         tester.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
         pending[0].callback("550 5.7.1 Go away")
         self.assertEqual(
-            tester.replies(), [Reply(550, "5.7.1 Go away"), NEED_MAIL, NEED_MAIL]
+            tester.replies(), [Reply(550, "5.7.1 Go away"), NEED_MAIL, NEED_RCPT]
         )
 
     def test_inputWhilePending(self) -> None:
@@ -2862,7 +2890,7 @@ class HookStyleMixin:
         tester = self.greeted(self.handler(RCPT=Boom(SECRET)))
         self.command(tester, "MAIL FROM:<a@example.com>")
         self.assertLocalError(tester, self.command(tester, "RCPT TO:<b@example.com>"))
-        self.assertEqual(self.command(tester, "DATA"), NEED_MAIL)
+        self.assertEqual(self.command(tester, "RCPT TO:<c@example.com>"), NEED_MAIL)
 
     def test_exceptionInRset(self) -> None:
         """
@@ -3415,6 +3443,14 @@ class SessionEnvelopeTests(ProtocolTestCase):
         tester = self.makeTester(peer=("192.0.2.7", 50001))
         self.assertEqual(tester.server.session.peer, ("192.0.2.7", 50001))
         self.assertEqual(self.makeTester().server.session.peer, ("127.0.0.1", 42424))
+
+    def test_peerIPv6(self) -> None:
+        """
+        Over IPv6, C{session.peer} has asyncio's (so aiosmtpd's) four items:
+        host, port, flow label and scope.
+        """
+        tester = self.makeTester(peer=("2001:db8::5", 50001))
+        self.assertEqual(tester.server.session.peer, ("2001:db8::5", 50001, 0, 0))
 
     def test_initialState(self) -> None:
         """

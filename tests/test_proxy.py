@@ -997,7 +997,8 @@ class ProxyDataTests(SynchronousTestCase):
 
     def test_peerV1(self) -> None:
         """
-        The peer of a TCP4 or TCP6 header is the source address and port.
+        The peer of a TCP4 or TCP6 header is the source address and port,
+        with a flow label and scope of 0 for IPv6, as asyncio gives.
         """
         self.assertEqual(
             self.parse(b"PROXY TCP4 192.0.2.1 192.0.2.2 4242 25\r\n").peer(),
@@ -1005,7 +1006,7 @@ class ProxyDataTests(SynchronousTestCase):
         )
         self.assertEqual(
             self.parse(b"PROXY TCP6 2001:DB8:0::1 ::2 4242 25\r\n").peer(),
-            ("2001:db8::1", 4242),
+            ("2001:db8::1", 4242, 0, 0),
         )
 
     def test_peerV2(self) -> None:
@@ -1016,7 +1017,7 @@ class ProxyDataTests(SynchronousTestCase):
         header = v2(inet("192.0.2.1", "192.0.2.2", 4242, 25))
         self.assertEqual(self.parse(header).peer(), ("192.0.2.1", 4242))
         header = v2(inet6("2001:db8::7", "::2", 0, 25), famProto=0x22)
-        self.assertEqual(self.parse(header).peer(), ("2001:db8::7", 0))
+        self.assertEqual(self.parse(header).peer(), ("2001:db8::7", 0, 0, 0))
 
     def test_noPeer(self) -> None:
         """

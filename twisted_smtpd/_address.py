@@ -303,10 +303,8 @@ def parseParameters(text: str) -> list[tuple[str, str | None]]:
         keyword without a value; C{[]} for an empty string.
     @raise PathSyntaxError: A parameter has a bad keyword, an empty value or
         an C{=} or other forbidden character in its value.
-    @raise PathRefused: A keyword occurs twice; the reply is a 501 naming it.
     """
     parameters: list[tuple[str, str | None]] = []
-    seen: set[str] = set()
     for word in text.split(" "):
         if not word:
             continue
@@ -314,8 +312,5 @@ def parseParameters(text: str) -> list[tuple[str, str | None]]:
         if match is None:
             raise PathSyntaxError(f"malformed parameter {word!r}")
         keyword = match.group(1).upper()
-        if keyword in seen:
-            raise PathRefused(f"501 5.5.4 Error: duplicate parameter {keyword}")
-        seen.add(keyword)
         parameters.append((keyword, match.group(2)))
     return parameters

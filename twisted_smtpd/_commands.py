@@ -417,14 +417,12 @@ class MailCommands:
         """
         if self._needHelo():
             return
+        # aiosmtpd's order and text, even without a MAIL.
+        if not self.envelope.rcpt_tos:
+            self._reply("503 Error: need RCPT command")
+            return
         if arg:
             self._reply("501 Syntax: DATA")
-            return
-        if not self.envelope.rcpt_tos:
-            if self.envelope.mail_from is None:
-                self._reply("503 Error: need MAIL command")
-            else:
-                self._reply("503 Error: need RCPT command")
             return
         config = self._config
         self._dataReceiver = _data.DataReceiver(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.address import IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
 from twisted.internet.tcp import Server as _TCPServer
@@ -549,7 +550,12 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         verb, sep, arg = text.partition(" ")
         # ASCII first: upper() makes ASCII letters of some others ("ı").
         if not verb.isascii() or not verb.isalnum():
-            self._reply("500 Error: bad syntax")
+            if verb:
+                # Not a command at all (an HTTP header, say): it counts
+                # towards the limit as an unknown one does.
+                self._refuseUnknown("500 Error: bad syntax")
+            else:
+                self._reply("500 Error: bad syntax")
             return
         verb = verb.upper()
         arg = arg.strip() or None
@@ -616,6 +622,9 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             config.auth_required
             and not self.session.authenticated
             and verb in _NEED_AUTH
+            # As in aiosmtpd, a transaction command before HELO gets the
+            # command's own 503 first.
+            and (self.session.host_name or verb not in _NEED_HELO)
         ):
             self._reply("530 5.7.0 Authentication required")
             return True
@@ -640,11 +649,18 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         """
         Refuse an unknown command; end the session after too many of them.
         """
+        self._refuseUnknown(f'500 Error: command "{verb}" not recognized')
+
+    def _refuseUnknown(self, reply: str) -> None:
+        """
+        Refuse a line that is no command we know with C{reply}, or with 421
+        and the end of the session once C{max_unknown_commands} is reached.
+        """
         self._unknownCount += 1
         if self._unknownCount >= self._config.max_unknown_commands:
             self._close("421 4.7.0 Too many unrecognized commands, goodbye.")
         else:
-            self._reply(f'500 Error: command "{verb}" not recognized')
+            self._reply(reply)
 
     # Output.
 
@@ -847,6 +863,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
 
 
 _NEED_AUTH = frozenset(["MAIL", "RCPT", "DATA", "VRFY", "HELP"])
+_NEED_HELO = frozenset(["MAIL", "RCPT", "DATA"])
 
 
 def _tlsDetails(transport: Any) -> dict[str, Any]:
@@ -915,11 +932,14 @@ def _send(transport: Any, data: bytes) -> None:
 
 def _peerOf(address: Any) -> Any:
     """
-    Give a transport address in aiosmtpd's shape: C{(host, port)} for IP,
+    Give a transport address in aiosmtpd's (that is, asyncio's) shape:
+    C{(host, port)} for IPv4, C{(host, port, flowinfo, scope_id)} for IPv6,
     the path for UNIX sockets.
     """
     host = getattr(address, "host", None)
     if host is not None:
+        if isinstance(address, IPv6Address):
+            return (host, address.port, address.flowInfo, address.scopeID)
         return (host, address.port)
     name = getattr(address, "name", None)
     if isinstance(name, bytes):

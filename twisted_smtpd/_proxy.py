@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv6Address
-from typing import Union
+from typing import Any, Union
 
 
 class V2_CMD(IntEnum):
@@ -231,12 +231,13 @@ class ProxyData:
     def __bool__(self) -> bool:
         return self.valid
 
-    def peer(self) -> tuple[str, int] | None:
+    def peer(self) -> tuple[Any, ...] | None:
         """
         Return the client address the SMTP session should see.
 
-        @return: C{(host, port)} from the source address of a PROXY
-            header over IPv4 or IPv6; C{None} for LOCAL, C{UNKNOWN},
+        @return: From the source address of a PROXY header, C{(host,
+            port)} over IPv4 and C{(host, port, 0, 0)} over IPv6 (the
+            shapes of C{session.peer}); C{None} for LOCAL, C{UNKNOWN},
             L{AF.UNSPEC} and L{AF.UNIX}, where the connection's own peer
             should be kept.
         """
@@ -246,6 +247,8 @@ class ProxyData:
             or self.src_port is None
         ):
             return None
+        if self.family == AF.INET6:
+            return (str(self.src_addr), self.src_port, 0, 0)
         return (str(self.src_addr), self.src_port)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -72,15 +72,21 @@ class SMTPTester:
         """
         @param handler: The handler under test.
         @param protocol: The server class (L{SMTP}, L{LMTP} or a subclass).
-        @param peer: The client address the server sees.
+        @param peer: The client address the server sees, C{(host, port)};
+            an IPv6 host makes it an IPv6 connection.
         @param reactor: The reactor for timers; a new L{Clock} by default.
         @param options: Options of the server, as for L{SMTPFactory}.
         """
         self.clock = Clock() if reactor is None else reactor
         factory = SMTPFactory(handler, protocol=protocol, reactor=self.clock, **options)
-        peerAddress = IPv4Address("TCP", *peer)
+        if ":" in peer[0]:
+            peerAddress: Any = IPv6Address("TCP", *peer)
+            hostAddress: Any = IPv6Address("TCP", "::1", 25)
+        else:
+            peerAddress = IPv4Address("TCP", *peer)
+            hostAddress = IPv4Address("TCP", "127.0.0.1", 25)
         self.transport = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 25), peerAddress=peerAddress
+            hostAddress=hostAddress, peerAddress=peerAddress
         )
         self.server = factory.buildProtocol(peerAddress)
         self._read = 0
