@@ -511,6 +511,30 @@ class SmtplibTests(TestCase):
             rest, f"421 4.4.2 {HOSTNAME} Error: timeout exceeded\r\n".encode()
         )
 
+    async def test_eightBitDecodeData(self) -> None:
+        """
+        With C{decode_data} and SMTPUTF8 (the controller's defaults, as in
+        aiosmtpd), C{smtplib.send_message} of a message with an 8-bit UTF-8
+        body is accepted and decoded (smtplib sends no BODY parameter for
+        it; aiosmtpd accepts it all the same).
+        """
+        handler = Recorder()
+        listening = listen(self, handler, decode_data=True, enable_SMTPUTF8=True)
+        message = EmailMessage()
+        message["From"] = "anne@example.com"
+        message["To"] = "bart@example.com"
+        message["Subject"] = "Accents"
+        message.set_content("naïve café\n", cte="8bit")
+
+        def client() -> Any:
+            with smtpClient(listening.port) as c:
+                return c.send_message(message)
+
+        self.assertEqual(await deferToThread(client), {})
+        [received] = handler.messages
+        self.assertIsInstance(received.content, str)
+        self.assertIn("naïve café\r\n", received.content)
+
 
 class TwistedClientTests(TestCase):
     """

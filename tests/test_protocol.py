@@ -1929,6 +1929,49 @@ class DataTests(ProtocolTestCase):
         self.assertEqual(content, "Hello\r\n.dot\r\n")
         self.assertEqual(original, b"Hello\r\n.dot\r\n")
 
+    def test_decodeDataStrictAscii(self) -> None:
+        """
+        With C{decode_data} and without SMTPUTF8, 8-bit data (which 8BITMIME,
+        not offered then, would have allowed) gets C{500 Error: strict ASCII
+        mode}, as in aiosmtpd, and no message.
+        """
+        handler = Collector()
+        tester = self.inData(handler, decode_data=True)
+        self.assertEqual(
+            self.finish(tester, "naïve\r\n.\r\n".encode()),
+            [Reply(500, "Error: strict ASCII mode")],
+        )
+        self.assertEqual(handler.messages, [])
+        self.assertEqual(tester.command("NOOP"), OK)
+
+    def test_decodeDataUtf8(self) -> None:
+        """
+        With C{decode_data} and SMTPUTF8 offered, 8-bit data is decoded as
+        UTF-8 whether or not MAIL asked for SMTPUTF8 (as aiosmtpd does);
+        bytes that are not UTF-8 become lone surrogates, so nothing is
+        refused and C{original_content} is still exact.
+        """
+        handler = Collector()
+        tester = self.inData(handler, decode_data=True, enable_SMTPUTF8=True)
+        data = "naïve café\r\n".encode() + b"\xff\xfe\r\n"
+        self.assertEqual(self.finish(tester, data + b".\r\n"), [OK])
+        [(_, _, content, original)] = handler.messages
+        self.assertEqual(content, "naïve café\r\n\udcff\udcfe\r\n")
+        self.assertEqual(original, data)
+        self.assertEqual(content.encode("utf-8", "surrogateescape"), original)
+
+    def test_decodeDataSmtputf8Offers8BitMime(self) -> None:
+        """
+        With C{decode_data} and SMTPUTF8, EHLO offers 8BITMIME too, as RFC
+        6531 section 3.1 requires, and MAIL takes C{BODY=8BITMIME}.
+        """
+        tester = self.makeTester(decode_data=True, enable_SMTPUTF8=True)
+        keywords = tester.command("EHLO c.example").lines
+        self.assertIn("8BITMIME", keywords)
+        self.assertIn("SMTPUTF8", keywords)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com> BODY=8BITMIME"), OK)
+        self.assertEqual(tester.server.envelope.mail_options, ["BODY=8BITMIME"])
+
     def test_envelopeResetAfterData(self) -> None:
         """
         After the message, the server has a new empty envelope and the

@@ -115,7 +115,8 @@ class MailCommands:
         lines = [f"250-{config.hostname}"]
         if config.data_size_limit:
             lines.append(f"250-SIZE {config.data_size_limit}")
-        if not config.decode_data:
+        if not config.decode_data or config.enable_SMTPUTF8:
+            # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME.
             lines.append("250-8BITMIME")
         if config.enable_SMTPUTF8:
             lines.append("250-SMTPUTF8")
@@ -345,7 +346,7 @@ class MailCommands:
                     raise PathRefused(
                         "552 Error: message size exceeds fixed maximum message size"
                     )
-            elif key == "BODY" and not config.decode_data:
+            elif key == "BODY" and (not config.decode_data or config.enable_SMTPUTF8):
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
                     raise PathRefused(
                         "501 Error: BODY can only be one of 7BIT, 8BITMIME"
@@ -453,14 +454,17 @@ class MailCommands:
             return self._endTransaction(envelope, receiver, _DATA_ERRORS[error])
         content = original = receiver.content()
         if self._config.decode_data:
-            try:
-                content = original.decode(
-                    "utf-8" if envelope.smtp_utf8 else "ascii", "strict"
-                )
-            except UnicodeDecodeError:
-                return self._endTransaction(
-                    envelope, receiver, "500 Error: strict ASCII mode"
-                )
+            if self._config.enable_SMTPUTF8:
+                # As aiosmtpd: UTF-8, and any other byte kept as a lone
+                # surrogate, so that nothing is lost or refused.
+                content = original.decode("utf-8", "surrogateescape")
+            else:
+                try:
+                    content = original.decode("ascii")
+                except UnicodeDecodeError:
+                    return self._endTransaction(
+                        envelope, receiver, "500 Error: strict ASCII mode"
+                    )
         envelope.content = content
         envelope.original_content = original
         return self._hook(
