@@ -180,6 +180,21 @@ class DebuggingTests(SynchronousTestCase):
         self.assertEqual(stream.getvalue(), SAMPLE_PRINTED)
         self.assertEqual(stream.flushes, 1)
 
+    def test_subclassAwaitsSuper(self) -> None:
+        """
+        A subclass written the aiosmtpd way, C{return await
+        super().handle_DATA(...)}, prints the message once and is accepted.
+        """
+
+        class Counting(Debugging):
+            async def handle_DATA(self, server, session, envelope):
+                return await super().handle_DATA(server, session, envelope)
+
+        stream = Recording()
+        replies = transaction(SMTPTester(Counting(stream)), SAMPLE)
+        self.assertEqual(replies[-1], OK)
+        self.assertEqual(stream.getvalue(), SAMPLE_PRINTED)
+
     def test_mailOptions(self) -> None:
         """
         MAIL parameters are printed first, followed by an empty line.
@@ -325,6 +340,22 @@ class MessageTests(SynchronousTestCase):
             message.get_payload(), "Hi Bart.\r\n.leading dot\r\n.\r\nBye.\r\n"
         )
 
+    def test_subclassAwaitsSuper(self) -> None:
+        """
+        A subclass that wraps C{handle_DATA} with C{await super()} gets each
+        message handled once and accepted.
+        """
+
+        class Wrapping(Collecting):
+            async def handle_DATA(self, server, session, envelope):
+                status = await super().handle_DATA(server, session, envelope)
+                return status.replace("OK", "Queued")
+
+        handler = Wrapping()
+        replies = transaction(SMTPTester(handler), SAMPLE)
+        self.assertEqual(replies[-1], Reply(250, "Queued"))
+        self.assertEqual(len(handler.messages), 1)
+
     def test_nullSender(self) -> None:
         """
         The null reverse-path is C{<>} in C{X-MailFrom}.
@@ -454,6 +485,16 @@ class AsyncMessageTests(SynchronousTestCase):
         """
         loop = object()
         self.assertIs(Waiting(lambda: None, loop=loop).loop, loop)
+
+    def test_defaultLoop(self) -> None:
+        """
+        Without a C{loop} argument, C{loop} is what C{session.loop} is: the
+        asyncio loop under the asyncio reactor, else the reactor.
+        """
+        expected = getattr(reactor, "_asyncioEventloop", None) or reactor
+        self.assertIs(Waiting(lambda: None).loop, expected)
+        tester = SMTPTester(Sink(), reactor=reactor, timeout=None)
+        self.assertIs(tester.server.loop, expected)
 
 
 class Smtpd(ProcessMessage):
@@ -663,6 +704,33 @@ class MailboxTests(TestCase):
         self.assertEqual(box.keys(), [name])
         self.assertEqual(box.get_bytes(name), stored(SAMPLE))
         self.assertEqual(box[name]["X-RcptTo"], "bart@example.com")
+
+    async def test_subclassPrepareMessage(self) -> None:
+        """
+        A subclass that adds a header in C{prepare_message} and counts in
+        C{handle_message}, as aiosmtpd's documentation shows, has both
+        called once; the stored message has the header.
+        """
+        calls = []
+
+        class Tagging(Mailbox):
+            def prepare_message(self, session, envelope):
+                message = super().prepare_message(session, envelope)
+                message["X-Tag"] = "tagged"
+                return message
+
+            def handle_message(self, message):
+                calls.append(message["X-Tag"])
+                return super().handle_message(message)
+
+        self.handler = Tagging(self.path, reactor=reactor)
+        self.tester = SMTPTester(self.handler, reactor=reactor, timeout=None)
+        self.assertEqual(await self.deliver(SAMPLE), OK)
+        self.assertEqual(calls, ["tagged"])
+        box = mailbox.Maildir(self.path, create=False)
+        [key] = box.keys()
+        self.assertEqual(box[key]["X-Tag"], "tagged")
+        self.assertEqual(box[key]["X-MailFrom"], "anne@example.com")
 
     async def test_severalMessages(self) -> None:
         """

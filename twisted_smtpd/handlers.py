@@ -39,6 +39,7 @@ from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from twisted_smtpd._hooks import asyncioLoopOf
 from twisted_smtpd._relay import (
     Refused,
     Unavailable,
@@ -192,9 +193,10 @@ class Debugging:
             return cls(sys.stderr)
         return cls()
 
-    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """
-        Print the message and accept it.
+        Print the message and accept it. A coroutine, as in aiosmtpd, so
+        that a subclass may C{return await super().handle_DATA(...)}.
         """
         stream = self.stream
         out = ["---------- MESSAGE FOLLOWS ----------"]
@@ -272,9 +274,11 @@ class Message(_MessageBase):
     message: implement L{handle_message}.
     """
 
-    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """
-        Give the message to L{handle_message} and accept it.
+        Give the message to L{handle_message} and accept it. A coroutine, as
+        in aiosmtpd, so that a subclass may C{return await
+        super().handle_DATA(...)}.
         """
         self.handle_message(self.prepare_message(session, envelope))
         return "250 OK"
@@ -304,11 +308,27 @@ class AsyncMessage(_MessageBase):
     ) -> None:
         """
         @param message_class: As for L{Message}.
-        @param loop: Kept as C{self.loop} for handlers written for aiosmtpd;
-            not used otherwise.
+        @param loop: Given as C{self.loop} for handlers written for
+            aiosmtpd (see L{loop}); not used otherwise.
         """
         super().__init__(message_class)
-        self.loop = loop
+        self._loop = loop
+
+    @property
+    def loop(self) -> Any:
+        """
+        The loop given, else what C{session.loop} is: the asyncio event
+        loop under Twisted's asyncio reactor, otherwise the reactor.
+        """
+        if self._loop is not None:
+            return self._loop
+        from twisted.internet import reactor
+
+        return asyncioLoopOf(reactor) or reactor
+
+    @loop.setter
+    def loop(self, loop: Any) -> None:
+        self._loop = loop
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """
@@ -480,10 +500,24 @@ class Mailbox(Message):
         """
         self.mailbox.clear()
 
-    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> Deferred:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """
         Store the message; accept it once it is on disk.
+
+        A subclass that overrides L{prepare_message} or L{handle_message},
+        as aiosmtpd's documentation shows, gets them called instead: the
+        message it made is stored with C{as_bytes()}, and is accepted once
+        what L{handle_message} returns (a L{Deferred} or coroutine, such as
+        C{super().handle_message(message)}) has finished.
         """
+        cls = type(self)
+        if (
+            cls.prepare_message is not _MessageBase.prepare_message
+            or cls.handle_message is not Mailbox.handle_message
+        ):
+            message = self.prepare_message(session, envelope)
+            await _outcome(self.handle_message(message))
+            return "250 OK"
         rcpts = ", ".join(envelope.rcpt_tos)
         headers = [
             f"X-Peer: {session.peer}".encode("utf-8", "replace"),
@@ -491,7 +525,8 @@ class Mailbox(Message):
             f"X-RcptTo: {rcpts}".encode(),
         ]
         data = _withHeaders(envelope.original_content, headers)
-        return self.store(data).addCallback(lambda key: "250 OK")
+        await _outcome(self.store(data))
+        return "250 OK"
 
     def handle_message(self, message: EmailMessage) -> Deferred:
         """
