@@ -40,7 +40,7 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 # way to print the result.
 PRELUDE = """\
 import errno, json, os, smtplib, socket, sys, tempfile, threading, time
-from twisted_smtpd import LMTP, SMTPFactory
+from twisted_smtpd import LMTP, SMTP, SMTPFactory
 from twisted_smtpd.controller import Controller, UnixSocketController
 
 
@@ -519,6 +519,28 @@ class ControllerTests(_ScriptTests):
         )
         self.assertRegex(out[0], r"^custom\.example\.test twisted_smtpd \S+$")
         self.assertEqual(out[1], 250)
+
+    def test_factoryReturningServer(self) -> None:
+        """
+        A C{factory()} written the aiosmtpd way, returning one server,
+        makes C{start()} raise a L{TypeError} that says what to do.
+        """
+        out = runScript(
+            self,
+            """
+            class OneServer(Controller):
+                def factory(self):
+                    return SMTP(self.handler)
+
+            controller = OneServer(Recorder(), port=0)
+            try:
+                controller.start()
+            except TypeError as e:
+                emit(str(e))
+            """,
+        )
+        self.assertIn("must return a protocol factory", out)
+        self.assertIn("pass it as protocol= instead", out)
 
 
 class TLSTests(_ScriptTests):

@@ -1083,6 +1083,16 @@ class SimpleCommandTests(ProtocolTestCase):
             Reply(502, "Could not VRFY a?b?[31m?"),
         )
 
+    def test_vrfyLongArgumentShortened(self) -> None:
+        """
+        A long refused VRFY argument is echoed shortened.
+        """
+        tester = self.makeTester()
+        arg = "a b" * 150
+        self.assertEqual(
+            tester.command(f"VRFY {arg}"), Reply(502, f"Could not VRFY {arg[:200]}...")
+        )
+
     def test_vrfyHookAddress(self) -> None:
         """
         C{handle_VRFY} gets the address without brackets.
@@ -1255,6 +1265,19 @@ class UnknownCommandTests(ProtocolTestCase):
         self.assertEqual(reply.code, 421)
         self.assertIn("Too many unrecognized commands", reply.text)
         self.assertTrue(tester.closed)
+
+    def test_longVerbShortened(self) -> None:
+        """
+        A long unknown verb is echoed shortened, so that the reply line stays
+        within RFC 5321's 512 octets.
+        """
+        tester = self.makeTester()
+        verb = "A" * 500
+        self.assertEqual(
+            tester.command(verb),
+            Reply(500, f'Error: command "{"A" * 64}..." not recognized'),
+        )
+        self.assertLessEqual(len(tester.transport.value().split(b"\r\n")[1]), 510)
 
     def test_badSyntaxCounts(self) -> None:
         """
@@ -3643,6 +3666,24 @@ class OptionValidationTests(SynchronousTestCase):
         """
         self.assertRaises(TypeError, SMTPFactory, Collector(), enable_SMTPUTF8=1)
         self.assertRaises(TypeError, SMTPFactory, Collector(), decode_data="yes")
+
+    def test_hostname(self) -> None:
+        """
+        A hostname with a space, a control character or non-ASCII letters
+        raises L{ValueError} naming the way to an A-label; a plain domain
+        and an address literal are fine.
+        """
+        for bad in ("bad host", "mx.exämple.com", "a\tb", "", "a\r\nb"):
+            e = self.assertRaises(ValueError, SMTPFactory, Collector(), hostname=bad)
+            self.assertIn("hostname", str(e))
+        e = self.assertRaises(
+            ValueError, SMTPFactory, Collector(), hostname="mx.exämple.com"
+        )
+        self.assertIn('encode("idna")', str(e))
+        for good in ("mx.example.com", "[192.0.2.1]", "xn--exmple-cua.com"):
+            tester = SMTPTester(Collector(), hostname=good)
+            self.assertEqual(tester.server.hostname, good)
+        self.assertRaises(TypeError, SMTPFactory, Collector(), hostname=b"mx")
 
     def test_timeout(self) -> None:
         """

@@ -204,8 +204,9 @@ class MailCommands:
             # argument too (RFC 5321 sections 3.5.1 and 4.1.1.6).
             if _USER_NAME.match(arg) is None and _QUOTED_STRING.match(arg) is None:
                 # Echoed without control characters (RFC 5321 4.2: reply
-                # text is printable).
-                self._reply(f"502 Could not VRFY {_CONTROLS.sub('?', arg)}")
+                # text is printable) and short enough for a reply line.
+                shown = _CONTROLS.sub("?", arg[:200] + "..." if len(arg) > 200 else arg)
+                self._reply(f"502 Could not VRFY {shown}")
                 return None
             address = arg
         return self._hook(

@@ -186,6 +186,18 @@ def makeConfig(
             raise TypeError(f"{name} must be a str, not {value!r}")
         if value is not None and any(c in value for c in "\r\n\0"):
             raise ValueError(f"{name} must not contain CR, LF or NUL")
+    if hostname is not None and (
+        not hostname
+        or not hostname.isascii()
+        or not hostname.isprintable()
+        or " " in hostname
+    ):
+        # It goes out in the greeting and the EHLO reply, where a space
+        # would end it and non-ASCII is not allowed (RFC 5321 4.1.2).
+        raise ValueError(
+            f"hostname must be a domain in ASCII without spaces (for a name"
+            f' in Unicode, give name.encode("idna").decode()), not {hostname!r}'
+        )
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, Real):
             raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")

@@ -649,6 +649,9 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         """
         Refuse an unknown command; end the session after too many of them.
         """
+        if len(verb) > 64:
+            # A reply line must fit in 512 octets (RFC 5321 4.5.3.1.5).
+            verb = verb[:64] + "..."
         self._refuseUnknown(f'500 Error: command "{verb}" not recognized')
 
     def _refuseUnknown(self, reply: str) -> None:

@@ -430,7 +430,16 @@ class _ThreadedController:
         sessions = _Sessions(reactor, self)
 
         def listen() -> Deferred[IListeningPort]:
-            factory = _TrackingFactory(self.factory(), sessions)
+            made = self.factory()
+            if not callable(getattr(made, "buildProtocol", None)):
+                # aiosmtpd's factory() returns one SMTP instance; here it
+                # makes a server per connection.
+                raise TypeError(
+                    f"factory() must return a protocol factory such as"
+                    f" SMTPFactory, not {made!r}; to serve with an SMTP"
+                    f" subclass, pass it as protocol= instead"
+                )
+            factory = _TrackingFactory(made, sessions)
             return self._endpoint(reactor).listen(factory)
 
         try:
