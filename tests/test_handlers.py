@@ -705,6 +705,23 @@ class MailboxTests(TestCase):
         self.assertEqual(box.get_bytes(name), stored(SAMPLE))
         self.assertEqual(box[name]["X-RcptTo"], "bart@example.com")
 
+    async def test_relativePathAfterChdir(self) -> None:
+        """
+        A Maildir given as a relative path is still the one written to after
+        the process changes directory (as C{twistd --rundir} does once the
+        handler is made).
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(base, "elsewhere"))
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(base)
+        self.handler = Mailbox("box", reactor=reactor)
+        self.tester = SMTPTester(self.handler, reactor=reactor, timeout=None)
+        os.chdir("elsewhere")
+        self.assertEqual(await self.deliver(SAMPLE), OK)
+        self.assertEqual(len(os.listdir(os.path.join(base, "box", "new"))), 1)
+        self.assertFalse(os.path.exists(os.path.join(base, "elsewhere", "box")))
+
     async def test_subclassPrepareMessage(self) -> None:
         """
         A subclass that adds a header in C{prepare_message} and counts in

@@ -474,7 +474,8 @@ class Mailbox(Message):
 
         super().__init__(message_class)
         self.mail_dir = mail_dir
-        path = os.fspath(mail_dir)
+        # Absolute now: twistd --rundir changes the directory later.
+        path = os.path.abspath(os.fspath(mail_dir))
         for sub in ("tmp", "new", "cur"):
             os.makedirs(os.path.join(path, sub), mode=0o700, exist_ok=True)
         self.mailbox = mailbox.Maildir(path, create=False)
