@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -25,12 +26,12 @@ from twisted.internet.error import (
     ProcessExitedAlready,
     ProcessTerminated,
 )
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.testing import MemoryReactorClock, RaisingMemoryReactor
 from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 import twisted_smtpd
 from tests.test_tap import Files
@@ -40,6 +41,7 @@ from twisted_smtpd.service import (
     DEFAULT_BACKLOG,
     DEFAULT_ENDPOINTS,
     SMTPService,
+    _endpointArguments,
     endpointDescription,
     endpointType,
     makeService,
@@ -157,6 +159,39 @@ class EndpointTypeTests(TestCase):
             ("haproxy", "haproxy"),
         ]:
             self.assertEqual(endpointType(description), kind, description)
+
+
+class EndpointArgumentsTests(TestCase):
+    """
+    Tests for L{_endpointArguments}.
+    """
+
+    def test_arguments(self) -> None:
+        """
+        A description splits into its type (looking through C{haproxy:}),
+        its positional arguments and its keyword arguments, with the
+        backslash escapes removed.
+        """
+        for description, expected in [
+            ("2525", ("tcp", ["2525"], {})),
+            (
+                "tcp:25:interface=127.0.0.1:backlog=5",
+                ("tcp", ["25"], {"interface": "127.0.0.1", "backlog": "5"}),
+            ),
+            ("tcp:port=25", ("tcp", [], {"port": "25"})),
+            ("haproxy:tcp6:25", ("tcp6", ["25"], {})),
+            (
+                r"unix:/tmp/a\:b.sock:mode=600",
+                ("unix", ["/tmp/a:b.sock"], {"mode": "600"}),
+            ),
+            (r"unix:address=/tmp/a\=b", ("unix", [], {"address": "/tmp/a=b"})),
+            (
+                "systemd:domain=INET:index=0",
+                ("systemd", [], {"domain": "INET", "index": "0"}),
+            ),
+            ("tcp", ("tcp", [], {})),
+        ]:
+            self.assertEqual(_endpointArguments(description), expected, description)
 
 
 class SMTPServiceTests(TestCase):
@@ -655,6 +690,12 @@ class TwistdIntegrationTests(TestCase):
             (["--handler", "nosuchhandler"], "--handler must be one of"),
             (["--handler", "sink", "extra"], "Sink handler does not accept"),
             (["--colour"], "option --colour not recognized"),
+            (["--port", "tcp:99999"], "--port 'tcp:99999': the port must be"),
+            (
+                ["--port", "unix:/nonexistent/dir/s.sock"],
+                "--port 'unix:/nonexistent/dir/s.sock': the directory"
+                " '/nonexistent/dir' of the socket does not exist",
+            ),
         ]:
             code, output = await self.runTwistd("-n", "--pidfile=", "smtpd", *arguments)
             self.assertEqual(code, 1, output)
@@ -662,6 +703,107 @@ class TwistdIntegrationTests(TestCase):
             self.assertIn("Usage: twistd", output)
             self.assertNotIn("Traceback", output)
             self.assertNotIn("starting on", output)
+
+    def takenPort(self) -> int:
+        """
+        Listen on a loopback port for the length of the test, for a child
+        twistd to find it taken.
+
+        @return: The port number.
+        """
+        port = reactor.listenTCP(
+            0, Factory.forProtocol(Protocol), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    async def test_portInUse(self) -> None:
+        """
+        A port already in use makes C{twistd -n smtpd} log one line naming
+        it and exit with status 1, without a traceback.
+        """
+        port = self.takenPort()
+        code, output = await self.runTwistd(
+            "-n", "--pidfile=", "smtpd", "--handler", "sink", "--hostname", "mx",
+            "--port", f"tcp:{port}:interface=127.0.0.1",
+        )  # fmt: skip
+        self.assertEqual(code, 1, output)
+        line = (
+            f"smtpd: cannot listen on tcp:{port}:interface=127.0.0.1: Address"
+            " already in use"
+        )
+        self.assertTrue(output.rstrip("\n").endswith(f"#critical] {line}"), output)
+        self.assertEqual(output.count("cannot listen"), 1, output)
+        self.assertNotIn("Traceback", output)
+
+    async def test_portInUseDaemon(self) -> None:
+        """
+        Daemonizing, C{twistd smtpd} reports a port already in use from the
+        process that started it, which exits with status 1; the log file
+        has the line, without a traceback.
+        """
+        port = self.takenPort()
+        log = os.path.abspath(self.mktemp())
+        code, output = await self.runTwistd(
+            "--pidfile=", f"--logfile={log}", "smtpd", "--handler", "sink",
+            "--hostname", "mx", "--port", str(port),
+        )  # fmt: skip
+        self.assertEqual(code, 1, output)
+        self.assertIn(
+            "An error has occurred: b'twisted_smtpd.tap.StartupError: smtpd: cannot"
+            f" listen on {port}: Address already in use'\n",
+            output,
+        )
+        with open(log, encoding="utf-8") as logged:
+            text = logged.read()
+        self.assertIn(
+            f"#critical] smtpd: cannot listen on {port}: Address already in use\n",
+            text,
+        )
+        self.assertNotIn("Traceback", text)
+
+    async def test_mailboxAsAnotherUser(self) -> None:
+        """
+        Run as root with C{--uid nobody}, C{twistd smtpd} gives the Maildir
+        it creates to C{nobody}, which stores the messages once twistd has
+        switched to it.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("needs root, to switch to another user")
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            raise SkipTest("needs a user named nobody")
+        parent = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, parent)
+        os.chmod(parent, 0o755)
+        maildir = os.path.join(parent, "box")
+        process = self.spawnTwistd(
+            "--uid", "nobody", "smtpd", "--port", "tcp:0:interface=127.0.0.1",
+            "--hostname", "mx.example", "--handler", "mailbox", maildir,
+        )  # fmt: skip
+        match = await process.waitFor(rb"SMTPFactory starting on (\d+)")
+        await process.waitFor(rb"set uid/gid %d/%d" % (nobody.pw_uid, nobody.pw_gid))
+
+        def send():
+            with smtplib.SMTP("127.0.0.1", int(match.group(1)), timeout=10) as client:
+                client.ehlo("client.example")
+                client.mail("a@example.com")
+                client.rcpt("b@example.com")
+                return client.data(b"Subject: as nobody\r\n\r\nHello.\r\n")
+
+        self.assertEqual(await deferToThread(send), (250, b"OK"))
+        [message] = self.maildirMessages(maildir)
+        self.assertEqual(message["Subject"], "as nobody")
+        [name] = os.listdir(os.path.join(maildir, "new"))
+        subs = [os.path.join(maildir, sub) for sub in ("tmp", "new", "cur")]
+        for path in [maildir, *subs, os.path.join(maildir, "new", name)]:
+            owner = os.stat(path)
+            self.assertEqual(
+                (owner.st_uid, owner.st_gid), (nobody.pw_uid, nobody.pw_gid), path
+            )
+        self.assertEqual(os.stat(parent).st_uid, 0)
+        await self.stopTwistd(process)
 
     async def swaks(self, port: int, *arguments: str):
         """

@@ -6,10 +6,13 @@ service made from them, with an in-memory reactor.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import io
 import os
+import pwd
+import socket
 import sys
 from pathlib import Path
 
@@ -18,8 +21,14 @@ from twisted.application.service import IServiceMaker
 from twisted.cred.checkers import FilePasswordDB
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.error import CannotListenError
 from twisted.internet.ssl import Certificate, CertificateOptions
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import (
+    MemoryReactorClock,
+    RaisingMemoryReactor,
+    StringTransport,
+)
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.python.usage import UsageError
@@ -29,7 +38,14 @@ from twisted.trial.unittest import TestCase
 from twisted_smtpd import LMTP, SMTP, SMTPFactory
 from twisted_smtpd.handlers import Debugging, Mailbox, Proxy, Sink
 from twisted_smtpd.service import SMTPService
-from twisted_smtpd.tap import HandlerArgumentParser, Options, makeService
+from twisted_smtpd.tap import (
+    HandlerArgumentParser,
+    Options,
+    StartupError,
+    _listenFailure,
+    _switchedUser,
+    makeService,
+)
 from twisted_smtpd.testing import SMTPTester
 
 
@@ -74,7 +90,26 @@ class OwnAuthHandler:
         return None
 
 
+class OwnMailbox(Mailbox):
+    """
+    A subclass of L{Mailbox} that keeps its C{from_cli}.
+    """
+
+
 NOT_A_CLASS = 42
+
+
+class FailingPortReactor(MemoryReactorClock):
+    """
+    An in-memory reactor on which port 2526 is taken.
+    """
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if port == 2526:
+            raise CannotListenError(
+                interface, port, OSError(errno.EADDRINUSE, "Address already in use")
+            )
+        return super().listenTCP(port, factory, backlog, interface)
 
 
 class TLSRecordingTransport(StringTransport):
@@ -309,7 +344,154 @@ class OptionsTests(TestCase):
             ["--hostname=mx", "--listen", "nosuchtype:25"],
             "--listen 'nosuchtype:25' is not a valid endpoint",
         )
-        self.assertUsageError(["--hostname=mx", "-p", "tcp:port=x"], "--listen")
+        self.assertUsageError(
+            ["--hostname=mx", "-p", "tcp:port=x"],
+            "--port 'tcp:port=x' is not a valid endpoint",
+        )
+
+    def assertUsageMessage(self, arguments: list[str], message: str) -> None:
+        """
+        Parsing C{arguments} fails with a L{UsageError} whose message is
+        exactly C{message}.
+        """
+        error = self.assertRaises(UsageError, self.parse, *arguments)
+        self.assertEqual(str(error), message)
+
+    def test_portOutOfRange(self) -> None:
+        """
+        A TCP port number out of the range 0 to 65535, which the system
+        would only refuse when listening, is a usage error naming the
+        option as given.
+        """
+        for option, description, port in [
+            ("--port", "tcp:99999", "99999"),
+            ("--port", "70000", "70000"),
+            ("-l", "tcp:port=65536:interface=127.0.0.1", "65536"),
+            ("--listen", "tcp6:-1", "-1"),
+            ("-p", "haproxy:tcp:100000", "100000"),
+        ]:
+            name = "--port" if option in ("--port", "-p") else "--listen"
+            self.assertUsageMessage(
+                ["--hostname=mx", option, description],
+                f"{name} {description!r}: the port must be a number from 0 to"
+                f" 65535, not {port}",
+            )
+
+    def test_portInRange(self) -> None:
+        """
+        Ports 0 (any free port) and 65535 are accepted.
+        """
+        options = self.parse("--hostname=mx", "-p", "0", "-l", "tcp:65535")
+        self.assertEqual(options["listen"], ["0", "tcp:65535"])
+
+    def test_unixSocketDirectoryMissing(self) -> None:
+        """
+        A Unix socket in a directory that does not exist, where Twisted
+        could not make its lock file, is a usage error.
+        """
+        missing = os.path.abspath(self.mktemp())
+        description = f"unix:{missing}/dir/s.sock:mode=600"
+        self.assertUsageMessage(
+            ["--hostname=mx", "--port", description],
+            f"--port {description!r}: the directory {missing + '/dir'!r} of the"
+            " socket does not exist",
+        )
+
+    def test_unixSocketTwice(self) -> None:
+        """
+        The same Unix socket given twice (even written differently), whose
+        second listener could not take the lock, is a usage error naming
+        both.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        self.patch(os, "getcwd", lambda: directory)
+        self.assertUsageMessage(
+            [
+                "--hostname=mx",
+                "-l",
+                "unix:s.sock",
+                "-p",
+                f"unix:address={directory}/s.sock:lockfile=1",
+            ],
+            f"--port 'unix:address={directory}/s.sock:lockfile=1' is the same"
+            " socket as --listen 'unix:s.sock'",
+        )
+        options = self.parse(
+            "--hostname=mx", "-l", "unix:s.sock", "-l", f"unix:{directory}/t.sock"
+        )
+        self.assertEqual(len(options["listen"]), 2)
+
+    def test_unixSocketUnderTwistd(self) -> None:
+        """
+        Under C{twistd}, a relative socket path is checked in C{--rundir},
+        where C{twistd} listens, and not at all with C{--chroot}.
+        """
+        rundir = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(rundir, "run"))
+        config = ServerOptions()
+        config.parseOptions(
+            ["-n", "--pidfile=", "--rundir", rundir, "smtpd", "--hostname=mx"]
+            + ["--handler=sink", "--listen", "unix:run/s.sock"]
+        )
+        self.assertEqual(config.subOptions["listen"], ["unix:run/s.sock"])
+        self.patch(sys, "argv", ["twistd", "-n"])
+        self.patch(sys, "stdout", io.StringIO())
+        error = self.assertRaises(
+            SystemExit,
+            ServerOptions().parseOptions,
+            ["-n", "--pidfile=", "--rundir", rundir, "smtpd", "--hostname=mx"]
+            + ["--handler=sink", "--listen", "unix:nothere/s.sock"],
+        )
+        self.assertEqual(error.code, 1)
+        self.assertIn(
+            f"the directory {rundir + '/nothere'!r} of the socket does not exist",
+            sys.stdout.getvalue(),
+        )
+        config = ServerOptions()
+        config.parseOptions(
+            ["-n", "--pidfile=", "--chroot", rundir, "smtpd", "--hostname=mx"]
+            + ["--handler=sink", "--listen", "unix:/nothere/s.sock"]
+        )
+        self.assertEqual(config.subOptions["listen"], ["unix:/nothere/s.sock"])
+
+    def test_systemdWithoutSockets(self) -> None:
+        """
+        A C{systemd:} endpoint when systemd passed no socket says so,
+        instead of Twisted's "list index out of range".
+        """
+        from twisted.internet.endpoints import _SystemdParser
+        from twisted.python.systemd import ListenFDs
+
+        self.patch(_SystemdParser, "_sddaemon", ListenFDs([], ()))
+        self.assertUsageMessage(
+            ["--hostname=mx", "--listen", "systemd:domain=INET:index=0"],
+            "--listen 'systemd:domain=INET:index=0': systemd passed no socket to"
+            " this process (no LISTEN_FDS): start it from a systemd socket unit,"
+            " or listen on tcp:PORT",
+        )
+
+    def test_systemdNoSuchSocket(self) -> None:
+        """
+        A C{systemd:} endpoint whose index or name systemd did not pass says
+        how many sockets it passed, or that there is none of that name.
+        """
+        from twisted.internet.endpoints import _SystemdParser
+        from twisted.python.systemd import ListenFDs
+
+        self.patch(_SystemdParser, "_sddaemon", ListenFDs([3], ("smtp",)))
+        self.assertUsageMessage(
+            ["--hostname=mx", "--listen", "systemd:domain=INET:index=1"],
+            "--listen 'systemd:domain=INET:index=1': systemd passed 1 socket(s),"
+            " numbered from 0, so there is no index 1",
+        )
+        self.assertUsageMessage(
+            ["--hostname=mx", "--listen", "systemd:domain=INET:name=lmtp"],
+            "--listen 'systemd:domain=INET:name=lmtp': systemd passed no socket"
+            " named 'lmtp'",
+        )
+        options = self.parse("--hostname=mx", "--listen", "systemd:domain=INET:index=0")
+        self.assertEqual(options["listen"], ["systemd:domain=INET:index=0"])
 
     def test_size(self) -> None:
         """
@@ -617,16 +799,58 @@ class TLSOptionTests(_ParseMixin, TestCase):
     def test_noKey(self) -> None:
         """
         A certificate file without the key, and no C{--tls-key}, is a usage
-        error.
+        error that says so and points to C{--tls-key}.
         """
         error = self.assertRaises(UsageError, self.parse, "--tls-cert", self.files.cert)
-        self.assertTrue(
-            str(error).startswith(
-                f"--tls-cert {self.files.cert!r} (no --tls-key): no usable"
-                " certificate and private key: "
-            ),
+        self.assertEqual(
             str(error),
+            f"--tls-cert {self.files.cert!r} holds no private key"
+            " (-----BEGIN PRIVATE KEY-----): give the file of its key with"
+            " --tls-key",
         )
+
+    def test_keyFileWithoutKey(self) -> None:
+        """
+        A C{--tls-key} file that holds no private key (here the certificate
+        again) is a usage error naming it.
+        """
+        files = self.files
+        error = self.assertRaises(
+            UsageError, self.parse, "--tls-cert", files.cert, "--tls-key", files.cert
+        )
+        self.assertEqual(
+            str(error),
+            f"--tls-key {files.cert!r} holds no PEM private key"
+            " (-----BEGIN PRIVATE KEY-----)",
+        )
+
+    def test_keyForms(self) -> None:
+        """
+        Without C{--tls-key}, the key is found in the certificate file in
+        its PKCS#8 form (C{BEGIN PRIVATE KEY}) as in the traditional one
+        (C{BEGIN EC PRIVATE KEY}).
+        """
+        from cryptography.hazmat.primitives import serialization
+
+        files = self.files
+        key = serialization.load_pem_private_key(
+            Path(files.key).read_bytes(), password=None
+        )
+        cert = Path(files.cert).read_bytes()
+        for form, begin in [
+            (serialization.PrivateFormat.PKCS8, b"-----BEGIN PRIVATE KEY-----"),
+            (
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                b"-----BEGIN EC PRIVATE KEY-----",
+            ),
+        ]:
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, form, serialization.NoEncryption()
+            )
+            self.assertTrue(pem.startswith(begin), pem)
+            both = files.write("both.pem", cert + pem)
+            options = self.parse("--tls-cert", both)
+            self.assertIsInstance(options.tlsContext, CertificateOptions)
 
     def test_wrongKey(self) -> None:
         """
@@ -1195,6 +1419,55 @@ class HandlerOptionTests(TestCase):
         handler = self.handler("-c", "tests.test_tap.CliHandler", "one", "--size", "5")
         self.assertEqual(handler.arguments, ("one", "--size", "5"))
 
+    def test_optionsAfterArguments(self) -> None:
+        """
+        When a handler refuses its arguments and one of them is an option of
+        smtpd (long, or short such as C{-p}), the error says that options
+        go before the handler's arguments.
+        """
+        directory = self.mktemp()
+        for arguments, message, option in [
+            (
+                ["--handler", "mailbox", directory, "--hostname", "x"],
+                "Mailbox takes exactly one argument: the Maildir directory",
+                "--hostname",
+            ),
+            (
+                ["-c", "sink", "x", "-p", "2525"],
+                "Sink handler does not accept arguments",
+                "-p",
+            ),
+            (
+                ["-c", "tests.test_tap.PlainHandler", "a", "--lmtp"],
+                "--handler tests.test_tap.PlainHandler takes no arguments,"
+                " not 'a --lmtp'",
+                "--lmtp",
+            ),
+            (
+                ["-c", "tests.test_tap.CliHandler", "bad", "--size=5"],
+                "CliHandler does not like 'bad'",
+                "--size=5",
+            ),
+        ]:
+            error = self.assertRaises(UsageError, self.handler, *arguments)
+            self.assertEqual(
+                str(error),
+                f"{message} ({option!r} is taken as an argument of the handler:"
+                " give the options of smtpd before the handler's arguments)",
+            )
+        self.assertFalse(os.path.exists(directory))
+
+    def test_noHintWithoutOptions(self) -> None:
+        """
+        A refused argument that is not an option (a negative number, a lone
+        C{-}) gets the handler's message alone.
+        """
+        for argument in ["y", "-5", "-", "-x"]:
+            error = self.assertRaises(
+                UsageError, self.handler, "-c", "sink", "x", argument
+            )
+            self.assertEqual(str(error), "Sink handler does not accept arguments")
+
 
 class MakeServiceTests(TestCase):
     """
@@ -1248,6 +1521,355 @@ class MakeServiceTests(TestCase):
         self.assertEqual(
             reactor.tcpServers, [(8025, options["factory"], 1024, "127.0.0.1")]
         )
+
+
+class StartupErrorTests(TestCase):
+    """
+    Tests for the way the service of L{makeService} reports an endpoint
+    that cannot listen: one line in the log, and L{StartupError}.
+    """
+
+    def service(self, reactor, *endpoints: str) -> SMTPService:
+        """
+        Make the service of C{twistd smtpd} listening on C{endpoints}.
+        """
+        options = Options(reactor=reactor)
+        arguments = ["--hostname=mx", "--handler=sink"]
+        for endpoint in endpoints:
+            arguments += ["--port", endpoint]
+        options.parseOptions(arguments)
+        return makeService(options)
+
+    def assertStartupError(self, start, message: str) -> None:
+        """
+        Calling C{start} raises L{StartupError} with C{message}, exit status
+        1, and logs C{message} as one critical event without a traceback.
+        """
+        with capturedLogs() as events:
+            error = self.assertRaises(StartupError, start)
+        self.assertEqual(str(error), message)
+        self.assertEqual(error.code, 1)
+        self.assertIsInstance(error, SystemExit)
+        self.assertIsInstance(error, Exception)
+        self.assertEqual([formatEvent(event) for event in events], [message])
+        self.assertEqual(events[0]["log_level"], LogLevel.critical)
+        self.assertNotIn("log_failure", events[0])
+
+    def test_addressInUse(self) -> None:
+        """
+        A port in use is reported when twistd starts the service as root,
+        naming the endpoint as given.
+        """
+        failing = RaisingMemoryReactor(
+            listenException=CannotListenError(
+                "127.0.0.1", 2525, OSError(errno.EADDRINUSE, "Address already in use")
+            )
+        )
+        service = self.service(failing, "tcp:2525:interface=127.0.0.1")
+        self.assertStartupError(
+            service.privilegedStartService,
+            "smtpd: cannot listen on tcp:2525:interface=127.0.0.1: Address already"
+            " in use",
+        )
+
+    def test_startService(self) -> None:
+        """
+        The same error is reported by C{startService} when
+        C{privilegedStartService} was not called.
+        """
+        failing = RaisingMemoryReactor(
+            listenException=CannotListenError(
+                "192.0.2.1", 25, OSError(errno.EADDRNOTAVAIL, "Cannot assign")
+            )
+        )
+        service = self.service(failing, "tcp:25:interface=192.0.2.1")
+        self.assertStartupError(
+            service.startService,
+            "smtpd: cannot listen on tcp:25:interface=192.0.2.1: Cannot assign",
+        )
+
+    def test_secondEndpoint(self) -> None:
+        """
+        The endpoint named is the one that failed, after the others listen.
+        """
+        reactor = FailingPortReactor()
+        service = self.service(reactor, "2525", "tcp:2526:interface=127.0.0.1")
+        self.assertStartupError(
+            service.privilegedStartService,
+            "smtpd: cannot listen on tcp:2526:interface=127.0.0.1: Address already"
+            " in use",
+        )
+        self.assertEqual([port[0] for port in reactor.tcpServers], [2525])
+
+    def test_listensOnce(self) -> None:
+        """
+        C{startService} after C{privilegedStartService} (as twistd does,
+        giving up root in between) does not listen again.
+        """
+        reactor = MemoryReactorClock()
+        service = self.service(reactor, "2525", "2526")
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([port[0] for port in reactor.tcpServers], [2525, 2526])
+        self.assertTrue(service.running)
+
+    def test_reasons(self) -> None:
+        """
+        The reason given is the system's message for a socket error, or says
+        which lock file another process holds for a Unix socket.
+        """
+        for error, reason in [
+            (
+                CannotListenError(
+                    "999.1.1.1", 0, socket.gaierror(-2, "Name or service not known")
+                ),
+                "Name or service not known",
+            ),
+            (
+                CannotListenError(None, b"/run/smtpd.sock", "Cannot acquire lock"),
+                "another process holds its lock file /run/smtpd.sock.lock",
+            ),
+            (
+                FileNotFoundError(errno.ENOENT, "No such file or directory"),
+                "No such file or directory",
+            ),
+            (
+                OverflowError("bind(): port must be 0-65535."),
+                "bind(): port must be 0-65535.",
+            ),
+            (RuntimeError(), "RuntimeError"),
+        ]:
+            self.assertEqual(_listenFailure(error), reason)
+
+
+class MaildirOwnerTests(TestCase):
+    """
+    Tests for the Maildir of C{--handler mailbox DIRECTORY}, created while
+    the options are parsed, as root, and given by L{makeService} to the
+    user that C{twistd --uid/--gid} switches to.
+    """
+
+    def setUp(self) -> None:
+        self.chowned: list[tuple[str, int, int]] = []
+        self.patch(os, "chown", lambda *arguments: self.chowned.append(arguments))
+        self.patch(os, "geteuid", lambda: 0)
+        self.directory = os.path.abspath(self.mktemp())
+
+    def serve(self, twistdArguments: list[str], *arguments: str) -> Options:
+        """
+        Parse C{twistd TWISTDARGUMENTS smtpd --handler mailbox DIRECTORY}
+        (or C{smtpd ARGUMENTS} if given) and make the service.
+
+        @return: The options of C{smtpd}.
+        """
+        if not arguments:
+            arguments = ("--handler", "mailbox", self.directory)
+        config = ServerOptions()
+        config.parseOptions(
+            ["-n", "--pidfile=", *twistdArguments, "smtpd", "--hostname=mx"]
+            + list(arguments)
+        )
+        makeService(config.subOptions)
+        return config.subOptions
+
+    def maildir(self, root: str) -> list[str]:
+        """
+        Return the directories of the Maildir at C{root}, in the order they
+        are created.
+        """
+        return [root] + [os.path.join(root, sub) for sub in ("tmp", "new", "cur")]
+
+    def test_newMaildir(self) -> None:
+        """
+        The directories of a new Maildir are given to the uid and gid of
+        C{--uid} and C{--gid}, the directory first.
+        """
+        options = self.serve(["--uid", "1234", "--gid", "5678"])
+        self.assertEqual(options.createdDirectories, self.maildir(self.directory))
+        self.assertEqual(
+            self.chowned, [(path, 1234, 5678) for path in self.maildir(self.directory)]
+        )
+
+    def test_newParents(self) -> None:
+        """
+        Parents of the Maildir created with it are given too, but not those
+        that existed.
+        """
+        root = os.path.join(self.directory, "a", "box")
+        self.serve(["--uid", "1234", "--gid", "5678"], "-c", "mailbox", root)
+        expected = [self.directory, os.path.dirname(root), *self.maildir(root)]
+        self.assertEqual(self.chowned, [(path, 1234, 5678) for path in expected])
+
+    def test_existingKept(self) -> None:
+        """
+        Directories of the Maildir that existed keep their owner: only the
+        missing ones are given.
+        """
+        os.makedirs(os.path.join(self.directory, "tmp"))
+        self.serve(["--uid", "1234", "--gid", "5678"])
+        self.assertEqual(
+            self.chowned,
+            [(os.path.join(self.directory, sub), 1234, 5678) for sub in ("new", "cur")],
+        )
+        self.chowned.clear()
+        self.serve(["--uid", "1234", "--gid", "5678"])
+        self.assertEqual(self.chowned, [])
+
+    def test_userAlone(self) -> None:
+        """
+        C{--uid} alone, by name, gives the directories to that user and its
+        group, which twistd switches to.
+        """
+        user = pwd.getpwuid(os.getuid())
+        self.serve(["--uid", user.pw_name])
+        self.assertEqual(
+            self.chowned,
+            [(path, user.pw_uid, user.pw_gid) for path in self.maildir(self.directory)],
+        )
+
+    def test_groupAlone(self) -> None:
+        """
+        C{--gid} alone gives the directories to that group only.
+        """
+        self.serve(["--gid", "5678"])
+        self.assertEqual(
+            self.chowned, [(path, -1, 5678) for path in self.maildir(self.directory)]
+        )
+
+    def test_mailboxSubclass(self) -> None:
+        """
+        A subclass of L{Mailbox} named by its dotted path, with the
+        C{from_cli} of L{Mailbox}, gets its new Maildir given too.
+        """
+        self.serve(["--uid", "1234"], "-c", "tests.test_tap.OwnMailbox", self.directory)
+        self.assertEqual(
+            [path for path, _, _ in self.chowned], self.maildir(self.directory)
+        )
+
+    def test_notGiven(self) -> None:
+        """
+        Nothing is given without C{--uid} or C{--gid}, when not running as
+        root (twistd cannot switch), outside C{twistd}, or for another
+        handler.
+        """
+        self.serve([])
+        self.assertEqual(self.chowned, [])
+        self.patch(os, "geteuid", lambda: 1000)
+        self.serve(["--uid", "1234"], "-c", "mailbox", self.mktemp())
+        self.assertEqual(self.chowned, [])
+        self.patch(os, "geteuid", lambda: 0)
+        options = Options(reactor=MemoryReactorClock())
+        options.parseOptions(["--hostname=mx", "-c", "mailbox", self.mktemp()])
+        self.assertEqual(len(options.createdDirectories), 4)
+        makeService(options)
+        self.assertEqual(self.chowned, [])
+        options = self.serve(["--uid", "1234"], "-c", "sink")
+        self.assertEqual(options.createdDirectories, [])
+        self.assertEqual(self.chowned, [])
+
+    def test_cannotGive(self) -> None:
+        """
+        A directory that cannot be given is reported in one line, and
+        twistd exits with status 1.
+        """
+
+        def refuse(path, uid, gid):
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        self.patch(os, "chown", refuse)
+        with capturedLogs() as events:
+            error = self.assertRaises(
+                StartupError, self.serve, ["--uid", "1234", "--gid", "5678"]
+            )
+        message = (
+            f"smtpd: cannot give the new directory {self.directory} to uid/gid"
+            " 1234/5678: Operation not permitted"
+        )
+        self.assertEqual(str(error), message)
+        self.assertEqual(error.code, 1)
+        self.assertEqual([formatEvent(event) for event in events], [message])
+
+    def test_switchedUser(self) -> None:
+        """
+        The user and group are read as twistd reads them, whether twistd
+        kept them as given (numbers or names) or converted them.
+        """
+        user = pwd.getpwuid(os.getuid())
+        for settings, expected in [
+            ({"uid": 1234, "gid": 5678}, (1234, 5678)),
+            ({"uid": "1234", "gid": "5678"}, (1234, 5678)),
+            ({"uid": user.pw_name, "gid": None}, (user.pw_uid, user.pw_gid)),
+            ({"uid": None, "gid": 5678}, (-1, 5678)),
+            ({"uid": None, "gid": None}, None),
+            ({"uid": "no-such-user-here", "gid": None}, None),
+            ({}, None),
+            (None, None),
+        ]:
+            self.assertEqual(_switchedUser(settings), expected, settings)
+
+
+class MaildirCheckTests(TestCase):
+    """
+    Tests for the warning logged when the server, once started (as the user
+    of C{twistd --uid}), cannot write to its Maildir.
+    """
+
+    def start(self, *arguments: str) -> list[str]:
+        """
+        Start the service of C{smtpd ARGUMENTS} on an in-memory reactor.
+
+        @return: The messages logged while starting.
+        """
+        options = Options(reactor=MemoryReactorClock())
+        options.parseOptions(["--hostname=mx", *arguments])
+        service = makeService(options)
+        with capturedLogs() as events:
+            service.startService()
+        self.addCleanup(service.stopService)
+        return [
+            formatEvent(event)
+            for event in events
+            if event["log_level"] >= LogLevel.warn
+        ]
+
+    def test_notWritable(self) -> None:
+        """
+        Each of C{tmp} and C{new} that this process cannot write to is named
+        in a warning.
+        """
+        directory = os.path.abspath(self.mktemp())
+        tmp, new = os.path.join(directory, "tmp"), os.path.join(directory, "new")
+        both = os.W_OK | os.X_OK
+        refused: list[str] = []
+        checked: list[tuple[str, int]] = []
+
+        def access(path, mode, *, effective_ids=False):
+            checked.append((path, mode))
+            return path not in refused
+
+        self.patch(os, "access", access)
+        for denied in ([tmp, new], [new]):
+            refused[:] = denied
+            checked.clear()
+            self.assertEqual(
+                self.start("-c", "mailbox", directory),
+                [
+                    f"smtpd: this process (uid {os.geteuid()}) cannot write to the"
+                    f" Maildir directory {path}: every message will be refused"
+                    " with 451"
+                    for path in refused
+                ],
+            )
+            self.assertEqual(checked, [(tmp, both), (new, both)])
+
+    def test_writable(self) -> None:
+        """
+        No warning for a Maildir this process can write to, nor for other
+        handlers.
+        """
+        self.assertEqual(self.start("-c", "mailbox", self.mktemp()), [])
+        self.assertEqual(self.start("-c", "sink"), [])
 
 
 class PluginTests(TestCase):

@@ -51,6 +51,9 @@ _BACKLOG_TYPES = frozenset(["tcp", "tcp6", "ssl", "unix"])
 
 # A colon not escaped by a backslash separates the fields of a description.
 _FIELD_SEPARATOR = re.compile(r"(?<!\\):")
+# And an equals sign not escaped, a keyword from its value.
+_KEYWORD_SEPARATOR = re.compile(r"(?<!\\)=")
+_ESCAPED = re.compile(r"\\(.)")
 
 
 def endpointDescription(description: str) -> str:
@@ -93,6 +96,44 @@ def endpointType(description: str) -> str:
     if fields[0] == "haproxy" and len(fields) > 1:
         return fields[1]
     return fields[0]
+
+
+def _endpointArguments(description: str) -> tuple[str, list[str], dict[str, str]]:
+    """
+    Split an endpoint description into its type, positional arguments and
+    keyword arguments, as L{serverFromString
+    <twisted.internet.endpoints.serverFromString>} reads it (a backslash
+    escapes the next character), looking through a C{haproxy:} prefix:
+    C{"tcp:2525:interface=127.0.0.1"} gives C{("tcp", ["2525"],
+    {"interface": "127.0.0.1"})}, and C{"2525"} gives C{("tcp", ["2525"],
+    {})}.
+
+    @param description: An endpoint description, as for
+        L{endpointDescription}.
+    @return: The type, and the positional and keyword arguments, unescaped.
+    """
+    if description.isascii() and description.isdigit():
+        description = "tcp:" + description
+    fields = _FIELD_SEPARATOR.split(description)
+    if fields[0] == "haproxy" and len(fields) > 1:
+        fields = fields[1:]
+    positional: list[str] = []
+    keywords: dict[str, str] = {}
+    for field in fields[1:]:
+        parts = _KEYWORD_SEPARATOR.split(field, maxsplit=1)
+        if len(parts) == 2:
+            keywords[_unescape(parts[0])] = _unescape(parts[1])
+        else:
+            positional.append(_unescape(field))
+    return fields[0], positional, keywords
+
+
+def _unescape(text: str) -> str:
+    """
+    Remove the backslashes that escape characters of an endpoint
+    description.
+    """
+    return _ESCAPED.sub(r"\1", text)
 
 
 class SMTPService(MultiService):
