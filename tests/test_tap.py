@@ -36,14 +36,13 @@ from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import TestCase
 
 from twisted_smtpd import LMTP, SMTP, SMTPFactory
+from twisted_smtpd._daemon import _listenFailure, _switchedUser
 from twisted_smtpd.handlers import Debugging, Mailbox, Proxy, Sink
 from twisted_smtpd.service import SMTPService
 from twisted_smtpd.tap import (
     HandlerArgumentParser,
     Options,
     StartupError,
-    _listenFailure,
-    _switchedUser,
     makeService,
 )
 from twisted_smtpd.testing import SMTPTester

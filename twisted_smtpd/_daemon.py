@@ -1,0 +1,309 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+What C{twistd smtpd} needs beyond parsing its options: clear messages for
+endpoints that cannot work, the start of the service with one-line errors
+instead of tracebacks, and the Maildir of a mailbox handler made usable by
+the user that C{twistd --uid} switches to.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.python import usage
+
+from twisted_smtpd.service import SMTPService, _endpointArguments
+
+if TYPE_CHECKING:
+    from twisted_smtpd import SMTPFactory
+
+_log = Logger()
+
+
+class StartupError(SystemExit, Exception):
+    """
+    The server cannot start, for a reason already logged in one line (such
+    as a port already in use).
+
+    It is a L{SystemExit} with status 1, so that C{twistd -n} exits without
+    the traceback Python prints for other exceptions; and an L{Exception},
+    so that a daemonizing C{twistd} passes its message to the process that
+    started it, which prints it and exits with status 1 too.
+    """
+
+    # Shown as twisted_smtpd.tap.StartupError, where users import it from.
+    __module__ = "twisted_smtpd.tap"
+
+    def __init__(self, message: str) -> None:
+        """
+        @param message: What went wrong, in one line.
+        """
+        super().__init__(message)
+        self.code = 1
+
+
+def _startupFailed(format: str, **fields: Any) -> StartupError:
+    """
+    Log why the server cannot start as one critical event.
+
+    @param format: The message, a format string for C{fields}.
+    @return: The L{StartupError} to raise, with the same message.
+    """
+    _log.critical(format, **fields)
+    return StartupError(format.format(**fields))
+
+
+def _endpointError(given: str, description: str, error: Exception) -> str:
+    """
+    Explain why Twisted cannot make the endpoint of a description.
+
+    @param given: The option and the description, to start the message.
+    @param description: The description.
+    @param error: What C{serverFromString} raised.
+    @return: The message of the usage error.
+    """
+    kind, _, keywords = _endpointArguments(description)
+    if kind != "systemd" or not isinstance(error, (IndexError, KeyError)):
+        return f"{given} is not a valid endpoint: {error}"
+    count = _systemdSocketCount()
+    if count is None:
+        return f"{given}: systemd passed no such socket (see LISTEN_FDS)"
+    if not count:
+        return (
+            f"{given}: systemd passed no socket to this process (no LISTEN_FDS):"
+            " start it from a systemd socket unit, or listen on tcp:PORT"
+        )
+    if "name" in keywords:
+        return f"{given}: systemd passed no socket named {keywords['name']!r}"
+    return (
+        f"{given}: systemd passed {count} socket(s), numbered from 0, so there is"
+        f" no index {keywords.get('index')}"
+    )
+
+
+def _systemdSocketCount() -> int | None:
+    """
+    Count the sockets that systemd passed, as Twisted's C{systemd:}
+    endpoints found them when Twisted read (and removed) C{LISTEN_FDS}.
+
+    @return: The count, or C{None} if this Twisted does not tell.
+    """
+    try:
+        from twisted.internet.endpoints import _SystemdParser
+
+        return len(_SystemdParser._sddaemon.inheritedDescriptors())
+    except Exception:
+        return None
+
+
+def _checkPort(given: str, port: str | None) -> None:
+    """
+    Refuse a TCP port number out of the range 0 to 65535, which the system
+    would only refuse when the server starts.
+
+    @param given: The option and the description, to start the message.
+    @param port: The port as written (Twisted has read it as an integer).
+    """
+    try:
+        number = int(port)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    if not 0 <= number <= 65535:
+        raise usage.UsageError(
+            f"{given}: the port must be a number from 0 to 65535, not {port}"
+        )
+
+
+def _missingMaildirDirectories(cls: Any, arguments: list[str]) -> list[str]:
+    """
+    List the directories that a L{Mailbox <twisted_smtpd.handlers.Mailbox>}
+    handler made from the command line is about to create: those of its
+    Maildir (and their parents) that do not exist yet.
+
+    @param cls: The handler's class.
+    @param arguments: The handler's arguments.
+    @return: The absolute paths, parents first; none for other handlers,
+        or for a subclass with its own C{from_cli}, whose argument may not
+        be the directory.
+    """
+    from twisted_smtpd.handlers import Mailbox
+
+    if not (isinstance(cls, type) and issubclass(cls, Mailbox)):
+        return []
+    fromCli = getattr(cls.from_cli, "__func__", None)
+    if len(arguments) != 1 or fromCli is not Mailbox.from_cli.__func__:
+        return []
+    root = os.path.abspath(arguments[0])
+    missing: list[str] = []
+    for sub in ("tmp", "new", "cur"):
+        path, chain = os.path.join(root, sub), []
+        while not os.path.lexists(path) and path not in missing:
+            chain.append(path)
+            path = os.path.dirname(path)
+        missing.extend(reversed(chain))
+    return missing
+
+
+def _switchedUser(parent: Any) -> tuple[int, int] | None:
+    """
+    Find the user and group that C{twistd --uid/--gid} will switch to, as
+    C{twistd} does: with C{--uid} alone, the group is the user's.
+
+    @param parent: The options of C{twistd}, or C{None}.
+    @return: The uid and gid (C{-1} for one to keep), or C{None} when
+        C{twistd} does not switch.
+    """
+    from twisted.python.util import gidFromString, uidFromString
+
+    try:
+        uid, gid = parent["uid"], parent["gid"]
+    except (KeyError, TypeError):
+        return None
+    # Names or numbers, as strings or already converted by twistd.
+    try:
+        uid = None if uid is None else uidFromString(uid)
+        gid = None if gid is None else gidFromString(gid)
+    except (KeyError, ValueError):
+        return None  # No such user or group: twistd will say so.
+    if uid is None and gid is None:
+        return None
+    if gid is None:
+        import pwd
+
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            gid = -1
+    return (-1 if uid is None else uid), gid
+
+
+def _giveCreatedDirectories(options: Any) -> None:
+    """
+    Give the directories created while the C{twistd smtpd} options were
+    parsed (a new
+    Maildir) to the user that C{twistd --uid/--gid} switches to once it
+    listens, so that the server can still write there.
+
+    Only when running as root: otherwise C{twistd} cannot switch.
+
+    @raise StartupError: If they cannot be given.
+    """
+    if not options.createdDirectories or getattr(os, "geteuid", None) is None:
+        return
+    ids = _switchedUser(getattr(options, "parent", None))
+    if ids is None or os.geteuid() != 0:
+        return
+    uid, gid = ids
+    for path in options.createdDirectories:
+        try:
+            os.chown(path, uid, gid)
+        except OSError as e:
+            raise _startupFailed(
+                "smtpd: cannot give the new directory {path} to uid/gid"
+                " {uid}/{gid}: {reason}",
+                path=path,
+                uid=uid,
+                gid=gid,
+                reason=e.strerror or e,
+            ) from None
+
+
+def _checkMaildir(handler: Any) -> None:
+    """
+    Log a warning for each directory of a L{Mailbox
+    <twisted_smtpd.handlers.Mailbox>} handler's Maildir where this process
+    cannot create messages (as when the Maildir belongs to root and
+    C{twistd --uid} switched to another user): every message would get a
+    451 reply.
+    """
+    from twisted_smtpd.handlers import Mailbox
+
+    if not isinstance(handler, Mailbox):
+        return
+    effective = os.access in os.supports_effective_ids
+    for sub in ("tmp", "new"):
+        path = os.path.join(os.fspath(handler.mail_dir), sub)
+        if not os.access(path, os.W_OK | os.X_OK, effective_ids=effective):
+            _log.warn(
+                "smtpd: this process (uid {uid}) cannot write to the Maildir"
+                " directory {path}: every message will be refused with 451",
+                uid=os.geteuid() if hasattr(os, "geteuid") else "?",
+                path=os.path.abspath(path),
+            )
+
+
+def _listenFailure(error: Exception) -> str:
+    """
+    Say in a few words why an endpoint cannot listen.
+    """
+    reason = error.socketError if isinstance(error, CannotListenError) else error
+    if isinstance(error, CannotListenError) and reason == "Cannot acquire lock":
+        path = os.fsdecode(error.port)
+        return f"another process holds its lock file {path}.lock"
+    if isinstance(reason, OSError) and reason.strerror:
+        return str(reason.strerror)
+    return str(reason) or type(reason).__name__
+
+
+class _CommandLineService(SMTPService):
+    """
+    The service of C{twistd smtpd}: an L{SMTPService} that reports an
+    endpoint it cannot listen on (a port in use, an address the machine
+    does not have...) as one line in the log, naming the endpoint as given,
+    and raises L{StartupError} so that C{twistd} exits with status 1 without
+    a traceback.
+    """
+
+    def __init__(
+        self, factory: SMTPFactory, endpoints: Iterable[str], *, reactor: Any = None
+    ) -> None:
+        """
+        @param factory: The factory that builds a server per connection.
+        @param endpoints: Endpoint descriptions.
+        @param reactor: The reactor to listen with; the global one by
+            default.
+        """
+        self._descriptions = list(endpoints)
+        super().__init__(factory, self._descriptions, reactor=reactor)
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen on every endpoint, before C{twistd} gives up root.
+
+        @raise StartupError: For an endpoint that cannot listen.
+        """
+        Service.privilegedStartService(self)
+        self._listen()
+
+    def startService(self) -> None:
+        """
+        Listen on every endpoint, unless L{privilegedStartService} did, and
+        warn if the server, now running as the user of C{twistd --uid},
+        cannot write to the Maildir of a mailbox handler.
+
+        @raise StartupError: For an endpoint that cannot listen.
+        """
+        self._listen()
+        super().startService()
+        _checkMaildir(self.factory.handler)
+
+    def _listen(self) -> None:
+        """
+        Start listening on each endpoint that does not listen yet.
+        """
+        for description, child in zip(self._descriptions, self, strict=True):
+            if getattr(child, "_waitingForPort", None) is not None:
+                continue
+            try:
+                child.privilegedStartService()
+            except Exception as e:
+                raise _startupFailed(
+                    "smtpd: cannot listen on {endpoint}: {reason}",
+                    endpoint=description,
+                    reason=_listenFailure(e),
+                ) from None
