@@ -32,6 +32,14 @@ MESSAGE = (
 )
 
 
+def assertSucceeded(testCase: TestCase, result: Any) -> None:
+    """
+    Assert that curl exited with 0, showing its output otherwise.
+    """
+    output = (result.stdout + result.stderr).decode("utf-8", "replace")
+    testCase.assertEqual(result.returncode, 0, output)
+
+
 class CurlTests(TestCase):
     """
     C{curl smtp://...} against a server on 127.0.0.1, port 0.
@@ -61,10 +69,6 @@ class CurlTests(TestCase):
             stdin,
         )  # fmt: skip
 
-    def assertSucceeded(self, result: Any) -> None:
-        output = (result.stdout + result.stderr).decode("utf-8", "replace")
-        self.assertEqual(result.returncode, 0, output)
-
     async def test_send(self) -> None:
         """
         A message sent with C{curl --upload-file} to two recipients reaches
@@ -81,7 +85,7 @@ class CurlTests(TestCase):
             "--upload-file", "-",
             stdin=MESSAGE,
         )  # fmt: skip
-        self.assertSucceeded(result)
+        assertSucceeded(self, result)
         [(session, envelope)] = self.handler.messages
         self.assertEqual(session.host_name, "client.example")
         self.assertTrue(session.extended_smtp)
@@ -109,7 +113,7 @@ class CurlTests(TestCase):
             "--upload-file", "-",
             stdin=b"Subject: lf\n\none\ntwo\n",
         )  # fmt: skip
-        self.assertSucceeded(result)
+        assertSucceeded(self, result)
         [(session, envelope)] = self.handler.messages
         self.assertEqual(envelope.content, b"Subject: lf\r\n\r\none\r\ntwo\r\n")
 
@@ -149,7 +153,7 @@ class CurlTests(TestCase):
             f"smtp://localhost:{server.port}/client.example",
             "--mail-rcpt", "bob@example.com",
         )  # fmt: skip
-        self.assertSucceeded(result)
+        assertSucceeded(self, result)
         self.assertIn(
             b"252 Cannot VRFY user, but will accept message and attempt delivery",
             result.stdout,
@@ -213,8 +217,7 @@ class CurlTLSTests(TestCase):
             "--user", f"{USER.decode()}:{PASSWORD.decode()}",
             "--login-options", "AUTH=PLAIN",
         )  # fmt: skip
-        output = (result.stdout + result.stderr).decode("utf-8", "replace")
-        self.assertEqual(result.returncode, 0, output)
+        assertSucceeded(self, result)
         [(session, envelope)] = self.handler.messages
         self.assertIs(session.authenticated, True)
         self.assertIsNotNone(session.ssl)
@@ -232,8 +235,7 @@ class CurlTLSTests(TestCase):
             "--user", f"{USER.decode()}:{PASSWORD.decode()}",
             "--login-options", "AUTH=LOGIN",
         )  # fmt: skip
-        output = (result.stdout + result.stderr).decode("utf-8", "replace")
-        self.assertEqual(result.returncode, 0, output)
+        assertSucceeded(self, result)
         self.assertEqual(len(self.handler.messages), 1)
         self.assertEqual([m for m, _ in self.authenticator.calls], ["LOGIN"])
 
