@@ -115,8 +115,7 @@ class MailCommands:
         lines = [f"250-{config.hostname}"]
         if config.data_size_limit:
             lines.append(f"250-SIZE {config.data_size_limit}")
-        if not config.decode_data or config.enable_SMTPUTF8:
-            # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME.
+        if config.eightBitMIME:
             lines.append("250-8BITMIME")
         if config.enable_SMTPUTF8:
             lines.append("250-SMTPUTF8")
@@ -347,7 +346,7 @@ class MailCommands:
                     raise PathRefused(
                         "552 Error: message size exceeds fixed maximum message size"
                     )
-            elif key == "BODY" and (not config.decode_data or config.enable_SMTPUTF8):
+            elif key == "BODY" and config.eightBitMIME:
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
                     raise PathRefused(
                         "501 Error: BODY can only be one of 7BIT, 8BITMIME"

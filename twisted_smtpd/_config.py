@@ -262,6 +262,9 @@ def makeConfig(
         command_size_limit=command_size_limit,
         local_part_limit=local_part_limit,
         allowBareNewline=bare_newline == "allow",
+        # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME, decode_data or
+        # not (the data is then decoded as UTF-8).
+        eightBitMIME=not decode_data or enable_SMTPUTF8,
         max_unknown_commands=max_unknown_commands,
         proxy_protocol_timeout=proxy_protocol_timeout,
         implicit_tls=implicit_tls,
