@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.test_handlers -*-
 """
-A small SMTP client for L{twisted_smtpd.handlers.Proxy}: it sends command
-lines and raw, already dot-stuffed data, and reads replies whole.
+Relaying: the L{Proxy <twisted_smtpd.handlers.Proxy>} handler (public in
+L{twisted_smtpd.handlers}) and the small SMTP client it relays with, which
+sends command lines and raw, already dot-stuffed data, and reads replies
+whole.
 
 Twisted's own client rewrites line endings and cannot send BODY= or
 SMTPUTF8, so a relay that must be byte-exact needs its own.
@@ -9,10 +11,15 @@ SMTPUTF8, so a relay that must be byte-exact needs its own.
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
+from twisted.internet import error as netError
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -137,3 +144,310 @@ def dotStuffed(data: bytes) -> bytes:
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+log = Logger(namespace="twisted_smtpd.handlers")
+
+#: The start of an empty line: the end of a message's header section.
+_BLANK_LINE = re.compile(rb"^(\r\n|\n)", re.MULTILINE)
+
+
+def _peerHost(peer: Any) -> str:
+    """
+    The address of a peer: the host of a C{(host, port)} tuple, or the
+    peer itself (a UNIX socket path).
+    """
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer)
+
+
+def _withHeaders(data: bytes, headers: list[bytes]) -> bytes:
+    """
+    Add header fields at the end of the header section of C{data} and leave
+    every other byte as it was.
+
+    @param data: A message.
+    @param headers: Complete header lines without their line ending; each
+        gets the line ending of the message's empty line (CRLF when there
+        is none).
+    @return: The message with the fields before its first empty line, or at
+        its end when it has no empty line (it is all header).
+    """
+    match = _BLANK_LINE.search(data)
+    if match is None:
+        ending = b"\r\n"
+        at = len(data)
+        if data and not data.endswith(b"\n"):
+            data += ending
+            at = len(data)
+    else:
+        ending = match.group(1)
+        at = match.start()
+    added = b"".join(header + ending for header in headers)
+    return data[:at] + added + data[at:]
+
+
+class Proxy:
+    """
+    Relay every message to an upstream SMTP server and give the client the
+    upstream's verdict.
+
+    The relaying is asynchronous and the message is sent byte for byte,
+    with an C{X-Peer: <client address>} header field added at the end of its
+    header section. MAIL parameters pass on when the upstream offers their
+    extension (C{BODY} with 8BITMIME, C{SMTPUTF8}, and C{SIZE}, given as
+    the exact size sent). Replies to the end of the data:
+
+        - C{250 OK} once the upstream accepted the message for at least one
+          recipient (recipients it refused are logged: the client cannot be
+          told after the fact);
+        - the upstream's own reply when it refused the sender, every
+          recipient (a temporary refusal preferred to a permanent one), or
+          the message;
+        - C{553 5.6.7} for an SMTPUTF8 message when the upstream does not
+          offer SMTPUTF8 (RFC 6531 section 3.2);
+        - C{451 4.4.1 Upstream not available} when the upstream could not be
+          reached, closed the connection, timed out or broke the protocol.
+
+    B{Relay protection}: recipients are accepted only in C{relay_domains},
+    unless C{allow_relay} is true. With neither, every recipient is refused
+    with C{550 5.7.1 Relaying denied}: configure one of them.
+
+    No TLS or AUTH towards the upstream; use it over a trusted network.
+    """
+
+    # Public as twisted_smtpd.handlers.Proxy.
+    __module__ = "twisted_smtpd.handlers"
+
+    def __init__(
+        self,
+        remote_hostname: str,
+        remote_port: int,
+        *,
+        reactor: Any = None,
+        relay_domains: Iterable[str] | None = None,
+        allow_relay: bool = False,
+        timeout: float = 300,
+    ) -> None:
+        """
+        @param remote_hostname: The upstream server's host name or address.
+        @param remote_port: Its port.
+        @param reactor: The reactor to connect with; the global one by
+            default.
+        @param relay_domains: The domains (compared case-insensitively, as
+            given: no subdomains) whose recipients are accepted. With any,
+            the domain-less C{Postmaster} is accepted too (RFC 5321 section
+            4.5.1).
+        @param allow_relay: Accept every recipient (an open relay, unless
+            the server only listens for trusted clients).
+        @param timeout: Seconds to wait for the connection and for each
+            reply of the upstream.
+        @raise TypeError: If C{relay_domains} is a single string.
+        """
+        if isinstance(relay_domains, (str, bytes)):
+            raise TypeError("relay_domains must be a collection of domains")
+        self._hostname = remote_hostname
+        self._port = remote_port
+        self._reactor = reactor
+        self._relayDomains = frozenset(
+            d.lower().rstrip(".") for d in (relay_domains or ())
+        )
+        self._allowRelay = allow_relay
+        self._timeout = timeout
+
+    @classmethod
+    def from_cli(cls, parser: Any, *args: str) -> Proxy:
+        """
+        Make a L{Proxy} for the command line: C{HOST PORT DOMAIN...}, with
+        at least one domain to relay for.
+
+        @param parser: An object whose C{error(message)} reports a usage
+            error (and raises).
+        """
+        usage = "Proxy takes: HOST PORT DOMAIN [DOMAIN ...]"
+        if len(args) < 3:
+            parser.error(usage)
+        host, port, *domains = args
+        if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            parser.error(f"{usage} (bad port {port!r})")
+        return cls(host, int(port), relay_domains=domains)
+
+    def handle_RCPT(
+        self,
+        server: Any,
+        session: Any,
+        envelope: Any,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """
+        Accept a recipient we may relay for, refuse the others.
+        """
+        if not self._mayRelay(address):
+            return "550 5.7.1 Relaying denied"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    def _mayRelay(self, address: str) -> bool:
+        if self._allowRelay:
+            return True
+        local, at, domain = address.rpartition("@")
+        if not at:
+            return bool(self._relayDomains) and address.lower() == "postmaster"
+        return domain.lower().rstrip(".") in self._relayDomains
+
+    def handle_DATA(self, server: Any, session: Any, envelope: Any) -> Deferred:
+        """
+        Relay the message; reply with the outcome.
+        """
+        peer = f"X-Peer: {_peerHost(session.peer)}".encode("utf-8", "replace")
+        data = _withHeaders(envelope.original_content, [peer])
+        return Deferred.fromCoroutine(
+            self._relay(server.hostname, session.peer, envelope, data)
+        )
+
+    async def _relay(self, heloName: str, peer: Any, envelope: Any, data: bytes) -> str:
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        endpoint = HostnameEndpoint(
+            reactor, self._hostname, self._port, timeout=self._timeout
+        )
+        client = UpstreamClient(reactor, self._timeout)
+        try:
+            await connectProtocol(endpoint, client)
+        except (netError.ConnectError, netError.DNSLookupError) as e:
+            log.warn(
+                "{peer}: upstream {host}:{port} not available: {error}",
+                peer=peer,
+                host=self._hostname,
+                port=self._port,
+                error=e,
+            )
+            return "451 4.4.1 Upstream not available"
+        try:
+            return await self._transaction(client, heloName, envelope, data)
+        except Refused as e:
+            return e.args[0]
+        except Unavailable as e:
+            log.warn(
+                "{peer}: upstream {host}:{port} failed: {error}",
+                peer=peer,
+                host=self._hostname,
+                port=self._port,
+                error=e,
+            )
+            return "451 4.4.1 Upstream not available"
+        finally:
+            if client.transport is not None and client._error is None:
+                client.transport.write(b"QUIT\r\n")
+            client.setTimeout(None)
+            client.transport.loseConnection()
+
+    async def _transaction(
+        self, client: UpstreamClient, heloName: str, envelope: Any, data: bytes
+    ) -> str:
+        """
+        The dialogue with the upstream, from its greeting to the reply to
+        the end of the data.
+
+        @raise Refused: With the reply for our client.
+        @raise Unavailable: When the upstream cannot take the message.
+        """
+        code, lines = await client.reply()
+        if code != 220:
+            raise Unavailable(f"greeting {replyText(code, lines)!r}")
+        extensions = await self._greet(client, heloName)
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        command = f"MAIL FROM:<{sender}>"
+        for option in self._mailOptions(envelope, extensions, len(data)):
+            command += " " + option
+        code, lines = await client.command(command)
+        if code != 250:
+            raise Refused(self._verdict(code, lines))
+        refused = []
+        accepted = 0
+        for rcpt in envelope.rcpt_tos:
+            code, lines = await client.command(f"RCPT TO:<{rcpt}>")
+            if code in (250, 251):
+                accepted += 1
+            else:
+                refused.append((rcpt, code, lines))
+        if not accepted:
+            temporary = [r for r in refused if 400 <= r[1] < 500]
+            rcpt, code, lines = (temporary or refused)[0]
+            raise Refused(self._verdict(code, lines))
+        code, lines = await client.command("DATA")
+        if code != 354:
+            raise Refused(self._verdict(code, lines))
+        client.resetTimeout()
+        client.transport.write(dotStuffed(data))
+        code, lines = await client.reply()
+        if code != 250:
+            raise Refused(self._verdict(code, lines))
+        if refused:
+            log.warn(
+                "upstream {host}:{port} accepted the message from {sender} but"
+                " refused {refused}",
+                host=self._hostname,
+                port=self._port,
+                sender=envelope.mail_from,
+                refused=[(r, replyText(c, t)) for r, c, t in refused],
+            )
+        return "250 OK"
+
+    async def _greet(self, client: UpstreamClient, heloName: str) -> dict[str, str]:
+        """
+        Send EHLO (HELO if the upstream refuses it permanently).
+
+        @return: The extensions offered, keyword to parameters.
+        """
+        code, lines = await client.command(f"EHLO {heloName}")
+        if code == 250:
+            extensions = {}
+            for line in lines[1:]:
+                keyword, _, params = line.partition(" ")
+                extensions[keyword.upper()] = params
+            return extensions
+        if 500 <= code < 600:
+            code, lines = await client.command(f"HELO {heloName}")
+            if code == 250:
+                return {}
+        raise Unavailable(f"greeting refused: {replyText(code, lines)!r}")
+
+    def _mailOptions(
+        self, envelope: Any, extensions: dict[str, str], size: int
+    ) -> list[str]:
+        """
+        The MAIL parameters to send: the client's, for the extensions the
+        upstream offers, and the exact SIZE.
+
+        @raise Refused: For an SMTPUTF8 message the upstream cannot take.
+        """
+        options = []
+        for option in envelope.mail_options:
+            keyword = option.partition("=")[0].upper()
+            if keyword == "SIZE":
+                continue
+            needed = "8BITMIME" if keyword == "BODY" else keyword
+            if needed in extensions:
+                options.append(option)
+            elif keyword == "SMTPUTF8":
+                raise Refused("553 5.6.7 Upstream does not support SMTPUTF8")
+        if "SIZE" in extensions:
+            options.append(f"SIZE={size}")
+        return options
+
+    @staticmethod
+    def _verdict(code: int, lines: list[str]) -> str:
+        """
+        The reply for our client from a refusal of the upstream; anything
+        but a 4xx or 5xx refusal means the upstream broke the protocol.
+
+        @raise Unavailable: For a reply that is not a refusal.
+        """
+        if not 400 <= code < 600:
+            raise Unavailable(f"unexpected reply {replyText(code, lines)!r}")
+        return replyText(code, lines)
