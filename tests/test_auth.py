@@ -801,6 +801,20 @@ class AuthenticatorResultTests(SynchronousTestCase):
             tester.replies(), [(421, f"4.4.2 {HOSTNAME} Error: timeout exceeded")]
         )
 
+    def test_readingPausedAfterLastAnswer(self) -> None:
+        """
+        While the authenticator checks the answer to the last challenge,
+        the server stops reading, so pipelined lines cannot pile up.
+        """
+        pending: Deferred = Deferred()
+        tester = plainTester(authenticator=lambda *a: pending)
+        self.assertEqual(tester.command("AUTH PLAIN"), (334, ""))
+        tester.send(f"{PLAIN_BLOB}\r\n")
+        self.assertEqual(tester.transport.producerState, "paused")
+        pending.callback(AuthResult(success=True))
+        self.assertEqual(tester.replies(), [AUTH_OK])
+        self.assertEqual(tester.transport.producerState, "producing")
+
     def test_coroutine(self) -> None:
         """
         An C{async def} authenticator answers 235 for the right password and
@@ -1422,6 +1436,25 @@ class MailAuthParameterTests(SynchronousTestCase):
                 (501, "5.5.4 Error: malformed AUTH parameter"),
             )
         self.assertIsNone(tester.server.envelope.mail_from)
+
+    def test_notOfferedBeforeTLS(self) -> None:
+        """
+        With AUTH offered only over TLS, C{AUTH=} before TLS is an unknown
+        parameter too, as the EHLO reply did not offer AUTH.
+        """
+        tester = SMTPTester(
+            Recorder(),
+            hostname=HOSTNAME,
+            tls_context=certificates(self).serverOptions(),
+            authenticator=Authenticator(),
+        )
+        self.assertNotIn(
+            "AUTH", " ".join(ehloKeywords(tester.command("EHLO c.example")))
+        )
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> AUTH=<>"),
+            (555, "MAIL FROM parameters not recognized or not implemented"),
+        )
 
     def test_notOffered(self) -> None:
         """

@@ -1093,6 +1093,20 @@ class SimpleCommandTests(ProtocolTestCase):
             tester.command(f"VRFY {arg}"), Reply(502, f"Could not VRFY {arg[:200]}...")
         )
 
+    def test_vrfyLongUtf8Shortened(self) -> None:
+        """
+        A refused VRFY argument in UTF-8 is cut by octets, so the reply line
+        stays within 512; C1 controls are not echoed either.
+        """
+        tester = self.makeTester(enable_SMTPUTF8=True)
+        reply = tester.command("VRFY <" + "\U0001f600" * 126)
+        self.assertEqual(reply.code, 502)
+        line = tester.transport.value().split(b"\r\n")[-2]
+        self.assertLessEqual(len(line) + 2, 512)
+        self.assertEqual(
+            tester.command("VRFY a\x85b c"), Reply(502, "Could not VRFY a?b c")
+        )
+
     def test_vrfyHookAddress(self) -> None:
         """
         C{handle_VRFY} gets the address without brackets.
@@ -1839,6 +1853,18 @@ class TimeoutTests(ProtocolTestCase):
             gate.callback(None)
             tester.clock.advance(100)
         self.assertEqual([formatEvent(e) for e in events], [])
+
+    def test_nothingKeptAfterClose(self) -> None:
+        """
+        Bytes that still arrive after the server closed (a TLS transport
+        reads on until the client's close_notify) are neither run nor kept.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("QUIT"), Reply(221, "Bye"))
+        tester.send(b"NOOP\r\n" * 10000)
+        self.assertEqual(tester.replies(), [])
+        # Kept, they would only cost memory.
+        self.assertEqual(tester.server._buffer, b"")
 
     def test_noTimeoutAfterQuit(self) -> None:
         """

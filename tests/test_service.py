@@ -729,8 +729,8 @@ class TwistdIntegrationTests(TestCase):
         )  # fmt: skip
         self.assertEqual(code, 1, output)
         line = (
-            f"smtpd: cannot listen on tcp:{port}:interface=127.0.0.1: Address"
-            " already in use"
+            f"smtpd: Address already in use: cannot listen on"
+            f" tcp:{port}:interface=127.0.0.1"
         )
         self.assertTrue(output.rstrip("\n").endswith(f"#critical] {line}"), output)
         self.assertEqual(output.count("cannot listen"), 1, output)
@@ -744,20 +744,22 @@ class TwistdIntegrationTests(TestCase):
         """
         port = self.takenPort()
         log = os.path.abspath(self.mktemp())
+        endpoint = f"tcp:{port}:interface=127.0.0.1:backlog=128"
         code, output = await self.runTwistd(
             "--pidfile=", f"--logfile={log}", "smtpd", "--handler", "sink",
-            "--hostname", "mx", "--port", str(port),
+            "--hostname", "mx", "--port", endpoint,
         )  # fmt: skip
         self.assertEqual(code, 1, output)
+        # twistd shows 100 bytes of it: the reason comes first.
         self.assertIn(
-            "An error has occurred: b'twisted_smtpd.tap.StartupError: smtpd: cannot"
-            f" listen on {port}: Address already in use'\n",
+            "An error has occurred: b'twisted_smtpd.tap.StartupError: smtpd:"
+            " Address already in use: cannot listen on tcp:",
             output,
         )
         with open(log, encoding="utf-8") as logged:
             text = logged.read()
         self.assertIn(
-            f"#critical] smtpd: cannot listen on {port}: Address already in use\n",
+            f"#critical] smtpd: Address already in use: cannot listen on {endpoint}\n",
             text,
         )
         self.assertNotIn("Traceback", text)

@@ -1567,8 +1567,8 @@ class StartupErrorTests(TestCase):
         service = self.service(failing, "tcp:2525:interface=127.0.0.1")
         self.assertStartupError(
             service.privilegedStartService,
-            "smtpd: cannot listen on tcp:2525:interface=127.0.0.1: Address already"
-            " in use",
+            "smtpd: Address already in use: cannot listen on"
+            " tcp:2525:interface=127.0.0.1",
         )
 
     def test_startService(self) -> None:
@@ -1584,7 +1584,7 @@ class StartupErrorTests(TestCase):
         service = self.service(failing, "tcp:25:interface=192.0.2.1")
         self.assertStartupError(
             service.startService,
-            "smtpd: cannot listen on tcp:25:interface=192.0.2.1: Cannot assign",
+            "smtpd: Cannot assign: cannot listen on tcp:25:interface=192.0.2.1",
         )
 
     def test_secondEndpoint(self) -> None:
@@ -1595,8 +1595,8 @@ class StartupErrorTests(TestCase):
         service = self.service(reactor, "2525", "tcp:2526:interface=127.0.0.1")
         self.assertStartupError(
             service.privilegedStartService,
-            "smtpd: cannot listen on tcp:2526:interface=127.0.0.1: Address already"
-            " in use",
+            "smtpd: Address already in use: cannot listen on"
+            " tcp:2526:interface=127.0.0.1",
         )
         self.assertEqual([port[0] for port in reactor.tcpServers], [2525])
 
@@ -1869,6 +1869,26 @@ class MaildirCheckTests(TestCase):
         """
         self.assertEqual(self.start("-c", "mailbox", self.mktemp()), [])
         self.assertEqual(self.start("-c", "sink"), [])
+
+    def test_relativeAfterChdir(self) -> None:
+        """
+        A relative Maildir is checked where the handler writes, not relative
+        to the directory C{twistd --rundir} changed to before starting.
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(base, "run"))
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(base)
+        options = Options(reactor=MemoryReactorClock())
+        options.parseOptions(["--hostname=mx", "-c", "mailbox", "box"])
+        service = makeService(options)
+        os.chdir("run")
+        with capturedLogs() as events:
+            service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(
+            [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], []
+        )
 
 
 class PluginTests(TestCase):

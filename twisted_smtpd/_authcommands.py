@@ -252,7 +252,9 @@ class AuthCommands:
             waiter.callback(MISSING)
         else:
             waiter.callback(self._decodeResponse(line))
-        # The mechanism may now wait for something else than the client.
+        # The mechanism may now wait for something else than the client:
+        # stop reading and the idle clock until it is done.
+        self._updateReading()
         self._updateIdle()
 
     def _decodeResponse(self, response: str | bytes) -> Any:

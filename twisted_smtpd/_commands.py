@@ -25,12 +25,24 @@ from twisted_smtpd._address import (
 from twisted_smtpd._syntax import syntax
 
 _USER_NAME = re.compile(r"[^\s<>@\x00-\x1f\x7f]+\Z")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # RFC 5321 section 4.1.2 Quoted-string, with UTF-8 allowed (RFC 6531).
 _QUOTED_STRING = re.compile(r'"(?:[^"\\\x00-\x1f\x7f]|\\[ -~])*"\Z')
 # RFC 3461 section 4 xtext: printable ASCII but "+" and "=", or "+" and two
 # upper-case hex digits.
 _XTEXT = re.compile(r"(?:[!-*,-<>-~]|\+[0-9A-F]{2})+\Z")
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """
+    A client's text as a reply may echo it: control characters replaced,
+    and cut to C{limit} octets of UTF-8 so that the reply line stays within
+    RFC 5321's 512 (section 4.5.3.1.5).
+    """
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) > limit:
+        text = encoded[:limit].decode("utf-8", "ignore") + "..."
+    return _CONTROLS.sub("?", text)
 
 
 class MailCommands:
@@ -204,8 +216,7 @@ class MailCommands:
             if _USER_NAME.match(arg) is None and _QUOTED_STRING.match(arg) is None:
                 # Echoed without control characters (RFC 5321 4.2: reply
                 # text is printable) and short enough for a reply line.
-                shown = _CONTROLS.sub("?", arg[:200] + "..." if len(arg) > 200 else arg)
-                self._reply(f"502 Could not VRFY {shown}")
+                self._reply(f"502 Could not VRFY {_shown(arg)}")
                 return None
             address = arg
         return self._hook(
@@ -351,7 +362,7 @@ class MailCommands:
                     raise PathRefused(
                         "501 Error: BODY can only be one of 7BIT, 8BITMIME"
                     )
-            elif key == "AUTH" and self._offersAuth:
+            elif key == "AUTH" and self._offersAuth and self._authAllowedHere():
                 # RFC 4954 section 5: the mailbox that submitted the message.
                 if value is None or _XTEXT.match(value) is None:
                     raise PathRefused("501 5.5.4 Error: malformed AUTH parameter")

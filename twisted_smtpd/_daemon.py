@@ -227,7 +227,9 @@ def _checkMaildir(handler: Any) -> None:
         return
     effective = os.access in os.supports_effective_ids
     for sub in ("tmp", "new"):
-        path = os.path.join(os.fspath(handler.mail_dir), sub)
+        # The Maildir's absolute path: twistd --rundir changed directory.
+        root = getattr(handler, "_path", None) or os.fspath(handler.mail_dir)
+        path = os.path.join(root, sub)
         if not os.access(path, os.W_OK | os.X_OK, effective_ids=effective):
             _log.warn(
                 "smtpd: this process (uid {uid}) cannot write to the Maildir"
@@ -303,7 +305,9 @@ class _CommandLineService(SMTPService):
                 child.privilegedStartService()
             except Exception as e:
                 raise _startupFailed(
-                    "smtpd: cannot listen on {endpoint}: {reason}",
+                    # The reason first: a daemonizing twistd shows only
+                    # the first 100 bytes of the error.
+                    "smtpd: {reason}: cannot listen on {endpoint}",
                     endpoint=description,
                     reason=_listenFailure(e),
                 ) from None

@@ -444,6 +444,10 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         Take bytes from the transport: commands in line mode, message data
         in DATA mode.
         """
+        if self._closing:
+            # After the last reply (a TLS transport goes on reading until
+            # the client's close_notify): nothing more is kept.
+            return
         if self._proxyParser is not None:
             self._proxyReceived(data)
             return
@@ -507,6 +511,8 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
                     # exchange (RFC 4954 section 4).
                     waiter, self._authWaiter = self._authWaiter, None
                     waiter.callback(MISSING)
+                    self._updateReading()
+                    self._updateIdle()
             elif self._authWaiter is not None:
                 self._authResponse(line)
             else:
@@ -595,7 +601,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
                 limit += 26
             if self._config.enable_SMTPUTF8:
                 limit += 10
-            if self._offersAuth:
+            if self._offersAuth and self._authAllowedHere():
                 # RFC 4954 section 3: room for the AUTH= parameter.
                 limit += 500
         return limit
