@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._support import CLIENT_TIMEOUT, HOSTNAME
-from tests.test_tls import certificates, runTool, tlsTester
+from tests.test_tls import certificates, commandLineTool, runTool, tlsTester
 from tests.test_tls import listenOn as tlsListenOn
 from twisted_smtpd import LMTP, SMTP, __version__
 from twisted_smtpd.testing import SMTPTester
@@ -874,21 +874,6 @@ async def listenOn(
     return Server(listening.port, listening.servers)
 
 
-def systemTool(name: str, package: str) -> str:
-    """
-    Find a program of a Debian package, in C{PATH} or C{/usr/sbin} (where
-    Postfix's test tools are, outside a normal user's C{PATH}); skip the test
-    without it, except on CI (C{CI} set), where its absence is a failure.
-    """
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
-    if path is None:
-        reason = f"{name} is not installed (apt-get install {package})"
-        if os.environ.get("CI"):
-            raise AssertionError(reason + "; .ci/run should install it")
-        raise SkipTest(reason)
-    return path
-
-
 def unixSocketPath(testCase: TestCase) -> str:
     """
     A path for a UNIX socket in a fresh directory, short enough for the
@@ -1084,7 +1069,7 @@ class SmtpSourceTests(TestCase):
         """
         The path of C{smtp-source}.
         """
-        return systemTool("smtp-source", "postfix")
+        return commandLineTool("smtp-source", "postfix")
 
     def assertDelivered(self, result: Any, handler: Recorder, count: int) -> None:
         """

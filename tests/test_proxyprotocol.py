@@ -30,10 +30,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._support import CLIENT_TIMEOUT, HOSTNAME, listen
-from tests.test_lmtp import systemTool
 from tests.test_tls import (
     captureEvents,
     certificates,
+    commandLineTool,
     eventText,
     implicitTester,
     tlsTester,
@@ -934,7 +934,7 @@ def startHAProxy(testCase: TestCase, backendPort: int, sendProxy: str) -> HAProx
     the port between choosing it and HAProxy binding it, and clients can
     connect at once: the kernel queues them until HAProxy accepts.
     """
-    haproxy = systemTool("haproxy", "haproxy")
+    haproxy = commandLineTool("haproxy")
     directory = Path(testCase.mktemp())
     directory.mkdir(parents=True)
     frontend = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -429,14 +429,18 @@ class LineClient:
         self.sock.close()
 
 
-def commandLineTool(name: str) -> str:
+def commandLineTool(name: str, package: str | None = None) -> str:
     """
-    Find a command-line client; skip the test without it, except on CI
-    (C{CI} set), where C{.ci/run} installs it and its absence is a failure.
+    Find a program, in C{PATH} or C{/usr/sbin} (where Postfix's test tools
+    are, outside a normal user's C{PATH}); skip the test without it, except
+    on CI (C{CI} set), where C{.ci/run} installs it and its absence is a
+    failure.
+
+    @param package: The Debian package that has it, if not named C{name}.
     """
-    path = shutil.which(name)
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if path is None:
-        reason = f"{name} is not installed (apt-get install {name})"
+        reason = f"{name} is not installed (apt-get install {package or name})"
         if os.environ.get("CI"):
             raise AssertionError(reason + "; .ci/run should have installed it")
         raise SkipTest(reason)
