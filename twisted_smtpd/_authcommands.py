@@ -227,8 +227,7 @@ class AuthCommands:
         self._reply(b"334 " + challenge)
         self._flush()
         waiter = self._authWaiter = Deferred()
-        self._updateReading()
-        self._updateIdle()
+        self._waitingChanged()
         return self._awaitable(waiter)
 
     def _awaitable(self, d: Deferred) -> Any:
@@ -254,8 +253,7 @@ class AuthCommands:
             waiter.callback(self._decodeResponse(line))
         # The mechanism may now wait for something else than the client:
         # stop reading and the idle clock until it is done.
-        self._updateReading()
-        self._updateIdle()
+        self._waitingChanged()
 
     def _decodeResponse(self, response: str | bytes) -> Any:
         """

@@ -412,16 +412,23 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         buffered.
         """
         self._hookPending = True
-        self._updateReading()
-        self._updateIdle()
+        self._waitingChanged()
         pending.addErrback(self._failed).addBoth(self._resume)
 
     def _resume(self, ignored: Any) -> None:
         self._hookPending = False
         self._flush()
+        self._waitingChanged()
+        self._process()
+
+    def _waitingChanged(self) -> None:
+        """
+        What the server waits for changed (a hook started or finished, an
+        AUTH challenge awaits the client or was answered): pause or resume
+        reading and the idle clock to match.
+        """
         self._updateReading()
         self._updateIdle()
-        self._process()
 
     def _updateIdle(self) -> None:
         """
@@ -511,8 +518,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
                     # exchange (RFC 4954 section 4).
                     waiter, self._authWaiter = self._authWaiter, None
                     waiter.callback(MISSING)
-                    self._updateReading()
-                    self._updateIdle()
+                    self._waitingChanged()
             elif self._authWaiter is not None:
                 self._authResponse(line)
             else:
