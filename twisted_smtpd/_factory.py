@@ -71,7 +71,7 @@ class SMTPFactory(ServerFactory):
         p.factory = self
         return p
 
-    def _admit(self, protocol: SMTP) -> bool:
+    def admitConnection(self, protocol: SMTP) -> bool:
         """
         Count a new connection; return C{False} when it is one too many.
         """
@@ -81,7 +81,7 @@ class SMTPFactory(ServerFactory):
         self.connections += 1
         return True
 
-    def _release(self, protocol: SMTP) -> None:
+    def releaseConnection(self, protocol: SMTP) -> None:
         """
         Forget a connection that ended.
         """

@@ -193,7 +193,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
             self._tlsActive = self._handshakePending = True
         self.transport.registerProducer(self, True)
         factory = self.factory
-        if factory is not None and not factory._admit(self):
+        if factory is not None and not factory.admitConnection(self):
             self._close("421 4.3.2 Too many connections, try again later")
             return
         timeout = self._config.proxy_protocol_timeout
@@ -316,7 +316,7 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
         if self._closeTimer is not None and self._closeTimer.active():
             self._closeTimer.cancel()
         if self.factory is not None:
-            self.factory._release(self)
+            self.factory.releaseConnection(self)
         if self._authWaiter is not None:
             waiter, self._authWaiter = self._authWaiter, None
             waiter.callback(MISSING)
@@ -334,6 +334,17 @@ class SMTP(MailCommands, AuthCommands, LineReceiver):
     #: Seconds a closing connection may take to deliver its last replies
     #: to a client that does not read them, before it is dropped.
     closeTimeout = 30.0
+
+    def disconnect(self, reply: str) -> None:
+        """
+        Send a last reply, such as C{421} when the service shuts down, and
+        close the connection once it is written (or after L{closeTimeout}
+        seconds if the client reads nothing). Replies of commands still in
+        progress are not sent.
+
+        @param reply: The reply, without its final CRLF.
+        """
+        self._close(reply)
 
     def _close(self, reply: str) -> None:
         """

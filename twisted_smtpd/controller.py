@@ -321,7 +321,7 @@ class _Sessions:
         for protocol in list(self._open):
             try:
                 if isinstance(protocol, SMTP):
-                    protocol._close(
+                    protocol.disconnect(
                         f"421 4.3.2 {protocol.hostname} Service shutting down,"
                         " closing transmission channel"
                     )
