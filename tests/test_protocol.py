@@ -20,8 +20,15 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_smtpd import SMTP, Envelope, Session, SMTPFactory, _config, syntax
-from twisted_smtpd._protocol import __version__
+from twisted_smtpd import (
+    SMTP,
+    Envelope,
+    Session,
+    SMTPFactory,
+    __version__,
+    _config,
+    syntax,
+)
 from twisted_smtpd.testing import Reply, SMTPTester
 
 HOST = "mx.example"
@@ -1864,7 +1871,7 @@ class TimeoutTests(ProtocolTestCase):
         tester.send(b"NOOP\r\n" * 10000)
         self.assertEqual(tester.replies(), [])
         # Kept, they would only cost memory.
-        self.assertEqual(tester.server._buffer, b"")
+        self.assertEqual(tester.server._unread, b"")
 
     def test_noTimeoutAfterQuit(self) -> None:
         """

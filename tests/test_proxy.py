@@ -14,16 +14,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_smtpd._proxy import (
+from twisted_smtpd._proxydata import (
     AF,
     PROTO,
     V2_CMD,
     ProxyData,
     ProxyError,
-    ProxyParser,
     ProxyTLV,
     crc32c,
 )
+from twisted_smtpd._proxyparser import ProxyParser
 
 SIGNATURE = b"\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a"
 CLIENT_HELLO = bytes.fromhex("16030100c4010000c00303") + bytes(32)

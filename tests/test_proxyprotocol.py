@@ -39,7 +39,7 @@ from tests.test_tls import (
     tlsTester,
 )
 from twisted_smtpd import SMTP, SMTPFactory, __version__
-from twisted_smtpd._proxy import AF, PROTO, V2_CMD
+from twisted_smtpd._proxydata import AF, PROTO, V2_CMD
 from twisted_smtpd.testing import SMTPTester
 
 GREETING = f"220 {HOSTNAME} twisted_smtpd {__version__}\r\n".encode()

@@ -5,7 +5,9 @@ Handlers written for aiosmtpd 1.4.6 run unchanged; hooks may also return
 plain values or L{Deferred}s.
 """
 
-from twisted_smtpd._auth import (
+__version__ = "0.1.0"
+
+from twisted_smtpd._auth import (  # noqa: E402
     MISSING,
     AuthenticatedUser,
     AuthResult,
@@ -13,13 +15,14 @@ from twisted_smtpd._auth import (
     LoginPassword,
     auth_mechanism,
 )
-from twisted_smtpd._config import DATA_SIZE_DEFAULT
-from twisted_smtpd._factory import SMTPFactory
-from twisted_smtpd._lmtp import LMTP
-from twisted_smtpd._protocol import SMTP, __version__, syntax
-from twisted_smtpd._proxy import AF, PROTO, V2_CMD, ProxyData, ProxyTLV
-from twisted_smtpd._session import Envelope, Session
-from twisted_smtpd._tls import tlsOptionsFromFiles
+from twisted_smtpd._config import DATA_SIZE_DEFAULT  # noqa: E402
+from twisted_smtpd._factory import SMTPFactory  # noqa: E402
+from twisted_smtpd._lmtp import LMTP  # noqa: E402
+from twisted_smtpd._proxydata import AF, PROTO, V2_CMD, ProxyData, ProxyTLV  # noqa: E402
+from twisted_smtpd._session import Envelope, Session  # noqa: E402
+from twisted_smtpd._smtp import SMTP  # noqa: E402
+from twisted_smtpd._syntax import syntax  # noqa: E402
+from twisted_smtpd._tls import tlsOptionsFromFiles  # noqa: E402
 
 __all__ = [
     "AF",

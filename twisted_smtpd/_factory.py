@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet.protocol import ServerFactory
 
 from twisted_smtpd._config import makeConfig
-from twisted_smtpd._protocol import SMTP
+from twisted_smtpd._smtp import SMTP
 
 
 class SMTPFactory(ServerFactory):

@@ -12,6 +12,7 @@ that is still pending comes back as a L{Deferred}.
 from __future__ import annotations
 
 import inspect
+from asyncio import isfuture
 from collections.abc import Generator
 from types import CoroutineType
 from typing import Any
@@ -82,7 +83,11 @@ def settle(result: Any, loop: Any = None) -> Any:
         if inspect.iscoroutine(result):
             # A coroutine-like object of another type (e.g. Cython's).
             return settle(Deferred.fromCoroutine(result), loop)
-        return result
+        if loop is None or not isfuture(result):
+            return result
+        # An asyncio future, such as the built-in commands give for a
+        # pending result when coroutines run as asyncio tasks.
+        result = Deferred.fromFuture(result)
     if not result.called or result.paused:
         return result
     # A fired, unpaused Deferred runs a new callback at once.

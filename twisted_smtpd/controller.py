@@ -85,7 +85,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from twisted_smtpd._factory import SMTPFactory
-from twisted_smtpd._protocol import SMTP
+from twisted_smtpd._smtp import SMTP
 from twisted_smtpd.service import DEFAULT_BACKLOG
 
 __all__ = ["DEFAULT_READY_TIMEOUT", "Controller", "UnixSocketController"]

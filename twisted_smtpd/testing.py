@@ -26,7 +26,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from twisted_smtpd._factory import SMTPFactory
-from twisted_smtpd._protocol import SMTP
+from twisted_smtpd._smtp import SMTP
 
 __all__ = ["Reply", "SMTPTester"]
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_data -*-
+# -*- test-case-name: tests.test_dataframer -*-
 """
 Pure framing of the SMTP DATA phase.
 
@@ -75,9 +75,9 @@ class DataReceiver:
     ) -> None:
         """
         @param sizeLimit: The largest message accepted, in octets after
-            unstuffing; C{None} or C{0} for no limit.
+            unstuffing; C{None} (or C{0}) for no limit.
         @param lineLimit: The longest line accepted, in octets as sent
-            (dot-stuffing included) with its CRLF; C{None} or C{0} for no
+            (dot-stuffing included) with its CRLF; C{None} (or C{0}) for no
             limit.
         @param allowBareNewline: Accept CR and LF that are not part of a CRLF
             and pass them on unchanged; when false, such a message is
@@ -89,8 +89,9 @@ class DataReceiver:
         self._pending = _CRLF
         self._first = True
         self._column = -len(_CRLF)
-        self._sizeLimit = sizeLimit or 0
-        self._lineLimit = lineLimit or 0
+        # None stands for no limit, as in the server's configuration.
+        self._sizeLimit = sizeLimit or None
+        self._lineLimit = lineLimit or None
         self._allowBare = allowBareNewline
         self.size = 0
         self.error: str | None = None
@@ -150,14 +151,14 @@ class DataReceiver:
         content = chunk.replace(_STUFFED, _CRLF)
         before = self.size
         self.size += len(content) - skip
-        error = self._firstError(chunk, skip + self._sizeLimit - before)
+        error = self._firstError(chunk, skip, before)
         if error is not None:
             self.error = error
             self._parts = []
         elif len(content) > skip:
             self._parts.append(content[skip:] if skip else content)
 
-    def _firstError(self, chunk: bytes, room: int) -> str | None:
+    def _firstError(self, chunk: bytes, skip: int, before: int) -> str | None:
         """
         Find the limit that C{chunk} breaks first, in stream order.
 
@@ -167,8 +168,9 @@ class DataReceiver:
         removed dot).
 
         @param chunk: The data, still dot-stuffed.
-        @param room: The index in the unstuffed C{chunk} of the first octet
-            beyond the size limit.
+        @param skip: How many octets at the start of C{chunk} are not data
+            (the virtual CRLF before the first line).
+        @param before: The size of the message before C{chunk}.
         @return: L{BARE_NEWLINE}, L{LINE_TOO_LONG}, L{TOO_BIG} or C{None}.
         """
         found = []
@@ -177,12 +179,15 @@ class DataReceiver:
             if chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf:
                 at = _BARE.search(chunk).start()
                 found.append((at - chunk.count(_STUFFED, 0, at), 0, BARE_NEWLINE))
-        if self._lineLimit:
+        if self._lineLimit is not None:
             at = self._checkLines(chunk)
             if at >= 0:
                 found.append((at - chunk.count(_STUFFED, 0, at), 1, LINE_TOO_LONG))
-        if self._sizeLimit and self.size > self._sizeLimit:
-            found.append((room, 2, TOO_BIG))
+        limit = self._sizeLimit
+        if limit is not None and self.size > limit:
+            # At the first octet beyond the limit, as an index into the
+            # unstuffed chunk.
+            found.append((skip + limit - before, 2, TOO_BIG))
         return min(found)[2] if found else None
 
     def _checkLines(self, chunk: bytes) -> int:

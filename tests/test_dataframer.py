@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_smtpd._data}.
+Tests for L{twisted_smtpd._dataframer}.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_smtpd._data import (
+from twisted_smtpd._dataframer import (
     BARE_NEWLINE,
     LINE_TOO_LONG,
     TOO_BIG,

@@ -1,0 +1,265 @@
+# -*- test-case-name: tests.test_channel -*-
+"""
+What one connection reads: the bytes received, framed by the current input
+mode, and reading paused while the server works or the client does not
+read its replies.
+
+What a connection reads next is always exactly one L{InputMode
+<twisted_smtpd._interfaces.InputMode>}: a command line, the answer to a
+challenge, message data, a PROXY header, or nothing while a command or hook
+works. The unread bytes are kept here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from twisted_smtpd._hooks import DONE, settle
+from twisted_smtpd._interfaces import InputMode
+from twisted_smtpd._lines import ANSWER, COMMAND
+from twisted_smtpd._replywriter import ReplyWriter
+
+
+class _Waiting:
+    """
+    The mode of a connection that reads nothing while the server works: a
+    command or a hook is not done, or C{handle_PROXY} decides.
+    """
+
+    reads = False
+    timed = False
+
+    def frame(self, server: Any, data: bytes, start: int) -> tuple[Any, int]:
+        return None, start
+
+    def act(self, server: Any, unit: Any) -> None:
+        pass
+
+
+WAITING = _Waiting()
+
+
+class Channel(ReplyWriter):
+    """
+    Read through input modes, wait for work in progress, and pause and
+    resume the transport.
+
+    A subclass provides C{config} (the options), the idle timer's
+    C{timeoutConnection} and C{_failed}, which turns exceptions into
+    replies.
+    """
+
+    _mode: InputMode = COMMAND
+    _unread = b""
+    _offset = 0
+    _pending = False
+    _answer: Deferred | None = None
+    _writePaused = False
+    _readPaused = False
+
+    # Input.
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Take bytes from the transport and read them in the current mode.
+        """
+        if self._closing:
+            # After the last reply (a TLS transport goes on reading until
+            # the client's close_notify): nothing more is kept.
+            return
+        idle = self.config.idle
+        if idle is not None and self._mode.timed:
+            idle.touch(self)
+        unread = self._unread
+        if unread:
+            self._unread = unread[self._offset :] + data
+            self._offset = 0
+        else:
+            self._unread = data
+        self._process()
+
+    def _process(self) -> None:
+        """
+        Read the unread bytes, one unit at a time in whatever mode each
+        unit leaves the connection, until they are used up or the mode
+        reads no more; then write the replies of the whole batch at once.
+        """
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while not (self._writePaused or self._closing):
+                mode = self._mode
+                data = self._unread
+                start = self._offset
+                if not mode.reads or start >= len(data):
+                    break
+                unit, end = mode.frame(self, data, start)
+                # Stored before acting: the act may drop what is unread
+                # (STARTTLS), or more may arrive while it runs.
+                self._offset = end
+                if unit is not None:
+                    mode.act(self, unit)
+                elif end == start:
+                    break
+        finally:
+            self._busy = False
+            if self._offset:
+                self._unread = self._unread[self._offset :]
+                self._offset = 0
+            self.flush()
+
+    def setMode(self, mode: InputMode) -> None:
+        """
+        Read the following bytes in C{mode}.
+        """
+        old = self._mode
+        self._mode = mode
+        if mode.reads != old.reads or mode.timed != old.timed:
+            self._waitingChanged()
+
+    def dropUnread(self) -> None:
+        """
+        Forget the bytes received and not read yet.
+        """
+        self._unread, self._offset = b"", 0
+
+    # Flow control: reading pauses while the mode reads nothing (a command
+    # or hook works) or while the client does not read our replies.
+
+    def _canRead(self) -> bool:
+        return self._mode.reads and not self._writePaused and not self._closing
+
+    def _waitingChanged(self) -> None:
+        """
+        What the server waits for changed (a hook started or finished, a
+        challenge awaits the client's answer): pause or resume reading and
+        the idle clock to match.
+        """
+        self._updateReading()
+        # The idle clock runs only while the server waits for the client
+        # (RFC 5321 section 4.5.3.2.7): a hook still working is the server's
+        # time, and a 421 after the end of the data, while handle_DATA
+        # delivers, would make the client send the message again.
+        idle = self.config.idle
+        if idle is not None and not self._closing:
+            if self._mode.timed:
+                idle.touch(self)
+            else:
+                idle.forget(self)
+
+    def _updateReading(self) -> None:
+        """
+        Pause or resume the transport to match what the state allows.
+        """
+        # During a TLS handshake the transport must go on reading, even if
+        # the TLS layer holds back our greeting until it is done.
+        paused = not self._canRead() and not self._handshakePending
+        if paused != self._readPaused and not self._closing:
+            self._readPaused = paused
+            if paused:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: stop reading.
+        """
+        self._writePaused = True
+        self._updateReading()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's write buffer drained: read again.
+        """
+        self._writePaused = False
+        self._updateReading()
+        self._process()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away.
+        """
+        self._closing = True
+
+    # Waiting for work: reading stops while a command or hook works.
+
+    def run(self, call: Callable[..., Any], *args: Any, errorReplies: int = 1) -> None:
+        """
+        Run a command or a step of one: an exception becomes a reply (as
+        many as C{errorReplies}, for LMTP's one per recipient), and a result
+        that is still pending stops reading until it is there.
+        """
+        try:
+            result = call(*args)
+            if result is not None and result is not DONE:
+                result = settle(result, self.config.asyncioLoop)
+        except Exception:
+            result = self._failed(Failure(), errorReplies)
+        if isinstance(result, Deferred):
+            self._wait(result, errorReplies)
+
+    def _wait(self, pending: Deferred, errorReplies: int) -> None:
+        """
+        Stop reading until C{pending} fires, unless it waits for the client
+        (a challenge's answer); then go on with what is unread.
+        """
+        self._pending = True
+        if self._mode is COMMAND:
+            self.setMode(WAITING)
+        pending.addErrback(self._failed, errorReplies).addBoth(self._resume)
+
+    def _resume(self, ignored: Any) -> None:
+        self._pending = False
+        if self._mode is WAITING:
+            self.setMode(COMMAND)
+        self.flush()
+        self._process()
+
+    def _failed(self, failure: Failure, errorReplies: int = 1) -> Any:
+        """
+        Turn an exception in a command or a hook into C{errorReplies}
+        replies; the layer above says how.
+        """
+        raise NotImplementedError()
+
+    def awaitable(self, d: Deferred) -> Any:
+        """
+        Make C{d} awaitable where hooks run: as is when Twisted drives
+        coroutines, as an asyncio future when they run as asyncio tasks
+        (which cannot wait on a L{Deferred}).
+        """
+        loop = self.config.asyncioLoop
+        return d if loop is None else d.asFuture(loop)
+
+    # Waiting for the client's answer to a challenge.
+
+    def readAnswer(self) -> Deferred:
+        """
+        Send the queued replies (the challenge) and read the client's
+        answer: one line, which is not a command (RFC 4954 section 4).
+
+        @return: A L{Deferred} firing with the line without its line end,
+            or with C{None} if it was too long (the client got C{500}) or
+            the connection was lost.
+        """
+        self.flush()
+        waiter = self._answer = Deferred()
+        self.setMode(ANSWER)
+        return waiter
+
+    def answerReceived(self, line: bytes | None) -> None:
+        """
+        Deliver the answer to a challenge; reading stops again if the
+        command that asked still works.
+        """
+        waiter, self._answer = self._answer, None
+        if not self._closing:
+            self.setMode(WAITING if self._pending else COMMAND)
+        if waiter is not None:
+            waiter.callback(line)

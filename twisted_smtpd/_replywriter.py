@@ -1,0 +1,150 @@
+# -*- test-case-name: tests.test_replywriter -*-
+"""
+The replies of one connection as they go on the wire: queued while a batch
+of pipelined commands is read, written in one write, with enhanced status
+codes when they are on; and the last reply before closing.
+
+L{ReplyWriter} is the lowest layer of the server and, with
+L{twisted_smtpd._channel.Channel} above it, the only code that touches the
+transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.protocols.basic import LineReceiver
+
+from twisted_smtpd._hooks import DONE
+from twisted_smtpd._replies import encode, withEnhancedCodes
+from twisted_smtpd._transport import send
+
+
+class ReplyWriter(LineReceiver):
+    """
+    Queue replies, write them in batches, and close with a last reply.
+
+    A subclass provides C{config} (the options) and says, by C{_busy},
+    whether it is reading a batch of commands, whose replies then wait for
+    the end of the batch.
+    """
+
+    #: Whether replies get enhanced status codes (RFC 2034).
+    enhancedStatusCodes = False
+
+    #: Seconds a closing connection may take to deliver its last replies
+    #: to a client that does not read them, before it is dropped.
+    closeTimeout = 30.0
+
+    config: Any
+    _out: list[bytes] | None = None
+    _busy = False
+    _closing = False
+    _handshakePending = False
+    _closeTimer: Any = None
+    _watcher: Callable[[bytes], None] | None = None
+
+    @property
+    def closing(self) -> bool:
+        """
+        Whether the connection is closing or closed: nothing more is read
+        or sent.
+        """
+        return self._closing
+
+    def push(self, status: str | bytes) -> Any:
+        """
+        Send one reply (or several, joined by CRLF) to the client now.
+
+        @param status: The reply without its final CRLF.
+        @return: An awaitable that is already complete, so that handlers
+            written for aiosmtpd can C{await server.push(...)}.
+        """
+        self.reply(status)
+        if not self._busy:
+            self.flush()
+        return DONE
+
+    def reply(self, status: str | bytes) -> None:
+        """
+        Queue one reply (or several, joined by CRLF), with enhanced status
+        codes when they are on; the replies of a batch go out together.
+
+        @raise TypeError: For anything but C{str} or C{bytes}.
+        """
+        status = encode(status, self.config.enable_SMTPUTF8)
+        if self.enhancedStatusCodes:
+            status = withEnhancedCodes(status)
+        self._queue(status)
+
+    def replyPlain(self, status: str | bytes) -> None:
+        """
+        Queue one reply line exactly as given, without an enhanced status
+        code: the lines of the EHLO and LHLO replies (RFC 2034 section 3).
+        """
+        self._queue(encode(status, self.config.enable_SMTPUTF8))
+
+    def _queue(self, status: bytes) -> None:
+        if self._closing:
+            # Nothing goes out after the last reply of a closing connection.
+            return
+        if self._watcher is not None:
+            self._watcher(status)
+        out = self._out
+        if out is None:
+            out = self._out = []
+        out.append(status + b"\r\n")
+
+    def watchReplies(self, watcher: Callable[[bytes], None] | None) -> None:
+        """
+        Have C{watcher} called with each reply queued from now on (as bytes,
+        without CRLF), until called again with C{None}.
+        """
+        self._watcher = watcher
+
+    def flush(self) -> None:
+        """
+        Write the queued replies now.
+        """
+        out = self._out
+        if out:
+            self._out = None
+            send(self.transport, out[0] if len(out) == 1 else b"".join(out))
+
+    def disconnect(self, reply: str) -> None:
+        """
+        Send a last reply, such as C{421} when the service shuts down, and
+        close the connection once it is written (or after L{closeTimeout}
+        seconds if the client reads nothing). Replies of commands still in
+        progress are not sent.
+
+        @param reply: The reply, without its final CRLF.
+        """
+        if self._closing:
+            return
+        self.reply(reply)
+        self.flush()
+        self._closing = True
+        if self.config.idle is not None:
+            self.config.idle.forget(self)
+        # Twisted's TLS layer does not shut down while a producer is
+        # registered.
+        self.transport.unregisterProducer()
+        if self._handshakePending:
+            # The reply cannot go out before the handshake that never ends.
+            self.transport.abortConnection()
+        else:
+            # loseConnection() waits for the replies to be written, which
+            # is forever if the client reads nothing.
+            self._closeTimer = self.config.reactor.callLater(
+                self.closeTimeout, self.transport.abortConnection
+            )
+            self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """
+        Drop the connection without a word, as for a bad PROXY header.
+        """
+        self._closing = True
+        self.transport.abortConnection()

@@ -1,0 +1,319 @@
+# -*- test-case-name: tests.test_transaction -*-
+"""
+The mail transaction (RFC 5321 section 4.1.1): MAIL, RCPT and DATA, with
+the SIZE (RFC 1870), 8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531)
+extensions, as a command group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted_smtpd._address import (
+    PathRefused,
+    PathSyntaxError,
+    parseParameters,
+    parsePath,
+    splitArgument,
+)
+from twisted_smtpd._dataframer import (
+    BARE_NEWLINE,
+    LINE_TOO_LONG,
+    TOO_BIG,
+    DataReceiver,
+)
+from twisted_smtpd._datamode import MessageData
+from twisted_smtpd._interfaces import ServerCore
+from twisted_smtpd._replies import codeOf
+from twisted_smtpd._syntax import syntax
+from twisted_smtpd._verbs import CommandGroup, Parameter, verb
+
+_DATA_ERRORS = {
+    TOO_BIG: "552 Error: Too much mail data",
+    LINE_TOO_LONG: "500 Line too long (see RFC5321 4.5.3.1.6)",
+    BARE_NEWLINE: "550 5.6.0 Error: bare CR or LF in message; lines must end with CRLF",
+}
+
+
+def _checkSize(server: ServerCore, value: str | None) -> None:
+    if not (value and value.isascii() and value.isdigit()):
+        raise PathSyntaxError("SIZE")
+    limit = server.config.data_size_limit
+    if limit and int(value) > limit:
+        raise PathRefused("552 Error: message size exceeds fixed maximum message size")
+
+
+def _checkBody(server: ServerCore, value: str | None) -> None:
+    if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+        raise PathRefused("501 Error: BODY can only be one of 7BIT, 8BITMIME")
+
+
+def _checkSMTPUTF8(server: ServerCore, value: str | None) -> None:
+    if value is not None:
+        raise PathRefused("501 Error: SMTPUTF8 takes no arguments")
+    if not server.config.enable_SMTPUTF8:
+        raise PathRefused("501 Error: SMTPUTF8 disabled")
+
+
+_SIZE = Parameter(
+    "SIZE",
+    _checkSize,
+    # RFC 1870 section 3: the parameter may make MAIL 26 octets longer.
+    room=lambda server: 26 if server.config.data_size_limit else 0,
+)
+_BODY = Parameter("BODY", _checkBody, offered=lambda s: s.config.eightBitMIME)
+_SMTPUTF8 = Parameter(
+    "SMTPUTF8",
+    _checkSMTPUTF8,
+    # RFC 6531 section 3.4.
+    room=lambda server: 10 if server.config.enable_SMTPUTF8 else 0,
+)
+
+
+def checkedParameters(
+    server: ServerCore, text: str, table: dict[str, Parameter], unknown: str
+) -> list[tuple[str, str | None]]:
+    """
+    Parse and check the parameters of MAIL or RCPT.
+
+    @param text: What follows the path.
+    @param table: The parameters understood, by keyword.
+    @param unknown: The reply to a parameter that is not understood.
+    @return: The parameters as C{(KEYWORD, value)} pairs, in order.
+    @raise PathSyntaxError: For malformed parameters, or any parameter
+        without EHLO.
+    @raise PathRefused: For a parameter refused.
+    """
+    options = parseParameters(text)
+    if options and not server.session.extended_smtp:
+        raise PathSyntaxError(text)
+    for key, value in options:
+        parameter = table.get(key)
+        if parameter is None or not parameter.offered(server):
+            raise PathRefused(unknown)
+        parameter.check(server, value)
+    return options
+
+
+class Transaction(CommandGroup):
+    """
+    MAIL, RCPT and DATA, and the end of the data: one reply for the
+    message, the first failure of a list of statuses if there is one.
+    """
+
+    mailParameters = (_SIZE, _BODY, _SMTPUTF8)
+
+    def keywords(self, server: ServerCore) -> list[str]:
+        config = server.config
+        keywords = []
+        if config.data_size_limit:
+            keywords.append(f"SIZE {config.data_size_limit}")
+        if config.eightBitMIME:
+            keywords.append("8BITMIME")
+        if config.enable_SMTPUTF8:
+            keywords.append("SMTPUTF8")
+        return keywords
+
+    def _needHelo(self, server: ServerCore) -> bool:
+        """
+        Refuse a transaction command before the greeting; return C{True} if
+        so.
+        """
+        if server.session.host_name:
+            return False
+        server.reply(f"503 Error: send {server.helloVerb} first")
+        return True
+
+    def _refuseSyntax(self, server: ServerCore, verbName: str) -> None:
+        text = (
+            "501 Syntax: MAIL FROM: <address>"
+            if verbName == "MAIL"
+            else "501 Syntax: RCPT TO: <address>"
+        )
+        if server.session.extended_smtp:
+            text += " [SP <mail-parameters>]"
+        server.reply(text)
+
+    @verb("MAIL")
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    def mail(self, server: ServerCore, arg: str | None) -> Any:
+        """
+        Start a transaction (RFC 5321 section 4.1.1.2).
+        """
+        if self._needHelo(server):
+            return None
+        envelope = server.envelope
+        if envelope.mail_from is not None:
+            server.reply("503 Error: nested MAIL command")
+            return None
+        try:
+            path, params = splitArgument(arg or "", "FROM")
+            table = server.mailParameters
+            options = checkedParameters(
+                server,
+                params,
+                table,
+                "555 MAIL FROM parameters not recognized or not implemented",
+            )
+            smtputf8 = any(key == "SMTPUTF8" for key, _ in options)
+            address = parsePath(
+                path,
+                smtputf8=smtputf8,
+                localPartLimit=server.config.local_part_limit,
+                allowNull=True,
+            )
+        except PathSyntaxError:
+            self._refuseSyntax(server, "MAIL")
+            return None
+        except PathRefused as e:
+            server.reply(e.reply)
+            return None
+        stored = [table[key].stored(server, key, value) for key, value in options]
+        envelope.smtp_utf8 = smtputf8
+
+        def then(status: Any) -> None:
+            if status is None:
+                if envelope.mail_from is None:
+                    envelope.mail_from = address
+                    envelope.mail_options.extend(stored)
+                status = "250 OK"
+            server.transactionStarted()
+            server.reply(status)
+
+        return server.hook("MAIL", then, address, stored)
+
+    @verb("RCPT")
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    def rcpt(self, server: ServerCore, arg: str | None) -> Any:
+        """
+        Add a recipient (RFC 5321 section 4.1.1.3).
+        """
+        if self._needHelo(server):
+            return None
+        envelope = server.envelope
+        if envelope.mail_from is None:
+            server.reply("503 Error: need MAIL command")
+            return None
+        try:
+            path, params = splitArgument(arg or "", "TO")
+            table = server.rcptParameters
+            options = checkedParameters(
+                server,
+                params,
+                table,
+                "555 RCPT TO parameters not recognized or not implemented",
+            )
+            address = parsePath(
+                path,
+                smtputf8=envelope.smtp_utf8,
+                localPartLimit=server.config.local_part_limit,
+                allowPostmaster=True,
+            )
+        except PathSyntaxError:
+            self._refuseSyntax(server, "RCPT")
+            return None
+        except PathRefused as e:
+            server.reply(e.reply)
+            return None
+        stored = [table[key].stored(server, key, value) for key, value in options]
+        before = len(envelope.rcpt_tos)
+
+        def then(status: Any) -> None:
+            if status is None:
+                if len(envelope.rcpt_tos) == before:
+                    envelope.rcpt_tos.append(address)
+                    envelope.rcpt_options.extend(stored)
+                status = "250 OK"
+            server.reply(status)
+
+        return server.hook("RCPT", then, address, stored)
+
+    @verb("DATA")
+    @syntax("DATA")
+    def data(self, server: ServerCore, arg: str | None) -> None:
+        """
+        Receive the message (RFC 5321 section 4.1.1.4).
+        """
+        if self._needHelo(server):
+            return
+        recipients = server.envelope.rcpt_tos
+        # aiosmtpd's order and text, even without a MAIL.
+        if not recipients:
+            server.reply("503 Error: need RCPT command")
+            return
+        if arg:
+            server.reply("501 Syntax: DATA")
+            return
+        config = server.config
+        receiver = DataReceiver(
+            config.data_size_limit, config.line_length_limit, config.allowBareNewline
+        )
+        errors = self.errorReplies(len(recipients))
+        server.setMode(MessageData(receiver, self.messageReceived, errors))
+        server.reply("354 End data with <CR><LF>.<CR><LF>")
+
+    def errorReplies(self, recipients: int) -> int:
+        """
+        How many replies an exception at the end of the data gets.
+        """
+        return 1
+
+    def messageReceived(self, server: ServerCore, receiver: DataReceiver) -> Any:
+        """
+        Check the message that just ended and hand it to the handler.
+        """
+        envelope = server.envelope
+        recipients = len(envelope.rcpt_tos)
+        error = receiver.error
+        if error is not None:
+            status: Any = _DATA_ERRORS[error]
+            return self._end(server, envelope, receiver, status, recipients)
+        content = original = receiver.content()
+        config = server.config
+        if config.decode_data:
+            if config.enable_SMTPUTF8:
+                # As aiosmtpd: UTF-8, and any other byte kept as a lone
+                # surrogate, so that nothing is lost or refused.
+                content = original.decode("utf-8", "surrogateescape")
+            else:
+                try:
+                    content = original.decode("ascii")
+                except UnicodeDecodeError:
+                    status = "500 Error: strict ASCII mode"
+                    return self._end(server, envelope, receiver, status, recipients)
+        envelope.content = content
+        envelope.original_content = original
+        return server.hook(
+            "DATA",
+            lambda status: self._end(server, envelope, receiver, status, recipients),
+        )
+
+    def _end(
+        self,
+        server: ServerCore,
+        envelope: Any,
+        receiver: DataReceiver,
+        status: Any,
+        recipients: int,
+    ) -> None:
+        """
+        Reply to the end of the data, end the transaction and log it. The
+        replies come first: if they cannot be made, the error path logs the
+        transaction as aborted instead.
+        """
+        if status is None:
+            status = "250 OK"
+        self.dataReplies(server, status, recipients)
+        server.transactionEnded(envelope, receiver.size, codeOf(status))
+
+    def dataReplies(self, server: ServerCore, status: Any, recipients: int) -> None:
+        """
+        Send the reply to the end of the data. A list of statuses (one per
+        recipient, as for LMTP) becomes its first failure, or its first
+        status when all succeeded, since SMTP has one reply.
+        """
+        if isinstance(status, (list, tuple)):
+            statuses = ["250 OK" if s is None else s for s in status] or ["250 OK"]
+            failures = [s for s in statuses if codeOf(s)[:1] != "2"]
+            status = (failures or statuses)[0]
+        server.reply(status)

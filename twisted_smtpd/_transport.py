@@ -1,0 +1,91 @@
+# -*- test-case-name: tests.test_transport -*-
+"""
+What the connection needs to know about its transport: sending without a
+reactor turn when possible, the client's address in aiosmtpd's shape, and
+the details of TLS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import IPv6Address
+from twisted.internet.tcp import Server as _TCPServer
+from twisted.logger import Logger
+
+log = Logger(namespace="twisted_smtpd.server")
+
+
+def send(transport: Any, data: bytes) -> None:
+    """
+    Write to a transport, straight to the socket when nothing is waiting to
+    go out before it.
+
+    Twisted's TCP transport only buffers in C{write} and sends on the next
+    turn of the reactor, after registering for and receiving a "writable"
+    event. For a reply of a few hundred bytes the socket has room at once,
+    and sending it now, as asyncio does, saves two C{epoll_ctl} calls and a
+    reactor turn: about a third of the CPU a pipelined message costs. Only
+    a plain (no TLS) L{twisted.internet.tcp.Server} whose own buffers are
+    empty qualifies, so the order of the bytes is kept; whatever the socket
+    does not take now, and every other transport, goes through C{write}.
+    """
+    if type(transport) is _TCPServer:
+        try:
+            if (
+                transport.connected
+                and not transport.TLS
+                and not transport.dataBuffer
+                and not transport._tempDataBuffer
+            ):
+                sent = transport.socket.send(data)
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        except (OSError, AttributeError):
+            # A full or failing socket: write() buffers the data, and the
+            # reactor reports a failure as the connection's loss.
+            pass
+    transport.write(data)
+
+
+def peerOf(address: Any) -> Any:
+    """
+    Give a transport address in aiosmtpd's (that is, asyncio's) shape:
+    C{(host, port)} for IPv4, C{(host, port, flowinfo, scope_id)} for IPv6,
+    the path for UNIX sockets.
+    """
+    host = getattr(address, "host", None)
+    if host is not None:
+        if isinstance(address, IPv6Address):
+            return (host, address.port, address.flowInfo, address.scopeID)
+        return (host, address.port)
+    name = getattr(address, "name", None)
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "replace")
+    return name if name is not None else ""
+
+
+def tlsDetails(transport: Any) -> dict[str, Any]:
+    """
+    Describe the TLS of a connection as aiosmtpd's C{session.ssl} does, as
+    far as OpenSSL tells: the protocol version, the cipher as C{(name,
+    protocol, bits)} and the peer certificate (C{None} when the client sent
+    none).
+    """
+    connection = transport.getHandle()
+    details: dict[str, Any] = {"ssl_object": connection}
+    try:
+        details["protocol"] = connection.get_protocol_version_name()
+        details["cipher"] = (
+            connection.get_cipher_name(),
+            connection.get_cipher_version(),
+            connection.get_cipher_bits(),
+        )
+        certificate = connection.get_peer_certificate()
+        details["peercert"] = (
+            None if certificate is None else certificate.to_cryptography()
+        )
+    except Exception:
+        log.failure("could not read the TLS details")
+    return details
