@@ -60,14 +60,10 @@ Unix socket's file is removed), even if no controller was stopped.
 
 from __future__ import annotations
 
-import atexit
 import errno
 import os
-import queue
 import socket
 import stat
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,11 +77,14 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
-from twisted.python import threadable
-from twisted.python.failure import Failure
 
 from twisted_smtpd._factory import SMTPFactory
 from twisted_smtpd._protocol import SMTP
+from twisted_smtpd._reactorthread import (
+    callInReactor,
+    refuseInReactorThread,
+    runningReactor,
+)
 from twisted_smtpd.service import DEFAULT_BACKLOG
 
 __all__ = ["DEFAULT_READY_TIMEOUT", "Controller", "UnixSocketController"]
@@ -97,137 +96,9 @@ DEFAULT_READY_TIMEOUT = 5.0
 #: to take their C{421} reply and close, before it cuts them off.
 _DROP_WAIT = 1.0
 
-#: Seconds the process waits at exit for the reactor thread to shut down.
-_EXIT_WAIT = 5.0
-
-_REACTOR_THREAD_NAME = "twisted_smtpd reactor"
-
 _Self = TypeVar("_Self", bound="_ThreadedController")
 
 log = Logger(namespace="twisted_smtpd.controller")
-
-
-class _ReactorThread:
-    """
-    The daemon thread that runs the global reactor for every controller of
-    the process, started once, on first use.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-
-    def reactor(self, timeout: float) -> Any:
-        """
-        Return the global reactor, running it in a thread if nothing runs
-        it yet.
-
-        @param timeout: Seconds to wait for the reactor to run.
-        @raise RuntimeError: If the reactor runs in the calling thread, or
-            ran and stopped.
-        @raise TimeoutError: If it is not running within C{timeout}.
-        """
-        from twisted.internet import reactor
-
-        with self._lock:
-            if self._thread is None:
-                if reactor.running:
-                    if threadable.isInIOThread():
-                        raise _inReactorThread()
-                    return reactor
-                if getattr(reactor, "_startedBefore", False):
-                    raise RuntimeError(
-                        "the global reactor has stopped and cannot be restarted"
-                    )
-                reactor.callWhenRunning(self._ready.set)
-                self._thread = threading.Thread(
-                    target=reactor.run,
-                    kwargs={"installSignalHandlers": False},
-                    name=_REACTOR_THREAD_NAME,
-                    daemon=True,
-                )
-                self._thread.start()
-                _registerAtExit(self._stopAtExit)
-            elif threadable.isInIOThread():
-                raise _inReactorThread()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"the reactor did not start within {timeout} s")
-        if not reactor.running:
-            raise RuntimeError("the global reactor has stopped")
-        return reactor
-
-    def _stopAtExit(self) -> None:
-        """
-        Stop the reactor as the interpreter exits, as a program that ran it
-        itself would: listening sockets close (a Unix socket's file is
-        removed) and work in its thread pool finishes, even if no
-        controller was stopped.
-        """
-        from twisted.internet import reactor
-
-        if reactor.running:
-            reactor.callFromThread(reactor.stop)
-        if self._thread is not None:
-            self._thread.join(_EXIT_WAIT)
-
-
-def _registerAtExit(function: Callable[[], None]) -> None:
-    # After the program's own threads have ended: they may still be using
-    # the server.
-    atexit.register(function)
-
-
-def _inReactorThread() -> RuntimeError:
-    return RuntimeError(
-        "a Controller cannot be started or stopped from the thread that runs"
-        " the reactor (it would wait for itself); in a Twisted program listen"
-        " with twisted_smtpd.service.makeService or an endpoint and"
-        " twisted_smtpd.SMTPFactory"
-    )
-
-
-_reactorThread = _ReactorThread()
-
-
-def _callInReactor(
-    reactor: Any,
-    function: Callable[[], Any],
-    timeout: float,
-    what: str,
-    undo: Callable[[Any], Any] | None = None,
-) -> Any:
-    """
-    Run C{function} in the reactor thread and wait, at most C{timeout}
-    seconds, for its result (the result of its L{Deferred}, if it returns
-    one), as L{blockingCallFromThread
-    <twisted.internet.threads.blockingCallFromThread>} does without a
-    limit.
-
-    @param undo: Called in the reactor with the result if it comes after
-        the caller gave up waiting, e.g. to stop listening on a port
-        nobody will use.
-    @raise TimeoutError: If no result came in time.
-    """
-    results: queue.Queue[Any] = queue.Queue()
-    pending: list[Deferred[Any]] = []
-
-    def call() -> None:
-        d = maybeDeferred(function)
-        pending.append(d)
-        d.addBoth(results.put)
-
-    reactor.callFromThread(call)
-    try:
-        result = results.get(timeout=timeout)
-    except queue.Empty:
-        if undo is not None:
-            # Runs after call(): reactor.callFromThread keeps the order.
-            reactor.callFromThread(lambda: pending[0].addCallback(undo))
-        raise TimeoutError(f"{what} took more than {timeout} s") from None
-    if isinstance(result, Failure):
-        result.raiseException()
-    return result
 
 
 class _TrackingFactory(ServerFactory):
@@ -425,7 +296,7 @@ class _ThreadedController:
         """
         if self._port is not None:
             raise RuntimeError("the controller is already started")
-        reactor = _reactorThread.reactor(self.ready_timeout)
+        reactor = runningReactor(self.ready_timeout)
         self._prepare()
         sessions = _Sessions(reactor, self)
 
@@ -443,7 +314,7 @@ class _ThreadedController:
             return self._endpoint(reactor).listen(factory)
 
         try:
-            port = _callInReactor(
+            port = callInReactor(
                 reactor,
                 listen,
                 self.ready_timeout,
@@ -477,8 +348,7 @@ class _ThreadedController:
         port, sessions, reactor = self._port, self._sessions, self._reactor
         if port is None:
             return
-        if threadable.isInIOThread():
-            raise _inReactorThread()
+        refuseInReactorThread()
         self._port = self._sessions = None
         if not reactor.running:
             # The process is exiting: the reactor shut everything down.
@@ -489,7 +359,7 @@ class _ThreadedController:
             d.addCallback(lambda _: sessions.close(timeout))
             return d
 
-        _callInReactor(
+        callInReactor(
             reactor,
             stopInReactor,
             timeout + _DROP_WAIT + self.ready_timeout,
