@@ -67,17 +67,24 @@ import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import (
     TCP4ServerEndpoint,
     TCP6ServerEndpoint,
     UNIXServerEndpoint,
 )
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    ILoggingContext,
+    IStreamServerEndpoint,
+)
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
+from twisted.python.failure import Failure
 
+from twisted_smtpd._connections import OpenConnections
 from twisted_smtpd._factory import SMTPFactory
 from twisted_smtpd._protocol import SMTP
 from twisted_smtpd._reactorthread import (
@@ -101,10 +108,100 @@ _Self = TypeVar("_Self", bound="_ThreadedController")
 log = Logger(namespace="twisted_smtpd.controller")
 
 
+class _Sessions:
+    """
+    The open connections of one listening period, and the graceful end of
+    them: wait, then say C{421} and close, then cut off.
+
+    An L{SMTPFactory} keeps its own connections, and this asks it to end
+    them (all of them: those it serves on other ports too, if C{factory()}
+    shares one); the connections of another factory are watched here,
+    through the L{_Watched} wrappers of L{_TrackingFactory}.
+    """
+
+    def __init__(self, reactor: Any, controller: _ThreadedController) -> None:
+        self._controller = controller
+        self._factories: list[SMTPFactory] = []
+        self._others = OpenConnections(reactor, log)
+
+    def watch(self, factory: ServerFactory) -> bool:
+        """
+        Take note of a factory of this period.
+
+        @return: Whether it keeps its connections itself (an
+            L{SMTPFactory}); if not, they are to be reported to L{opened}
+            and L{closed}.
+        """
+        if not isinstance(factory, SMTPFactory):
+            return False
+        if factory not in self._factories:
+            self._factories.append(factory)
+        return True
+
+    def built(self, protocol: Protocol) -> None:
+        """
+        Take note of the protocol of the latest connection.
+        """
+        self._controller.smtpd = protocol
+
+    def opened(self, protocol: Protocol) -> None:
+        """
+        Watch the protocol of a connection, of a factory that does not keep
+        its own, until L{closed}.
+        """
+        self._others.add(protocol)
+
+    def closed(self, protocol: Protocol) -> None:
+        """
+        Forget the protocol of a connection that ended.
+        """
+        self._others.discard(protocol)
+
+    def close(self, grace: float) -> Deferred[None]:
+        """
+        Wait for every connection to end, at most C{grace} seconds; then
+        tell the clients still there that the service is shutting down
+        (RFC 5321 section 3.8) and close, and cut off those still open
+        L{_DROP_WAIT} seconds later.
+
+        @return: A L{Deferred} firing once no connection is left.
+        """
+        closing = [f.closeConnections(grace, _DROP_WAIT) for f in self._factories]
+        closing.append(self._others.close(grace, _DROP_WAIT))
+        d = gatherResults(closing, consumeErrors=True)
+        return d.addCallback(lambda _: None)
+
+
+class _Watched(ProtocolWrapper):
+    """
+    The protocol of a connection made by a factory other than
+    L{SMTPFactory}, wrapped so that L{_Sessions} hears when it ends. The
+    wrapped protocol sees its C{connectionLost} before L{_Sessions} does.
+    """
+
+    def logPrefix(self) -> str:
+        # The transport's log lines name the wrapped protocol, as unwrapped.
+        inner = self.wrappedProtocol
+        if ILoggingContext.providedBy(inner):
+            return inner.logPrefix()
+        return inner.__class__.__name__
+
+    def connectionLost(self, reason: Failure) -> None:
+        try:
+            self.wrappedProtocol.connectionLost(reason)
+        finally:
+            self.factory.unregisterProtocol(self)
+            self.wrappedProtocol = None
+
+
 class _TrackingFactory(ServerFactory):
     """
     Serve with another factory while keeping the connections it makes, so
     that L{_Sessions} can wait for them and end them.
+
+    The protocols of an L{SMTPFactory}, which keeps its own connections,
+    are served as they are; those of another factory are wrapped in a
+    L{_Watched}.
     """
 
     noisy = False
@@ -112,6 +209,7 @@ class _TrackingFactory(ServerFactory):
     def __init__(self, wrapped: ServerFactory, sessions: _Sessions) -> None:
         self.wrapped = wrapped
         self._sessions = sessions
+        self._keepsItsOwn = sessions.watch(wrapped)
 
     def doStart(self) -> None:
         self.wrapped.doStart()
@@ -124,88 +222,24 @@ class _TrackingFactory(ServerFactory):
 
     def buildProtocol(self, addr: Any) -> Protocol | None:
         protocol = self.wrapped.buildProtocol(addr)
-        if protocol is not None:
-            self._sessions.add(protocol)
-        return protocol
+        if protocol is None:
+            return None
+        self._sessions.built(protocol)
+        if self._keepsItsOwn:
+            return protocol
+        return _Watched(self, protocol)
 
-
-class _Sessions:
-    """
-    The open connections of one listening period, and the graceful end of
-    them: wait, then say C{421} and close, then cut off.
-    """
-
-    def __init__(self, reactor: Any, controller: _ThreadedController) -> None:
-        self._reactor = reactor
-        self._controller = controller
-        self._open: set[Protocol] = set()
-        self._done: Deferred[None] | None = None
-        self._timers: list[Any] = []
-
-    def add(self, protocol: Protocol) -> None:
+    def registerProtocol(self, wrapper: ProtocolWrapper) -> None:
         """
-        Watch a new connection until its C{connectionLost}.
+        Watch a connection that opened, as its L{_Watched} says.
         """
-        lost = protocol.connectionLost
-        sessions = self
+        self._sessions.opened(wrapper.wrappedProtocol)
 
-        def connectionLost(*args: Any, **kwargs: Any) -> None:
-            try:
-                lost(*args, **kwargs)
-            finally:
-                del protocol.connectionLost
-                sessions._forget(protocol)
-
-        protocol.connectionLost = connectionLost  # type: ignore[method-assign]
-        self._open.add(protocol)
-        self._controller.smtpd = protocol
-
-    def _forget(self, protocol: Protocol) -> None:
-        self._open.discard(protocol)
-        if not self._open and self._done is not None:
-            for timer in self._timers:
-                if timer.active():
-                    timer.cancel()
-            done, self._done = self._done, None
-            done.callback(None)
-
-    def close(self, grace: float) -> Deferred[None]:
+    def unregisterProtocol(self, wrapper: ProtocolWrapper) -> None:
         """
-        Wait for every connection to end, at most C{grace} seconds; then
-        tell the clients still there that the service is shutting down
-        (RFC 5321 section 3.8) and close, and cut off those still open
-        L{_DROP_WAIT} seconds later.
-
-        @return: A L{Deferred} firing once no connection is left.
+        Forget a connection that ended, as its L{_Watched} says.
         """
-        if not self._open:
-            return succeed(None)
-        self._done = Deferred()
-        callLater = self._reactor.callLater
-        self._timers = [
-            callLater(grace, self._sayGoodbye),
-            callLater(grace + _DROP_WAIT, self._abortAll),
-        ]
-        return self._done
-
-    def _sayGoodbye(self) -> None:
-        for protocol in list(self._open):
-            try:
-                if isinstance(protocol, SMTP):
-                    protocol.disconnect(
-                        f"421 4.3.2 {protocol.hostname} Service shutting down,"
-                        " closing transmission channel"
-                    )
-                elif protocol.transport is not None:
-                    protocol.transport.loseConnection()
-            except Exception:
-                log.failure("error while closing a session; cutting it off")
-                protocol.transport.abortConnection()
-
-    def _abortAll(self) -> None:
-        for protocol in list(self._open):
-            if protocol.transport is not None:
-                protocol.transport.abortConnection()
+        self._sessions.closed(wrapper.wrappedProtocol)
 
 
 class _ThreadedController:
