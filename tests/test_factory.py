@@ -200,7 +200,7 @@ class ConnectionsTests(_FactoryTestCase):
     def test_nothingStoredOnServer(self) -> None:
         """
         Keeping track of a connection adds nothing to its server's
-        attributes: the factory's set holds it, at the cost of one entry.
+        attributes: the factory holds it, at the cost of one dict entry.
         """
         factory = self.makeFactory(max_connections=1)
         served, refused = factory.buildProtocol(None), factory.buildProtocol(None)
