@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 import twisted_smtpd.controller
-from twisted_smtpd import SMTPFactory
+from twisted_smtpd import SMTP, SMTPFactory
 from twisted_smtpd.controller import _DROP_WAIT, _Sessions, _TrackingFactory
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -1107,3 +1107,70 @@ class SessionsTests(SynchronousTestCase):
         self.connect()
         second = self.connect()
         self.assertIs(self.controller.smtpd, second)
+
+    def test_smtpServerNotWrapped(self) -> None:
+        """
+        The server of an L{SMTPFactory}'s connection is served as it is:
+        the factory keeps its connections, and nothing is added per
+        connection to watch it.
+        """
+        protocol = self.connect()
+        self.assertIs(type(protocol), SMTP)
+        self.assertIs(protocol.factory, self.smtpFactory)
+
+    def test_severalFactories(self) -> None:
+        """
+        Closing waits for the connections of every L{SMTPFactory} and every
+        other factory of the listening period.
+        """
+        other = SMTPFactory(
+            object(), reactor=self.clock, timeout=None, hostname="mx.example.test"
+        )
+        first, second = self.connect(), self.connect(other)
+        third = self.connect(ServerFactory.forProtocol(Protocol))
+        done = self.sessions.close(5)
+        for protocol in (first, third, second):
+            self.assertNoResult(done)
+            self.lose(protocol)
+        self.successResultOf(done)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_otherProtocolSeesConnectionLostFirst(self) -> None:
+        """
+        The protocol of another factory sees its C{connectionLost} before
+        closing is done, as when it was not watched.
+        """
+        seen = []
+
+        class Recording(Protocol):
+            def connectionLost(self, reason: Failure) -> None:
+                seen.append(reason.type)
+
+        protocol = self.connect(ServerFactory.forProtocol(Recording))
+        done = self.sessions.close(5)
+        done.addCallback(lambda _: seen.append("done"))
+        self.lose(protocol)
+        self.assertEqual(seen, [ConnectionDone, "done"])
+
+    def test_otherFactoryRefusing(self) -> None:
+        """
+        When another factory builds no protocol for a connection, neither
+        does the tracking factory, and nothing is watched.
+        """
+
+        class Refusing(ServerFactory):
+            def buildProtocol(self, addr: Any) -> None:
+                return None
+
+        tracking = _TrackingFactory(Refusing(), self.sessions)
+        self.assertIsNone(tracking.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)))
+        self.assertIsNone(self.controller.smtpd)
+        self.successResultOf(self.sessions.close(5))
+
+    def test_otherProtocolLogPrefix(self) -> None:
+        """
+        The transport's log lines name the protocol of another factory, not
+        the wrapper that watches it.
+        """
+        protocol = self.connect(ServerFactory.forProtocol(Protocol))
+        self.assertEqual(protocol.logPrefix(), "Protocol")

@@ -14,6 +14,7 @@ L{ServerCore <twisted_smtpd._interfaces.ServerCore>}.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_smtpd import __version__
 from twisted_smtpd._channel import WAITING, Channel
 from twisted_smtpd._config import Config, makeConfig
 from twisted_smtpd._errors import errorReply
@@ -48,8 +48,10 @@ class Connection(Channel):
     @ivar session: The L{Session} of this connection.
     """
 
-    #: The greeting's product name when no C{ident} option is given.
-    __ident__ = f"twisted_smtpd {__version__}"
+    #: The greeting's product name when no C{ident} option is given. The
+    #: version is the package's, which runs its first line before it
+    #: imports this module (importing it from here would make a cycle).
+    __ident__ = f"twisted_smtpd {sys.modules[__package__].__version__}"
 
     factory: Any = None
     _tlsActive = False

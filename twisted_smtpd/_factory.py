@@ -1,16 +1,22 @@
 # -*- test-case-name: tests.test_factory -*-
 """
-L{SMTPFactory}: one validated configuration, one protocol per connection.
+L{SMTPFactory}: one validated configuration, one protocol per connection,
+and the set of connections open, to count and to close.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
 
 from twisted_smtpd._config import makeConfig
+from twisted_smtpd._connections import OpenConnections
 from twisted_smtpd._smtp import SMTP
+
+log = Logger(namespace="twisted_smtpd.server")
 
 
 class SMTPFactory(ServerFactory):
@@ -18,9 +24,14 @@ class SMTPFactory(ServerFactory):
     Build an L{SMTP} server (or C{protocol}) for each connection, all sharing
     one handler and one set of options that are checked once, here.
 
+    The factory knows every connection its servers have open, from the
+    C{connectionMade} to the C{connectionLost} of each (they call
+    L{admitConnection} and L{releaseConnection}), so that it can limit
+    them and, with L{closeConnections}, end them gracefully.
+
     @ivar handler: The handler given to every connection.
     @ivar protocol: The protocol class, L{SMTP} or a subclass.
-    @ivar connections: How many connections are being served.
+    @ivar maxConnections: The most connections served at once, or C{None}.
     """
 
     noisy = False
@@ -60,8 +71,19 @@ class SMTPFactory(ServerFactory):
         self.handler = handler
         self.protocol = protocol
         self.maxConnections = max_connections
-        self.connections = 0
         self._config = makeConfig(handler, reactor=reactor, **options)
+        # Every open connection, served or refused; the refused ones, over
+        # max_connections, are closing and are not counted as served.
+        self._open = OpenConnections(self._config.reactor, log)
+        self._refused: set[SMTP] = set()
+
+    @property
+    def connections(self) -> int:
+        """
+        How many connections are being served (not counting those refused
+        for being over C{max_connections}, which are closing).
+        """
+        return len(self._open) - len(self._refused)
 
     def buildProtocol(self, addr: Any) -> SMTP:
         """
@@ -73,17 +95,46 @@ class SMTPFactory(ServerFactory):
 
     def admitConnection(self, protocol: SMTP) -> bool:
         """
-        Count a new connection; return C{False} when it is one too many.
+        Take note of a new connection, as its server's C{connectionMade}
+        does; return C{False} when it is one too many, and the server
+        should refuse it.
+
+        @param protocol: The server of the connection.
+        @return: Whether the connection is to be served.
         """
-        if self.maxConnections is not None and self.connections >= self.maxConnections:
-            return False
-        protocol._counted = True
-        self.connections += 1
-        return True
+        full = (
+            self.maxConnections is not None and self.connections >= self.maxConnections
+        )
+        self._open.add(protocol)
+        if full:
+            self._refused.add(protocol)
+        return not full
 
     def releaseConnection(self, protocol: SMTP) -> None:
         """
-        Forget a connection that ended.
+        Forget a connection that ended, as its server's C{connectionLost}
+        does; its slot is free for another. Forgetting it twice, or one
+        that was never admitted, does nothing.
+
+        @param protocol: The server of the connection.
         """
-        if protocol.__dict__.pop("_counted", False):
-            self.connections -= 1
+        self._refused.discard(protocol)
+        self._open.discard(protocol)
+
+    def closeConnections(self, grace: float, abortAfter: float = 1.0) -> Deferred[None]:
+        """
+        End every open connection gracefully, as a server that shuts down
+        should (stop listening first, so that no new one comes): wait for
+        the sessions in progress to end, at most C{grace} seconds; then send
+        the clients still there C{421 4.3.2 <hostname> Service shutting
+        down, closing transmission channel} and close each connection once
+        its reply is written (see L{SMTP.disconnect}); cut off, C{abortAfter}
+        seconds later, those that did not go.
+
+        @param grace: Seconds the sessions in progress may take to end.
+        @param abortAfter: Seconds the connections told to close may take
+            before they are cut off.
+        @return: A L{Deferred} firing with C{None} once no connection is
+            left, at once if there is none.
+        """
+        return self._open.close(grace, abortAfter)

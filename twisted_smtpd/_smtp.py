@@ -11,9 +11,9 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from twisted_smtpd import _authmechanisms
 from twisted_smtpd._auth import auth_mechanism
 from twisted_smtpd._authcommand import Auth
+from twisted_smtpd._authmechanisms import cramMD5, login, plain
 from twisted_smtpd._basiccommands import BasicCommands
 from twisted_smtpd._connection import Connection
 from twisted_smtpd._policy import overCallLimit, refusal, refuseUnknown
@@ -257,13 +257,13 @@ class SMTP(Connection):
         """
         AUTH PLAIN (RFC 4616), with or without an initial response.
         """
-        return await _authmechanisms.plain(self, args)
+        return await plain(self, args)
 
     async def auth_LOGIN(self, server: Any, args: list[str]) -> Any:
         """
         AUTH LOGIN (draft-murchison-sasl-login), with aiosmtpd's challenges.
         """
-        return await _authmechanisms.login(self, args)
+        return await login(self, args)
 
     @auth_mechanism("CRAM-MD5")
     async def auth_CRAM__MD5(self, server: Any, args: list[str]) -> Any:
@@ -271,7 +271,7 @@ class SMTP(Connection):
         AUTH CRAM-MD5 (RFC 2195), offered only when the portal's checker
         knows plaintext secrets.
         """
-        return await _authmechanisms.cramMD5(self, args)
+        return await cramMD5(self, args)
 
 
 installCommands(SMTP, SMTP.commandGroups)

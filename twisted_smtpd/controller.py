@@ -60,31 +60,37 @@ Unix socket's file is removed), even if no controller was stopped.
 
 from __future__ import annotations
 
-import atexit
 import errno
 import os
-import queue
 import socket
 import stat
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import (
     TCP4ServerEndpoint,
     TCP6ServerEndpoint,
     UNIXServerEndpoint,
 )
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    ILoggingContext,
+    IStreamServerEndpoint,
+)
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
-from twisted.python import threadable
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 
+from twisted_smtpd._connections import OpenConnections
 from twisted_smtpd._factory import SMTPFactory
+from twisted_smtpd._reactorthread import (
+    callInReactor,
+    refuseInReactorThread,
+    runningReactor,
+)
 from twisted_smtpd._smtp import SMTP
 from twisted_smtpd.service import DEFAULT_BACKLOG
 
@@ -97,143 +103,105 @@ DEFAULT_READY_TIMEOUT = 5.0
 #: to take their C{421} reply and close, before it cuts them off.
 _DROP_WAIT = 1.0
 
-#: Seconds the process waits at exit for the reactor thread to shut down.
-_EXIT_WAIT = 5.0
-
-_REACTOR_THREAD_NAME = "twisted_smtpd reactor"
-
 _Self = TypeVar("_Self", bound="_ThreadedController")
 
 log = Logger(namespace="twisted_smtpd.controller")
 
 
-class _ReactorThread:
+class _Sessions:
     """
-    The daemon thread that runs the global reactor for every controller of
-    the process, started once, on first use.
+    The open connections of one listening period, and the graceful end of
+    them: wait, then say C{421} and close, then cut off.
+
+    An L{SMTPFactory} keeps its own connections, and this asks it to end
+    them (all of them: those it serves on other ports too, if C{factory()}
+    shares one); the connections of another factory are watched here,
+    through the L{_Watched} wrappers of L{_TrackingFactory}.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
+    def __init__(self, reactor: Any, controller: _ThreadedController) -> None:
+        self._controller = controller
+        self._factories: list[SMTPFactory] = []
+        self._others = OpenConnections(reactor, log)
 
-    def reactor(self, timeout: float) -> Any:
+    def watch(self, factory: ServerFactory) -> bool:
         """
-        Return the global reactor, running it in a thread if nothing runs
-        it yet.
+        Take note of a factory of this period.
 
-        @param timeout: Seconds to wait for the reactor to run.
-        @raise RuntimeError: If the reactor runs in the calling thread, or
-            ran and stopped.
-        @raise TimeoutError: If it is not running within C{timeout}.
+        @return: Whether it keeps its connections itself (an
+            L{SMTPFactory}); if not, they are to be reported to L{opened}
+            and L{closed}.
         """
-        from twisted.internet import reactor
+        if not isinstance(factory, SMTPFactory):
+            return False
+        if factory not in self._factories:
+            self._factories.append(factory)
+        return True
 
-        with self._lock:
-            if self._thread is None:
-                if reactor.running:
-                    if threadable.isInIOThread():
-                        raise _inReactorThread()
-                    return reactor
-                if getattr(reactor, "_startedBefore", False):
-                    raise RuntimeError(
-                        "the global reactor has stopped and cannot be restarted"
-                    )
-                reactor.callWhenRunning(self._ready.set)
-                self._thread = threading.Thread(
-                    target=reactor.run,
-                    kwargs={"installSignalHandlers": False},
-                    name=_REACTOR_THREAD_NAME,
-                    daemon=True,
-                )
-                self._thread.start()
-                _registerAtExit(self._stopAtExit)
-            elif threadable.isInIOThread():
-                raise _inReactorThread()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"the reactor did not start within {timeout} s")
-        if not reactor.running:
-            raise RuntimeError("the global reactor has stopped")
-        return reactor
-
-    def _stopAtExit(self) -> None:
+    def built(self, protocol: Protocol) -> None:
         """
-        Stop the reactor as the interpreter exits, as a program that ran it
-        itself would: listening sockets close (a Unix socket's file is
-        removed) and work in its thread pool finishes, even if no
-        controller was stopped.
+        Take note of the protocol of the latest connection.
         """
-        from twisted.internet import reactor
+        self._controller.smtpd = protocol
 
-        if reactor.running:
-            reactor.callFromThread(reactor.stop)
-        if self._thread is not None:
-            self._thread.join(_EXIT_WAIT)
+    def opened(self, protocol: Protocol) -> None:
+        """
+        Watch the protocol of a connection, of a factory that does not keep
+        its own, until L{closed}.
+        """
+        self._others.add(protocol)
+
+    def closed(self, protocol: Protocol) -> None:
+        """
+        Forget the protocol of a connection that ended.
+        """
+        self._others.discard(protocol)
+
+    def close(self, grace: float) -> Deferred[None]:
+        """
+        Wait for every connection to end, at most C{grace} seconds; then
+        tell the clients still there that the service is shutting down
+        (RFC 5321 section 3.8) and close, and cut off those still open
+        L{_DROP_WAIT} seconds later.
+
+        @return: A L{Deferred} firing once no connection is left.
+        """
+        closing = [f.closeConnections(grace, _DROP_WAIT) for f in self._factories]
+        closing.append(self._others.close(grace, _DROP_WAIT))
+        d = gatherResults(closing, consumeErrors=True)
+        return d.addCallback(lambda _: None)
 
 
-def _registerAtExit(function: Callable[[], None]) -> None:
-    # After the program's own threads have ended: they may still be using
-    # the server.
-    atexit.register(function)
-
-
-def _inReactorThread() -> RuntimeError:
-    return RuntimeError(
-        "a Controller cannot be started or stopped from the thread that runs"
-        " the reactor (it would wait for itself); in a Twisted program listen"
-        " with twisted_smtpd.service.makeService or an endpoint and"
-        " twisted_smtpd.SMTPFactory"
-    )
-
-
-_reactorThread = _ReactorThread()
-
-
-def _callInReactor(
-    reactor: Any,
-    function: Callable[[], Any],
-    timeout: float,
-    what: str,
-    undo: Callable[[Any], Any] | None = None,
-) -> Any:
+class _Watched(ProtocolWrapper):
     """
-    Run C{function} in the reactor thread and wait, at most C{timeout}
-    seconds, for its result (the result of its L{Deferred}, if it returns
-    one), as L{blockingCallFromThread
-    <twisted.internet.threads.blockingCallFromThread>} does without a
-    limit.
-
-    @param undo: Called in the reactor with the result if it comes after
-        the caller gave up waiting, e.g. to stop listening on a port
-        nobody will use.
-    @raise TimeoutError: If no result came in time.
+    The protocol of a connection made by a factory other than
+    L{SMTPFactory}, wrapped so that L{_Sessions} hears when it ends. The
+    wrapped protocol sees its C{connectionLost} before L{_Sessions} does.
     """
-    results: queue.Queue[Any] = queue.Queue()
-    pending: list[Deferred[Any]] = []
 
-    def call() -> None:
-        d = maybeDeferred(function)
-        pending.append(d)
-        d.addBoth(results.put)
+    def logPrefix(self) -> str:
+        # The transport's log lines name the wrapped protocol, as unwrapped.
+        inner = self.wrappedProtocol
+        if ILoggingContext.providedBy(inner):
+            return inner.logPrefix()
+        return inner.__class__.__name__
 
-    reactor.callFromThread(call)
-    try:
-        result = results.get(timeout=timeout)
-    except queue.Empty:
-        if undo is not None:
-            # Runs after call(): reactor.callFromThread keeps the order.
-            reactor.callFromThread(lambda: pending[0].addCallback(undo))
-        raise TimeoutError(f"{what} took more than {timeout} s") from None
-    if isinstance(result, Failure):
-        result.raiseException()
-    return result
+    def connectionLost(self, reason: Failure) -> None:
+        try:
+            self.wrappedProtocol.connectionLost(reason)
+        finally:
+            self.factory.unregisterProtocol(self)
+            self.wrappedProtocol = None
 
 
 class _TrackingFactory(ServerFactory):
     """
     Serve with another factory while keeping the connections it makes, so
     that L{_Sessions} can wait for them and end them.
+
+    The protocols of an L{SMTPFactory}, which keeps its own connections,
+    are served as they are; those of another factory are wrapped in a
+    L{_Watched}.
     """
 
     noisy = False
@@ -241,6 +209,7 @@ class _TrackingFactory(ServerFactory):
     def __init__(self, wrapped: ServerFactory, sessions: _Sessions) -> None:
         self.wrapped = wrapped
         self._sessions = sessions
+        self._keepsItsOwn = sessions.watch(wrapped)
 
     def doStart(self) -> None:
         self.wrapped.doStart()
@@ -253,88 +222,24 @@ class _TrackingFactory(ServerFactory):
 
     def buildProtocol(self, addr: Any) -> Protocol | None:
         protocol = self.wrapped.buildProtocol(addr)
-        if protocol is not None:
-            self._sessions.add(protocol)
-        return protocol
+        if protocol is None:
+            return None
+        self._sessions.built(protocol)
+        if self._keepsItsOwn:
+            return protocol
+        return _Watched(self, protocol)
 
-
-class _Sessions:
-    """
-    The open connections of one listening period, and the graceful end of
-    them: wait, then say C{421} and close, then cut off.
-    """
-
-    def __init__(self, reactor: Any, controller: _ThreadedController) -> None:
-        self._reactor = reactor
-        self._controller = controller
-        self._open: set[Protocol] = set()
-        self._done: Deferred[None] | None = None
-        self._timers: list[Any] = []
-
-    def add(self, protocol: Protocol) -> None:
+    def registerProtocol(self, wrapper: ProtocolWrapper) -> None:
         """
-        Watch a new connection until its C{connectionLost}.
+        Watch a connection that opened, as its L{_Watched} says.
         """
-        lost = protocol.connectionLost
-        sessions = self
+        self._sessions.opened(wrapper.wrappedProtocol)
 
-        def connectionLost(*args: Any, **kwargs: Any) -> None:
-            try:
-                lost(*args, **kwargs)
-            finally:
-                del protocol.connectionLost
-                sessions._forget(protocol)
-
-        protocol.connectionLost = connectionLost  # type: ignore[method-assign]
-        self._open.add(protocol)
-        self._controller.smtpd = protocol
-
-    def _forget(self, protocol: Protocol) -> None:
-        self._open.discard(protocol)
-        if not self._open and self._done is not None:
-            for timer in self._timers:
-                if timer.active():
-                    timer.cancel()
-            done, self._done = self._done, None
-            done.callback(None)
-
-    def close(self, grace: float) -> Deferred[None]:
+    def unregisterProtocol(self, wrapper: ProtocolWrapper) -> None:
         """
-        Wait for every connection to end, at most C{grace} seconds; then
-        tell the clients still there that the service is shutting down
-        (RFC 5321 section 3.8) and close, and cut off those still open
-        L{_DROP_WAIT} seconds later.
-
-        @return: A L{Deferred} firing once no connection is left.
+        Forget a connection that ended, as its L{_Watched} says.
         """
-        if not self._open:
-            return succeed(None)
-        self._done = Deferred()
-        callLater = self._reactor.callLater
-        self._timers = [
-            callLater(grace, self._sayGoodbye),
-            callLater(grace + _DROP_WAIT, self._abortAll),
-        ]
-        return self._done
-
-    def _sayGoodbye(self) -> None:
-        for protocol in list(self._open):
-            try:
-                if isinstance(protocol, SMTP):
-                    protocol.disconnect(
-                        f"421 4.3.2 {protocol.hostname} Service shutting down,"
-                        " closing transmission channel"
-                    )
-                elif protocol.transport is not None:
-                    protocol.transport.loseConnection()
-            except Exception:
-                log.failure("error while closing a session; cutting it off")
-                protocol.transport.abortConnection()
-
-    def _abortAll(self) -> None:
-        for protocol in list(self._open):
-            if protocol.transport is not None:
-                protocol.transport.abortConnection()
+        self._sessions.closed(wrapper.wrappedProtocol)
 
 
 class _ThreadedController:
@@ -425,7 +330,7 @@ class _ThreadedController:
         """
         if self._port is not None:
             raise RuntimeError("the controller is already started")
-        reactor = _reactorThread.reactor(self.ready_timeout)
+        reactor = runningReactor(self.ready_timeout)
         self._prepare()
         sessions = _Sessions(reactor, self)
 
@@ -443,7 +348,7 @@ class _ThreadedController:
             return self._endpoint(reactor).listen(factory)
 
         try:
-            port = _callInReactor(
+            port = callInReactor(
                 reactor,
                 listen,
                 self.ready_timeout,
@@ -477,8 +382,7 @@ class _ThreadedController:
         port, sessions, reactor = self._port, self._sessions, self._reactor
         if port is None:
             return
-        if threadable.isInIOThread():
-            raise _inReactorThread()
+        refuseInReactorThread()
         self._port = self._sessions = None
         if not reactor.running:
             # The process is exiting: the reactor shut everything down.
@@ -489,7 +393,7 @@ class _ThreadedController:
             d.addCallback(lambda _: sessions.close(timeout))
             return d
 
-        _callInReactor(
+        callInReactor(
             reactor,
             stopInReactor,
             timeout + _DROP_WAIT + self.ready_timeout,
