@@ -197,8 +197,11 @@ class Channel(ReplyWriter):
         """
         try:
             result = call(*args)
-            if result is not None and result is not DONE:
-                result = settle(result, self.config.asyncioLoop)
+            if result is None or result is DONE:
+                # Done already: the common case, and the cheapest test
+                # (Deferred's isinstance goes through its ABC).
+                return
+            result = settle(result, self.config.asyncioLoop)
         except Exception:
             result = self._failed(Failure(), errorReplies)
         if isinstance(result, Deferred):

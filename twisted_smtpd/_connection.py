@@ -304,7 +304,7 @@ class Connection(Channel):
         """
         envelope = self._envelope
         if envelope is not None and envelope.mail_from is not None:
-            self._log(envelope, 0, "aborted")
+            self.transactionEnded(envelope, 0, "aborted")
         self._envelope = None
 
     def transactionStarted(self) -> None:
@@ -323,9 +323,6 @@ class Connection(Channel):
         """
         if self._envelope is envelope:
             self._envelope = None
-        self._log(envelope, size, result)
-
-    def _log(self, envelope: Envelope, size: int, result: str) -> None:
         logTransaction(
             self.session.peer, envelope, size, result, self._transactionStart
         )

@@ -13,45 +13,56 @@ from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._lines import COMMAND
 
 
-class MessageData:
+class MessageData(DataReceiver):
     """
-    Read one message with a L{DataReceiver}, in raw chunks (never a line at
-    a time), then go back to commands and hand the message on.
+    Read one message in raw chunks (never a line at a time) with the pure
+    framer this class extends, then go back to commands and hand the
+    message on.
+
+    One object per message is both the framer and the mode, since a
+    message is the hot path of the server.
     """
+
+    __slots__ = ("_received", "_errorReplies")
 
     reads = True
     timed = True
 
     def __init__(
         self,
-        receiver: DataReceiver,
+        config: Any,
         received: Callable[[ServerCore, DataReceiver], Any],
         errorReplies: int = 1,
     ) -> None:
         """
-        @param receiver: The framer of this message.
-        @param received: Called with the connection and C{receiver} once
+        @param config: The server's options, for the limits.
+        @param received: Called with the connection and this framer once
             the message ended, as a command step (see C{ServerCore.run}).
         @param errorReplies: How many replies an exception in C{received}
             gets: one per recipient for LMTP.
         """
-        self._receiver = receiver
+        DataReceiver.__init__(
+            self,
+            config.data_size_limit,
+            config.line_length_limit,
+            config.allowBareNewline,
+        )
         self._received = received
         self._errorReplies = errorReplies
 
     def frame(self, server: ServerCore, data: bytes, start: int) -> tuple[Any, int]:
         """
-        Feed the framer; the unit is the framer once the message ended.
+        Feed the framer; the unit is the framer itself once the message
+        ended.
         """
-        receiver = self._receiver
-        rest = receiver.feed(data[start:] if start else data)
+        rest = self.feed(data[start:] if start else data)
         if rest is None:
             return None, len(data)
-        return receiver, len(data) - len(rest)
+        return self, len(data) - len(rest)
 
-    def act(self, server: ServerCore, receiver: Any) -> None:
+    def act(self, server: ServerCore, unit: Any) -> None:
         """
         Read commands again, and hand the message on.
         """
         server.setMode(COMMAND)
-        server.run(self._received, server, receiver, errorReplies=self._errorReplies)
+        server.run(self._received, server, self, errorReplies=self._errorReplies)

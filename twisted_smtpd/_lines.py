@@ -134,6 +134,13 @@ class CommandLines(_LineMode):
     The mode of a connection that reads commands.
     """
 
+    def act(self, server: ServerCore, unit: Any) -> None:
+        if unit.__class__ is bytes:
+            # The common case first: a command line.
+            server.commandReceived(unit)
+        else:
+            _LineMode.act(self, server, unit)
+
     def lineReceived(self, server: ServerCore, line: bytes) -> None:
         server.commandReceived(line)
 

@@ -73,10 +73,26 @@ class ReplyWriter(LineReceiver):
 
         @raise TypeError: For anything but C{str} or C{bytes}.
         """
-        status = encode(status, self.config.enable_SMTPUTF8)
+        if status.__class__ is str:
+            # encode(), inlined: this runs for every reply.
+            if self.config.enable_SMTPUTF8:
+                status = status.encode("utf-8")
+            else:
+                status = status.encode("ascii", "replace")
+        else:
+            status = encode(status, self.config.enable_SMTPUTF8)
         if self.enhancedStatusCodes:
             status = withEnhancedCodes(status)
-        self._queue(status)
+        if self._closing:
+            # Nothing goes out after the last reply of a closing connection.
+            return
+        if self._watcher is not None:
+            self._watcher(status)
+        out = self._out
+        if out is None:
+            self._out = [status + b"\r\n"]
+        else:
+            out.append(status + b"\r\n")
 
     def replyPlain(self, status: str | bytes) -> None:
         """

@@ -145,9 +145,12 @@ class SMTP(Connection):
         if len(line) > config.command_size_limit and len(line) > self._lineLimit(line):
             self.reply("500 Command line too long")
             return
-        text = self._decoded(line)
-        if text is None:
-            return
+        try:
+            text = line.decode("ascii")
+        except UnicodeDecodeError:
+            text = self._decoded(line)
+            if text is None:
+                return
         verb, sep, arg = text.partition(" ")
         # ASCII first: upper() makes ASCII letters of some others ("ı").
         if not verb.isascii() or not verb.isalnum():
@@ -174,13 +177,9 @@ class SMTP(Connection):
 
     def _decoded(self, line: bytes) -> str | None:
         """
-        A command line as text: ASCII, or UTF-8 with SMTPUTF8; C{None}
-        after refusing it.
+        A command line that is not ASCII as text: UTF-8 with SMTPUTF8;
+        C{None} after refusing it.
         """
-        try:
-            return line.decode("ascii")
-        except UnicodeDecodeError:
-            pass
         if not self.config.enable_SMTPUTF8:
             self.reply("500 Error: strict ASCII mode")
             return None

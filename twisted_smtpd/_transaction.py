@@ -89,7 +89,9 @@ def checkedParameters(
         raise PathSyntaxError(text)
     for key, value in options:
         parameter = table.get(key)
-        if parameter is None or not parameter.offered(server):
+        if parameter is None or (
+            parameter.offered is not None and not parameter.offered(server)
+        ):
             raise PathRefused(unknown)
         parameter.check(server, value)
     return options
@@ -114,15 +116,11 @@ class Transaction(CommandGroup):
             keywords.append("SMTPUTF8")
         return keywords
 
-    def _needHelo(self, server: ServerCore) -> bool:
+    def _needHelo(self, server: ServerCore) -> None:
         """
-        Refuse a transaction command before the greeting; return C{True} if
-        so.
+        Refuse a transaction command before the greeting.
         """
-        if server.session.host_name:
-            return False
         server.reply(f"503 Error: send {server.helloVerb} first")
-        return True
 
     def _refuseSyntax(self, server: ServerCore, verbName: str) -> None:
         text = (
@@ -140,8 +138,8 @@ class Transaction(CommandGroup):
         """
         Start a transaction (RFC 5321 section 4.1.1.2).
         """
-        if self._needHelo(server):
-            return None
+        if not server.session.host_name:
+            return self._needHelo(server)
         envelope = server.envelope
         if envelope.mail_from is not None:
             server.reply("503 Error: nested MAIL command")
@@ -149,13 +147,17 @@ class Transaction(CommandGroup):
         try:
             path, params = splitArgument(arg or "", "FROM")
             table = server.mailParameters
-            options = checkedParameters(
-                server,
-                params,
-                table,
-                "555 MAIL FROM parameters not recognized or not implemented",
+            options = (
+                checkedParameters(
+                    server,
+                    params,
+                    table,
+                    "555 MAIL FROM parameters not recognized or not implemented",
+                )
+                if params
+                else []
             )
-            smtputf8 = any(key == "SMTPUTF8" for key, _ in options)
+            smtputf8 = ("SMTPUTF8", None) in options
             address = parsePath(
                 path,
                 smtputf8=smtputf8,
@@ -188,8 +190,8 @@ class Transaction(CommandGroup):
         """
         Add a recipient (RFC 5321 section 4.1.1.3).
         """
-        if self._needHelo(server):
-            return None
+        if not server.session.host_name:
+            return self._needHelo(server)
         envelope = server.envelope
         if envelope.mail_from is None:
             server.reply("503 Error: need MAIL command")
@@ -197,11 +199,15 @@ class Transaction(CommandGroup):
         try:
             path, params = splitArgument(arg or "", "TO")
             table = server.rcptParameters
-            options = checkedParameters(
-                server,
-                params,
-                table,
-                "555 RCPT TO parameters not recognized or not implemented",
+            options = (
+                checkedParameters(
+                    server,
+                    params,
+                    table,
+                    "555 RCPT TO parameters not recognized or not implemented",
+                )
+                if params
+                else []
             )
             address = parsePath(
                 path,
@@ -234,8 +240,8 @@ class Transaction(CommandGroup):
         """
         Receive the message (RFC 5321 section 4.1.1.4).
         """
-        if self._needHelo(server):
-            return
+        if not server.session.host_name:
+            return self._needHelo(server)
         recipients = server.envelope.rcpt_tos
         # aiosmtpd's order and text, even without a MAIL.
         if not recipients:
@@ -244,12 +250,8 @@ class Transaction(CommandGroup):
         if arg:
             server.reply("501 Syntax: DATA")
             return
-        config = server.config
-        receiver = DataReceiver(
-            config.data_size_limit, config.line_length_limit, config.allowBareNewline
-        )
         errors = self.errorReplies(len(recipients))
-        server.setMode(MessageData(receiver, self.messageReceived, errors))
+        server.setMode(MessageData(server.config, self.messageReceived, errors))
         server.reply("354 End data with <CR><LF>.<CR><LF>")
 
     def errorReplies(self, recipients: int) -> int:

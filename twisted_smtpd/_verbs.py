@@ -50,7 +50,8 @@ class Parameter:
         <twisted_smtpd._address.PathSyntaxError>} or L{PathRefused
         <twisted_smtpd._address.PathRefused>} to refuse it.
     @ivar offered: Called with the connection: whether the parameter is
-        understood now. One that is not gets C{555}, as an unknown one.
+        understood now (C{None}: always). One that is not gets C{555}, as
+        an unknown one.
     @ivar stored: Called with the connection, the keyword and the value:
         the parameter as C{mail_options} or C{rcpt_options} keep it.
     @ivar room: Called with the connection: how many octets the parameter
@@ -60,7 +61,7 @@ class Parameter:
 
     name: str
     check: Callable[[Any, str | None], None]
-    offered: Callable[[Any], bool] = lambda server: True
+    offered: Callable[[Any], bool] | None = None
     stored: Callable[[Any, str, str | None], str] = lambda server, key, value: (
         key if value is None else f"{key}={value.upper()}"
     )
