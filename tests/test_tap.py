@@ -1639,6 +1639,21 @@ class StartupErrorTests(TestCase):
             " tcp:2525:interface=127.0.0.1",
         )
 
+    def test_logNamespace(self) -> None:
+        """
+        The event is logged in the namespace C{twisted_smtpd.tap}, the
+        module C{twistd smtpd} runs, as the documentation shows it.
+        """
+        failing = RaisingMemoryReactor(
+            listenException=CannotListenError("127.0.0.1", 25, OSError("in use"))
+        )
+        service = self.service(failing, "tcp:25")
+        with capturedLogs() as events:
+            self.assertRaises(StartupError, service.startService)
+        self.assertEqual(
+            [event["log_namespace"] for event in events], ["twisted_smtpd.tap"]
+        )
+
     def test_startService(self) -> None:
         """
         The same error is reported by C{startService} when

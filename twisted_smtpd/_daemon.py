@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from twisted_smtpd import SMTPFactory
     from twisted_smtpd._endpoints import Listener
 
-_log = Logger()
+# The namespace users see in the log, and docs/cli.rst shows: that of the
+# module they run (twistd smtpd), not of this private one.
+_log = Logger(namespace="twisted_smtpd.tap")
 
 
 class StartupError(SystemExit, Exception):
