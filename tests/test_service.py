@@ -15,6 +15,7 @@ import smtplib
 import ssl
 import sys
 import tempfile
+import time
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
@@ -1034,8 +1035,20 @@ class TwistdIntegrationTests(TestCase):
         )  # fmt: skip
         await process.waitFor(rb"SMTPFactory starting on '" + re.escape(path.encode()))
 
+        def connect():
+            # Twisted logs "starting on" before it binds and listens on a
+            # Unix socket: try again until the socket takes connections.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    return smtplib.LMTP(path, local_hostname="mta.example", timeout=10)
+                except (FileNotFoundError, ConnectionRefusedError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
         def send():
-            with smtplib.LMTP(path, local_hostname="mta.example", timeout=10) as client:
+            with connect() as client:
                 lhlo = client.ehlo()
                 client.mail("a@example.com")
                 client.rcpt("b@example.com")
