@@ -36,7 +36,7 @@ from twisted_smtpd._cli import (
     number,
     passwordChecker,
 )
-from twisted_smtpd._config import BARE_NEWLINE_POLICIES, DATA_SIZE_DEFAULT
+from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
 from twisted_smtpd._daemon import (
     CommandLineService,
     StartupError,
@@ -59,6 +59,9 @@ __all__ = [
 #: Endpoint types whose connections are plaintext until STARTTLS (or
 #: C{--implicit-tls}); other types (C{ssl}, or a plugin's) may bring TLS.
 _PLAINTEXT_ENDPOINTS = frozenset(["tcp", "tcp6", "unix", "systemd"])
+
+#: The server's own defaults, which the options that set them share.
+_DEFAULTS = SMTPOptions()
 
 #: The flags of C{twistd smtpd}: name, short name, help.
 _FLAGS = [
@@ -127,14 +130,14 @@ _PARAMETERS = [
     [
         "size",
         None,
-        DATA_SIZE_DEFAULT,
+        _DEFAULTS.data_size_limit,
         "The largest message accepted, in octets; 0 for no limit.",
         number("size", int, 0),
     ],
     [
         "timeout",
         None,
-        300,
+        _DEFAULTS.timeout,
         "Seconds a client may stay idle before 421 and disconnection;"
         " 0 for no timeout.",
         number("timeout", float, 0),
@@ -142,7 +145,7 @@ _PARAMETERS = [
     [
         "bare-newline",
         None,
-        "reject",
+        _DEFAULTS.bare_newline,
         "What to do with a CR or LF not part of a CRLF in a message:"
         " reject (550) or allow.",
         choice("bare-newline", BARE_NEWLINE_POLICIES),
