@@ -15,6 +15,7 @@ import smtplib
 import ssl
 import sys
 import tempfile
+import time
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
@@ -36,12 +37,13 @@ from twisted.trial.unittest import SkipTest, TestCase
 import twisted_smtpd
 from tests.test_tap import Files
 from tests.test_tls import commandLineTool, runTool
-from twisted_smtpd import SMTPFactory
+from twisted_smtpd import SMTPFactory, _endpoints
+from twisted_smtpd._endpoints import Description, Listener
+from twisted_smtpd._endpoints import endpointArguments as _endpointArguments
 from twisted_smtpd.service import (
     DEFAULT_BACKLOG,
     DEFAULT_ENDPOINTS,
     SMTPService,
-    _endpointArguments,
     endpointDescription,
     endpointType,
     makeService,
@@ -194,6 +196,46 @@ class EndpointArgumentsTests(TestCase):
             self.assertEqual(_endpointArguments(description), expected, description)
 
 
+class DescriptionTests(TestCase):
+    """
+    Tests for L{Description}, a description split once, and L{Listener}.
+    """
+
+    def test_proxied(self) -> None:
+        """
+        A description is proxied when it starts with C{haproxy:} and names
+        a socket type after it.
+        """
+        for description, proxied in [
+            ("haproxy:tcp:25", True),
+            (r"haproxy:unix:/run/a\:b", True),
+            ("haproxy", False),
+            ("tcp:25", False),
+            ("2525", False),
+        ]:
+            self.assertEqual(
+                Description.parse(description).proxied, proxied, description
+            )
+
+    def test_given(self) -> None:
+        """
+        The description is kept as written, a bare port number included.
+        """
+        parsed = Description.parse("2525")
+        self.assertEqual(parsed.given, "2525")
+        self.assertEqual(parsed.fields, ("tcp", "2525"))
+
+    def test_listener(self) -> None:
+        """
+        L{Listener.make} makes the endpoint of the completed description.
+        """
+        memory = MemoryReactorClock()
+        listener = Listener.make(memory, "2525")
+        self.assertEqual(listener.description, Description.parse("2525"))
+        listener.endpoint.listen(SMTPFactory(RecordingHandler(), hostname="mx"))
+        self.assertEqual(memory.tcpServers[0][0::2], (2525, 1024))
+
+
 class SMTPServiceTests(TestCase):
     """
     Tests for L{SMTPService} and L{makeService} with an in-memory reactor.
@@ -246,6 +288,23 @@ class SMTPServiceTests(TestCase):
             [server[:3] for server in self.reactor.unixServers],
             [("/tmp/smtpd.sock", self.factory, 1024)],
         )
+
+    def test_descriptionParsedOnce(self) -> None:
+        """
+        Each description is made into an endpoint once, when the service
+        is made.
+        """
+        made = []
+
+        def counting(reactor, description):
+            made.append(description)
+            return serverFromString(reactor, description)
+
+        self.patch(_endpoints, "serverFromString", counting)
+        service = SMTPService(self.factory, ["2525", "tcp6:25"], reactor=self.reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(made, ["tcp:2525:backlog=1024", "tcp6:25:backlog=1024"])
 
     def test_endpointObjects(self) -> None:
         """
@@ -976,8 +1035,20 @@ class TwistdIntegrationTests(TestCase):
         )  # fmt: skip
         await process.waitFor(rb"SMTPFactory starting on '" + re.escape(path.encode()))
 
+        def connect():
+            # Twisted logs "starting on" before it binds and listens on a
+            # Unix socket: try again until the socket takes connections.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    return smtplib.LMTP(path, local_hostname="mta.example", timeout=10)
+                except (FileNotFoundError, ConnectionRefusedError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
         def send():
-            with smtplib.LMTP(path, local_hostname="mta.example", timeout=10) as client:
+            with connect() as client:
                 lhlo = client.ehlo()
                 client.mail("a@example.com")
                 client.rcpt("b@example.com")

@@ -21,6 +21,7 @@ from twisted.application.service import IServiceMaker
 from twisted.cred.checkers import FilePasswordDB
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.ssl import Certificate, CertificateOptions
 from twisted.internet.testing import (
@@ -35,7 +36,14 @@ from twisted.python.usage import UsageError
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import TestCase
 
-from twisted_smtpd import LMTP, SMTP, SMTPFactory
+from twisted_smtpd import (
+    LMTP,
+    SMTP,
+    SMTPFactory,
+    _cli,
+    _endpoints,
+    tlsOptionsFromFiles,
+)
 from twisted_smtpd._daemon import _listenFailure, _switchedUser
 from twisted_smtpd.handlers import Debugging, Mailbox, Proxy, Sink
 from twisted_smtpd.service import SMTPService
@@ -761,6 +769,25 @@ class TLSOptionTests(_ParseMixin, TestCase):
             [files.intermediate],
         )
 
+    def test_chainBuiltOnce(self) -> None:
+        """
+        With C{--tls-chain}, the TLS options are built once, from all three
+        files.
+        """
+        calls = []
+
+        def counting(*arguments):
+            calls.append(arguments)
+            return tlsOptionsFromFiles(*arguments)
+
+        self.patch(_cli, "tlsOptionsFromFiles", counting)
+        files = self.files
+        options = self.parse(
+            "--tls-cert", files.cert, "--tls-key", files.key, "--tls-chain", files.chain
+        )
+        self.assertEqual(calls, [(files.cert, files.key, files.chain)])
+        self.assertIsInstance(options.tlsContext, CertificateOptions)
+
     def test_combinedFile(self) -> None:
         """
         One file holding the key, the certificate and the chain is enough.
@@ -858,6 +885,21 @@ class TLSOptionTests(_ParseMixin, TestCase):
         files = self.files
         self.assertUsageError(
             ["--tls-cert", files.cert, "--tls-key", files.otherKey],
+            f"--tls-cert {files.cert!r} with --tls-key {files.otherKey!r}: no usable"
+            " certificate and private key: Certificate public and private keys do"
+            " not match.",
+        )
+
+    def test_wrongKeyWithChain(self) -> None:
+        """
+        With C{--tls-chain} too, a key that does not belong to the
+        certificate is still blamed on C{--tls-cert} and C{--tls-key}, not
+        on the chain.
+        """
+        files = self.files
+        self.assertUsageError(
+            ["--tls-cert", files.cert, "--tls-key", files.otherKey]
+            + ["--tls-chain", files.chain],
             f"--tls-cert {files.cert!r} with --tls-key {files.otherKey!r}: no usable"
             " certificate and private key: Certificate public and private keys do"
             " not match.",
@@ -1507,6 +1549,32 @@ class MakeServiceTests(TestCase):
             ],
         )
 
+    def test_endpointsMadeOnce(self) -> None:
+        """
+        Each description is made into an endpoint once, while the options
+        are parsed, and the service listens on those very endpoints.
+        """
+        made = []
+
+        def counting(reactor, description):
+            made.append(description)
+            return serverFromString(reactor, description)
+
+        self.patch(_endpoints, "serverFromString", counting)
+        reactor = MemoryReactorClock()
+        options = Options(reactor=reactor)
+        options.parseOptions(["--hostname=mx", "-l", "2525", "-l", "unix:/tmp/s"])
+        self.assertEqual(made, ["tcp:2525:backlog=1024", "unix:/tmp/s:backlog=1024"])
+        service = makeService(options)
+        self.assertEqual(
+            [child.endpoint for child in service],
+            [listener.endpoint for listener in options.listeners],
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(len(made), 2)
+        self.assertEqual([port[0] for port in reactor.tcpServers], [2525])
+
     def test_defaultEndpoint(self) -> None:
         """
         Without C{--listen}, the service listens on 127.0.0.1 port 8025.
@@ -1569,6 +1637,21 @@ class StartupErrorTests(TestCase):
             service.privilegedStartService,
             "smtpd: Address already in use: cannot listen on"
             " tcp:2525:interface=127.0.0.1",
+        )
+
+    def test_logNamespace(self) -> None:
+        """
+        The event is logged in the namespace C{twisted_smtpd.tap}, the
+        module C{twistd smtpd} runs, as the documentation shows it.
+        """
+        failing = RaisingMemoryReactor(
+            listenException=CannotListenError("127.0.0.1", 25, OSError("in use"))
+        )
+        service = self.service(failing, "tcp:25")
+        with capturedLogs() as events:
+            self.assertRaises(StartupError, service.startService)
+        self.assertEqual(
+            [event["log_namespace"] for event in events], ["twisted_smtpd.tap"]
         )
 
     def test_startService(self) -> None:

@@ -1,26 +1,56 @@
 # -*- test-case-name: tests.test_config -*-
 """
-Validation of the server's options, done once per factory.
+The server's configuration: validated once per factory, then frozen.
 
 Every option of L{SMTP} is checked here, so that a bad value or a bad
 combination fails when the server is made, with a L{TypeError} or
 L{ValueError} that names the option, and never when a client connects.
+
+Two values, in two steps:
+
+    - L{SMTPOptions} holds the options as given, each with its default and
+      its validators (small functions in L{twisted_smtpd._validate});
+      making one checks them all, in the order of its fields.
+    - L{Config} holds what the connections read: the options normalised
+      (C{data_size_limit} C{0} becomes C{None}, C{command_call_limit} a
+      mapping...) and what follows from them and from the handler (its
+      hooks, the idle timer, whether commands are gated...). L{makeConfig}
+      builds it from the keyword arguments of L{SMTP} and L{SMTPFactory}.
 """
 
 from __future__ import annotations
 
 import inspect
 import socket
-import ssl
 import warnings
-from numbers import Real
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from attrs import field, fields_dict, frozen
 
 from twisted_smtpd._auth import asPortal, mechanismName
 from twisted_smtpd._hooks import asyncioLoopOf
 from twisted_smtpd._idle import IdleTimer
+from twisted_smtpd._validate import (
+    boolean,
+    callLimit,
+    choice,
+    credentials,
+    domain,
+    integer,
+    names,
+    needs,
+    notAbove,
+    oneLine,
+    onlyOne,
+    optionalCallable,
+    seconds,
+    tlsOptions,
+)
+
+if TYPE_CHECKING:
+    from twisted.cred.portal import Portal
 
 #: aiosmtpd's default C{data_size_limit}: 32 MiB.
 DATA_SIZE_DEFAULT = 33554432
@@ -41,6 +71,8 @@ HOOK_NAMES = (
     "PROXY",
 )
 
+#: The values of C{bare_newline}: what DATA does with a CR or LF that is
+#: not part of a CRLF.
 BARE_NEWLINE_POLICIES = ("reject", "allow")
 
 _fqdn: str | None = None
@@ -57,53 +89,125 @@ def defaultHostname() -> str:
     return _fqdn
 
 
+@frozen(kw_only=True)
+class SMTPOptions:
+    """
+    The options of L{SMTP} as given, with aiosmtpd's defaults; making one
+    validates them, field by field in this order (see L{SMTP} for what
+    each means).
+    """
+
+    data_size_limit: int | None = field(
+        default=DATA_SIZE_DEFAULT, validator=integer(0, allowNone=True)
+    )
+    enable_SMTPUTF8: bool = field(default=False, validator=boolean)
+    decode_data: bool = field(default=False, validator=boolean)
+    hostname: str | None = field(default=None, validator=[oneLine, domain])
+    ident: str | None = field(default=None, validator=oneLine)
+    timeout: float | None = field(
+        default=300, validator=seconds("timeout must be positive, not {value!r}")
+    )
+    command_call_limit: int | dict[str, int] | None = field(
+        default=None, validator=callLimit
+    )
+    line_length_limit: int = field(default=1001, validator=integer(100))
+    command_size_limit: int = field(
+        default=512, validator=[integer(64), notAbove("line_length_limit")]
+    )
+    local_part_limit: int = field(default=0, validator=integer(0))
+    bare_newline: str = field(default="reject", validator=choice(BARE_NEWLINE_POLICIES))
+    max_unknown_commands: int = field(default=5, validator=integer(1))
+    require_starttls: bool = field(
+        default=False, validator=[boolean, needs("tls_context")]
+    )
+    tls_context: Any = field(default=None, validator=tlsOptions)
+    implicit_tls: bool = field(default=False, validator=[boolean, needs("tls_context")])
+    auth_required: bool = field(default=False, validator=boolean)
+    auth_require_tls: bool = field(default=True, validator=boolean)
+    auth_failure_limit: int = field(default=3, validator=integer(1))
+    authenticator: Callable[..., Any] | None = field(
+        default=None,
+        validator=[
+            onlyOne("authenticator", "auth_callback", "portal"),
+            optionalCallable,
+        ],
+    )
+    auth_callback: Callable[..., Any] | None = field(
+        default=None, validator=optionalCallable
+    )
+    portal: Any = field(default=None, validator=credentials)
+    auth_exclude_mechanism: Any = field(default=None, validator=names)
+    proxy_protocol_timeout: float | None = field(
+        default=None, validator=seconds("proxy_protocol_timeout must be positive")
+    )
+
+
+#: The names of the options of L{SMTP}.
+OPTION_NAMES = frozenset(fields_dict(SMTPOptions))
+
+
+@frozen(eq=False)
 class Config:
     """
-    The validated options shared by all connections of one factory.
+    The validated options shared by all connections of one factory, made
+    by L{makeConfig}.
 
-    Attribute names are those of the options (see L{SMTP}); C{hooks} maps a
-    verb to the handler's bound C{handle_<VERB>} method, and C{ehloStyle} is
-    C{"new"} or C{"old"} depending on the form of C{handle_EHLO}.
+    The attributes named as options (C{data_size_limit}, C{hostname}...)
+    hold their values, normalised: C{data_size_limit} is C{None} for no
+    limit, C{hostname} is this machine's name when none was given,
+    C{portal} a L{Portal <twisted.cred.portal.Portal>} even when a
+    credentials checker was given, C{auth_exclude_mechanism} a set of
+    names in upper case. Two configurations are equal only if they are
+    the same object: one belongs to one factory.
+
+    @ivar hooks: The handler's bound C{handle_<VERB>} methods by verb.
+    @ivar ehloStyle: C{"new"} or C{"old"}: the form of C{handle_EHLO}
+        (with or without the C{responses} argument).
+    @ivar handlerMechanisms: The handler's C{auth_<NAME>} methods by
+        mechanism name.
+    @ivar idle: The one timer of the connections' idle timeouts, or C{None}
+        without a C{timeout}.
+    @ivar callLimits: The C{command_call_limit} by verb, C{"*"} for the
+        other verbs, or C{None} for no limit.
+    @ivar allowBareNewline: C{bare_newline} is C{"allow"}.
+    @ivar eightBitMIME: Whether EHLO offers 8BITMIME.
+    @ivar reactor: The reactor of the timers.
+    @ivar asyncioLoop: The asyncio loop behind C{reactor}, or C{None}.
+    @ivar gated: Whether some commands wait for STARTTLS or AUTH.
     """
 
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
-
-
-def _checkInt(name: str, value: Any, minimum: int, allowNone: bool) -> None:
-    if value is None and allowNone:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
-
-
-def _checkBool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, not {value!r}")
-
-
-def _checkCallLimit(value: Any) -> dict[str, int] | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError("command_call_limit must be an int or a dict of ints")
-    if isinstance(value, int):
-        _checkInt("command_call_limit", value, 1, False)
-        return {"*": value}
-    if isinstance(value, dict):
-        limits = {}
-        for verb, limit in value.items():
-            if not isinstance(verb, str):
-                raise TypeError(f"command_call_limit keys must be str, not {verb!r}")
-            _checkInt(f"command_call_limit[{verb!r}]", limit, 1, False)
-            limits[verb.upper()] = limit
-        limits.setdefault("*", 20)
-        return limits
-    raise TypeError(
-        f"command_call_limit must be an int or a dict of ints, not {value!r}"
-    )
+    handler: Any
+    hooks: Mapping[str, Callable[..., Any]]
+    ehloStyle: str
+    handlerMechanisms: Mapping[str, Callable[..., Any]]
+    data_size_limit: int | None
+    enable_SMTPUTF8: bool
+    decode_data: bool
+    hostname: str
+    ident: str | None
+    timeout: float | None
+    idle: IdleTimer | None
+    callLimits: Mapping[str, int] | None
+    line_length_limit: int
+    command_size_limit: int
+    local_part_limit: int
+    allowBareNewline: bool
+    eightBitMIME: bool
+    max_unknown_commands: int
+    proxy_protocol_timeout: float | None
+    implicit_tls: bool
+    reactor: Any
+    asyncioLoop: Any
+    gated: bool
+    tls_context: Any
+    require_starttls: bool
+    authenticator: Callable[..., Any] | None
+    auth_callback: Callable[..., Any] | None
+    portal: Portal | None
+    auth_required: bool
+    auth_require_tls: bool
+    auth_exclude_mechanism: frozenset[str]
+    auth_failure_limit: int
 
 
 def findHooks(handler: Any) -> tuple[dict[str, Any], str]:
@@ -112,6 +216,8 @@ def findHooks(handler: Any) -> tuple[dict[str, Any], str]:
 
     @return: The hooks by verb, and C{"new"} or C{"old"} for the form of
         C{handle_EHLO} (with or without the C{responses} argument).
+    @raise TypeError: For a C{handle_<VERB>} attribute that is not
+        callable.
     """
     hooks = {}
     for verb in HOOK_NAMES:
@@ -139,216 +245,104 @@ def findHooks(handler: Any) -> tuple[dict[str, Any], str]:
     return hooks, style
 
 
-def makeConfig(
-    handler: Any,
-    *,
-    data_size_limit: int | None = DATA_SIZE_DEFAULT,
-    enable_SMTPUTF8: bool = False,
-    decode_data: bool = False,
-    hostname: str | None = None,
-    ident: str | None = None,
-    timeout: float | None = 300,
-    command_call_limit: int | dict[str, int] | None = None,
-    line_length_limit: int = 1001,
-    command_size_limit: int = 512,
-    local_part_limit: int = 0,
-    bare_newline: str = "reject",
-    max_unknown_commands: int = 5,
-    tls_context: Any = None,
-    require_starttls: bool = False,
-    authenticator: Any = None,
-    auth_callback: Any = None,
-    portal: Any = None,
-    auth_required: bool = False,
-    auth_require_tls: bool = True,
-    auth_exclude_mechanism: Any = None,
-    auth_failure_limit: int = 3,
-    proxy_protocol_timeout: float | None = None,
-    implicit_tls: bool = False,
-    reactor: Any = None,
-    **unknown: Any,
-) -> Config:
+def findMechanisms(handler: Any) -> dict[str, Any]:
     """
-    Check the options of L{SMTP} and return them as a L{Config}.
-
-    @raise TypeError: For an option of the wrong type or an unknown option.
-    @raise ValueError: For a value out of range or a bad combination.
+    Find the C{auth_<NAME>} methods of C{handler}, by mechanism name.
     """
-    if unknown:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    if handler is None:
-        raise TypeError("a handler is required (use handlers.Sink() to discard)")
-    _checkInt("data_size_limit", data_size_limit, 0, True)
-    _checkBool("enable_SMTPUTF8", enable_SMTPUTF8)
-    _checkBool("decode_data", decode_data)
-    for name, value in (("hostname", hostname), ("ident", ident)):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a str, not {value!r}")
-        if value is not None and any(c in value for c in "\r\n\0"):
-            raise ValueError(f"{name} must not contain CR, LF or NUL")
-    if hostname is not None and (
-        not hostname
-        or not hostname.isascii()
-        or not hostname.isprintable()
-        or " " in hostname
-    ):
-        # It goes out in the greeting and the EHLO reply, where a space
-        # would end it and non-ASCII is not allowed (RFC 5321 4.1.2).
-        raise ValueError(
-            f"hostname must be a domain in ASCII without spaces (for a name"
-            f' in Unicode, give name.encode("idna").decode()), not {hostname!r}'
-        )
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, Real):
-            raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, not {timeout!r}")
-    callLimits = _checkCallLimit(command_call_limit)
-    _checkInt("line_length_limit", line_length_limit, 100, False)
-    _checkInt("command_size_limit", command_size_limit, 64, False)
-    if command_size_limit > line_length_limit:
-        raise ValueError("command_size_limit must not exceed line_length_limit")
-    _checkInt("local_part_limit", local_part_limit, 0, False)
-    if bare_newline not in BARE_NEWLINE_POLICIES:
-        raise ValueError(
-            f"bare_newline must be one of {BARE_NEWLINE_POLICIES}, not {bare_newline!r}"
-        )
-    _checkInt("max_unknown_commands", max_unknown_commands, 1, False)
-    tls = _checkTLS(tls_context, require_starttls)
-    _checkBool("implicit_tls", implicit_tls)
-    if implicit_tls and tls_context is None:
-        raise ValueError("implicit_tls needs a tls_context")
-    auth = _checkAuth(
-        authenticator,
-        auth_callback,
-        portal,
-        auth_required,
-        auth_require_tls,
-        auth_exclude_mechanism,
-        auth_failure_limit,
-    )
-    if proxy_protocol_timeout is not None:
-        if isinstance(proxy_protocol_timeout, bool) or not isinstance(
-            proxy_protocol_timeout, Real
-        ):
-            raise TypeError(
-                "proxy_protocol_timeout must be a number of seconds,"
-                f" not {proxy_protocol_timeout!r}"
-            )
-        if proxy_protocol_timeout <= 0:
-            raise ValueError("proxy_protocol_timeout must be positive")
-    if reactor is None:
-        from twisted.internet import reactor
-    hooks, ehloStyle = findHooks(handler)
-    handlerMechanisms = {
+    return {
         mechanismName(name, method): method
         for name in dir(handler)
         if name.startswith("auth_") and callable(method := getattr(handler, name))
     }
-    return Config(
-        handler=handler,
-        hooks=hooks,
-        ehloStyle=ehloStyle,
-        handlerMechanisms=handlerMechanisms,
-        data_size_limit=data_size_limit or None,
-        enable_SMTPUTF8=enable_SMTPUTF8,
-        decode_data=decode_data,
-        hostname=hostname or defaultHostname(),
-        ident=ident,
-        timeout=timeout,
-        idle=IdleTimer(reactor, timeout) if timeout else None,
-        callLimits=callLimits,
-        line_length_limit=line_length_limit,
-        command_size_limit=command_size_limit,
-        local_part_limit=local_part_limit,
-        allowBareNewline=bare_newline == "allow",
-        # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME, decode_data or
-        # not (the data is then decoded as UTF-8).
-        eightBitMIME=not decode_data or enable_SMTPUTF8,
-        max_unknown_commands=max_unknown_commands,
-        proxy_protocol_timeout=proxy_protocol_timeout,
-        implicit_tls=implicit_tls,
-        reactor=reactor,
-        asyncioLoop=asyncioLoopOf(reactor),
-        gated=require_starttls or auth_required,
-        **tls,
-        **auth,
-    )
 
 
-def _checkTLS(context: Any, requireStartTLS: bool) -> dict[str, Any]:
-    _checkBool("require_starttls", requireStartTLS)
-    if context is not None:
-        if isinstance(context, ssl.SSLContext):
-            raise TypeError(
-                "tls_context must be Twisted TLS options (e.g. from"
-                " twisted_smtpd.tlsOptionsFromFiles or"
-                " twisted.internet.ssl.CertificateOptions), not an ssl.SSLContext"
-            )
-        if not (
-            hasattr(context, "getContext")
-            or IOpenSSLServerConnectionCreator.providedBy(context)
-        ):
-            raise TypeError(f"tls_context must be Twisted TLS options, not {context!r}")
-    elif requireStartTLS:
-        raise ValueError("require_starttls needs a tls_context")
-    return {"tls_context": context, "require_starttls": requireStartTLS}
+def callLimits(value: int | dict[str, int] | None) -> Mapping[str, int] | None:
+    """
+    Normalise a valid C{command_call_limit}: a limit by verb in upper case,
+    C{"*"} for the others (20 when a C{dict} does not say).
+    """
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return MappingProxyType({"*": value})
+    limits = {verb.upper(): limit for verb, limit in value.items()}
+    limits.setdefault("*", 20)
+    return MappingProxyType(limits)
 
 
-def _checkAuth(
-    authenticator: Any,
-    authCallback: Any,
-    portal: Any,
-    authRequired: bool,
-    authRequireTLS: bool,
-    exclude: Any,
-    failureLimit: int,
-) -> dict[str, Any]:
-    _checkBool("auth_required", authRequired)
-    _checkBool("auth_require_tls", authRequireTLS)
-    _checkInt("auth_failure_limit", failureLimit, 1, False)
-    given = [
-        name
-        for name, value in (
-            ("authenticator", authenticator),
-            ("auth_callback", authCallback),
-            ("portal", portal),
-        )
-        if value is not None
-    ]
-    if len(given) > 1:
-        raise ValueError(f"give only one of {', '.join(given)}")
-    for name, value in (
-        ("authenticator", authenticator),
-        ("auth_callback", authCallback),
-    ):
-        if value is not None and not callable(value):
-            raise TypeError(f"{name} must be callable, not {value!r}")
-    if authCallback is not None:
+def _warnAboutAuth(options: SMTPOptions) -> None:
+    """
+    Warn about valid but unwise AUTH options, pointing at the code that
+    made the factory (or the protocol).
+    """
+    if options.auth_callback is not None:
         warnings.warn(
             "auth_callback is deprecated; use authenticator or portal",
             DeprecationWarning,
             stacklevel=4,
         )
-    if portal is not None:
-        portal = asPortal(portal)
-    if exclude is None:
-        exclude = ()
-    elif isinstance(exclude, str):
-        raise TypeError("auth_exclude_mechanism must be a list of names, not a str")
-    exclude = frozenset(name.upper() for name in exclude)
-    if authRequired and not authRequireTLS:
+    if options.auth_required and not options.auth_require_tls:
         warnings.warn(
             "auth_required without auth_require_tls lets passwords travel in plaintext",
             UserWarning,
             stacklevel=4,
         )
-    return {
-        "authenticator": authenticator,
-        "auth_callback": authCallback,
-        "portal": portal,
-        "auth_required": authRequired,
-        "auth_require_tls": authRequireTLS,
-        "auth_exclude_mechanism": exclude,
-        "auth_failure_limit": failureLimit,
-    }
+
+
+def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
+    """
+    Check the options of L{SMTP} and return them as a L{Config}.
+
+    @param handler: The handler whose hooks the connections call.
+    @param reactor: The reactor of the timers; the global one by default.
+    @param options: The options of L{SMTP} (see L{SMTPOptions}).
+    @raise TypeError: For an option of the wrong type or an unknown option.
+    @raise ValueError: For a value out of range or a bad combination.
+    """
+    unknown = options.keys() - OPTION_NAMES
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    if handler is None:
+        raise TypeError("a handler is required (use handlers.Sink() to discard)")
+    given = SMTPOptions(**options)
+    _warnAboutAuth(given)
+    if reactor is None:
+        from twisted.internet import reactor
+    hooks, ehloStyle = findHooks(handler)
+    exclude = given.auth_exclude_mechanism or ()
+    return Config(
+        handler=handler,
+        hooks=MappingProxyType(hooks),
+        ehloStyle=ehloStyle,
+        handlerMechanisms=MappingProxyType(findMechanisms(handler)),
+        data_size_limit=given.data_size_limit or None,
+        enable_SMTPUTF8=given.enable_SMTPUTF8,
+        decode_data=given.decode_data,
+        hostname=given.hostname or defaultHostname(),
+        ident=given.ident,
+        timeout=given.timeout,
+        idle=IdleTimer(reactor, given.timeout) if given.timeout else None,
+        callLimits=callLimits(given.command_call_limit),
+        line_length_limit=given.line_length_limit,
+        command_size_limit=given.command_size_limit,
+        local_part_limit=given.local_part_limit,
+        allowBareNewline=given.bare_newline == "allow",
+        # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME, decode_data or
+        # not (the data is then decoded as UTF-8).
+        eightBitMIME=not given.decode_data or given.enable_SMTPUTF8,
+        max_unknown_commands=given.max_unknown_commands,
+        proxy_protocol_timeout=given.proxy_protocol_timeout,
+        implicit_tls=given.implicit_tls,
+        reactor=reactor,
+        asyncioLoop=asyncioLoopOf(reactor),
+        gated=given.require_starttls or given.auth_required,
+        tls_context=given.tls_context,
+        require_starttls=given.require_starttls,
+        authenticator=given.authenticator,
+        auth_callback=given.auth_callback,
+        portal=None if given.portal is None else asPortal(given.portal),
+        auth_required=given.auth_required,
+        auth_require_tls=given.auth_require_tls,
+        auth_exclude_mechanism=frozenset(name.upper() for name in exclude),
+        auth_failure_limit=given.auth_failure_limit,
+    )

@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-What C{twistd smtpd} needs beyond parsing its options: clear messages for
-endpoints that cannot work, the start of the service with one-line errors
-instead of tracebacks, and the Maildir of a mailbox handler made usable by
-the user that C{twistd --uid} switches to.
+What C{twistd smtpd} needs to start, beyond its options: the service that
+reports an endpoint it cannot listen on as one line instead of a
+traceback, and the Maildir of a mailbox handler made usable by the user
+that C{twistd --uid} switches to.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
-from twisted.python import usage
 
-from twisted_smtpd.service import SMTPService, _endpointArguments
+from twisted_smtpd._endpoints import listeningService
+from twisted_smtpd.service import SMTPService
 
 if TYPE_CHECKING:
     from twisted_smtpd import SMTPFactory
+    from twisted_smtpd._endpoints import Listener
 
-_log = Logger()
+# The namespace users see in the log, and docs/cli.rst shows: that of the
+# module they run (twistd smtpd), not of this private one.
+_log = Logger(namespace="twisted_smtpd.tap")
 
 
 class StartupError(SystemExit, Exception):
@@ -58,68 +61,7 @@ def _startupFailed(format: str, **fields: Any) -> StartupError:
     return StartupError(format.format(**fields))
 
 
-def _endpointError(given: str, description: str, error: Exception) -> str:
-    """
-    Explain why Twisted cannot make the endpoint of a description.
-
-    @param given: The option and the description, to start the message.
-    @param description: The description.
-    @param error: What C{serverFromString} raised.
-    @return: The message of the usage error.
-    """
-    kind, _, keywords = _endpointArguments(description)
-    if kind != "systemd" or not isinstance(error, (IndexError, KeyError)):
-        return f"{given} is not a valid endpoint: {error}"
-    count = _systemdSocketCount()
-    if count is None:
-        return f"{given}: systemd passed no such socket (see LISTEN_FDS)"
-    if not count:
-        return (
-            f"{given}: systemd passed no socket to this process (no LISTEN_FDS):"
-            " start it from a systemd socket unit, or listen on tcp:PORT"
-        )
-    if "name" in keywords:
-        return f"{given}: systemd passed no socket named {keywords['name']!r}"
-    return (
-        f"{given}: systemd passed {count} socket(s), numbered from 0, so there is"
-        f" no index {keywords.get('index')}"
-    )
-
-
-def _systemdSocketCount() -> int | None:
-    """
-    Count the sockets that systemd passed, as Twisted's C{systemd:}
-    endpoints found them when Twisted read (and removed) C{LISTEN_FDS}.
-
-    @return: The count, or C{None} if this Twisted does not tell.
-    """
-    try:
-        from twisted.internet.endpoints import _SystemdParser
-
-        return len(_SystemdParser._sddaemon.inheritedDescriptors())
-    except Exception:
-        return None
-
-
-def _checkPort(given: str, port: str | None) -> None:
-    """
-    Refuse a TCP port number out of the range 0 to 65535, which the system
-    would only refuse when the server starts.
-
-    @param given: The option and the description, to start the message.
-    @param port: The port as written (Twisted has read it as an integer).
-    """
-    try:
-        number = int(port)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return
-    if not 0 <= number <= 65535:
-        raise usage.UsageError(
-            f"{given}: the port must be a number from 0 to 65535, not {port}"
-        )
-
-
-def _missingMaildirDirectories(cls: Any, arguments: list[str]) -> list[str]:
+def missingMaildirDirectories(cls: Any, arguments: list[str]) -> list[str]:
     """
     List the directories that a L{Mailbox <twisted_smtpd.handlers.Mailbox>}
     handler made from the command line is about to create: those of its
@@ -182,7 +124,7 @@ def _switchedUser(parent: Any) -> tuple[int, int] | None:
     return (-1 if uid is None else uid), gid
 
 
-def _giveCreatedDirectories(options: Any) -> None:
+def giveCreatedDirectories(options: Any) -> None:
     """
     Give the directories created while the C{twistd smtpd} options were
     parsed (a new
@@ -252,7 +194,7 @@ def _listenFailure(error: Exception) -> str:
     return str(reason) or type(reason).__name__
 
 
-class _CommandLineService(SMTPService):
+class CommandLineService(SMTPService):
     """
     The service of C{twistd smtpd}: an L{SMTPService} that reports an
     endpoint it cannot listen on (a port in use, an address the machine
@@ -262,16 +204,23 @@ class _CommandLineService(SMTPService):
     """
 
     def __init__(
-        self, factory: SMTPFactory, endpoints: Iterable[str], *, reactor: Any = None
+        self,
+        factory: SMTPFactory,
+        listeners: Iterable[Listener],
+        *,
+        reactor: Any = None,
     ) -> None:
         """
         @param factory: The factory that builds a server per connection.
-        @param endpoints: Endpoint descriptions.
+        @param listeners: The endpoints, already made from their
+            descriptions.
         @param reactor: The reactor to listen with; the global one by
             default.
         """
-        self._descriptions = list(endpoints)
-        super().__init__(factory, self._descriptions, reactor=reactor)
+        super().__init__(factory, (), reactor=reactor)
+        self._listeners = list(listeners)
+        for listener in self._listeners:
+            listeningService(listener.endpoint, factory).setServiceParent(self)
 
     def privilegedStartService(self) -> None:
         """
@@ -298,7 +247,7 @@ class _CommandLineService(SMTPService):
         """
         Start listening on each endpoint that does not listen yet.
         """
-        for description, child in zip(self._descriptions, self, strict=True):
+        for listener, child in zip(self._listeners, self, strict=True):
             if getattr(child, "_waitingForPort", None) is not None:
                 continue
             try:
@@ -308,6 +257,6 @@ class _CommandLineService(SMTPService):
                     # The reason first: a daemonizing twistd shows only
                     # the first 100 bytes of the error.
                     "smtpd: {reason}: cannot listen on {endpoint}",
-                    endpoint=description,
+                    endpoint=listener.description.given,
                     reason=_listenFailure(e),
                 ) from None

@@ -11,7 +11,6 @@ SMTPUTF8, so a relay that must be byte-exact needs its own.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +22,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+
+from twisted_smtpd._headers import withHeaders
 
 
 class Refused(Exception):
@@ -148,9 +149,6 @@ def dotStuffed(data: bytes) -> bytes:
 
 log = Logger(namespace="twisted_smtpd.handlers")
 
-#: The start of an empty line: the end of a message's header section.
-_BLANK_LINE = re.compile(rb"^(\r\n|\n)", re.MULTILINE)
-
 
 def _peerHost(peer: Any) -> str:
     """
@@ -160,32 +158,6 @@ def _peerHost(peer: Any) -> str:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return str(peer)
-
-
-def _withHeaders(data: bytes, headers: list[bytes]) -> bytes:
-    """
-    Add header fields at the end of the header section of C{data} and leave
-    every other byte as it was.
-
-    @param data: A message.
-    @param headers: Complete header lines without their line ending; each
-        gets the line ending of the message's empty line (CRLF when there
-        is none).
-    @return: The message with the fields before its first empty line, or at
-        its end when it has no empty line (it is all header).
-    """
-    match = _BLANK_LINE.search(data)
-    if match is None:
-        ending = b"\r\n"
-        at = len(data)
-        if data and not data.endswith(b"\n"):
-            data += ending
-            at = len(data)
-    else:
-        ending = match.group(1)
-        at = match.start()
-    added = b"".join(header + ending for header in headers)
-    return data[:at] + added + data[at:]
 
 
 class Proxy:
@@ -303,7 +275,7 @@ class Proxy:
         Relay the message; reply with the outcome.
         """
         peer = f"X-Peer: {_peerHost(session.peer)}".encode("utf-8", "replace")
-        data = _withHeaders(envelope.original_content, [peer])
+        data = withHeaders(envelope.original_content, [peer])
         return Deferred.fromCoroutine(
             self._relay(server.hostname, session.peer, envelope, data)
         )

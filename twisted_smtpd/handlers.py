@@ -36,8 +36,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from twisted_smtpd._headers import withHeaders
 from twisted_smtpd._hooks import asyncioLoopOf
-from twisted_smtpd._relay import Proxy, _withHeaders
+from twisted_smtpd._relay import Proxy
 
 __all__ = [
     "AsyncMessage",
@@ -478,7 +479,7 @@ class Mailbox(Message):
             f"X-MailFrom: {envelope.mail_from}".encode(),
             f"X-RcptTo: {rcpts}".encode(),
         ]
-        data = _withHeaders(envelope.original_content, headers)
+        data = withHeaders(envelope.original_content, headers)
         await _outcome(self.store(data))
         return "250 OK"
 
