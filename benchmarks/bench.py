@@ -70,6 +70,8 @@ from smtpclient import (  # noqa: E402
 )
 
 MiB = 1024 * 1024
+#: The label of this checkout when one --tree is given to compare it with.
+THIS = "this"
 
 
 # --------------------------------------------------------------------------
@@ -576,10 +578,12 @@ def parse_args(argv):
         dest="trees",
         metavar="LABEL=PATH",
         help="a source tree (a checkout) to run twisted_smtpd and twistd from, "
-        "appearing as twisted_smtpd@LABEL and twistd@LABEL; repeat it to "
-        "compare trees in one interleaved run (the first is the base of the "
-        "ratios between trees, the last the subject of the ratios to the "
-        "other servers); default: the checkout this script is in",
+        "appearing as twisted_smtpd@LABEL and twistd@LABEL. Given once, the "
+        f"tree is compared with the checkout this script is in (@{THIS}); "
+        "given several times, those trees are compared with each other, the "
+        "first being the base of the ratios between trees and the last the "
+        "subject of the ratios to the other servers. Default: only the "
+        "checkout this script is in",
     )
     p.add_argument(
         "--messages",
@@ -633,6 +637,9 @@ def parse_args(argv):
     args.servers = [s for s in KINDS if s in kinds]  # canonical order
     if not args.trees:
         args.trees = [DEFAULT_TREE]
+    elif len(args.trees) == 1 and args.trees[0].path != DEFAULT_TREE.path:
+        # One tree to compare with this checkout, the subject.
+        args.trees.append(Tree(THIS, DEFAULT_TREE.path))
     labels = [t.label for t in args.trees]
     if len(set(labels)) != len(labels):
         p.error(f"--tree labels must differ: {', '.join(labels)}")
@@ -732,6 +739,11 @@ def run(args) -> int:
         return 1
     results: dict = {"small": {}, "big": {}, "idle": {}, "servers": info}
     results["trees"] = {t.label: t.describe() for t in trees}
+    results["settings"] = {
+        k: getattr(args, k)
+        for k in ("quick", "rounds", "messages", "conn_messages", "concurrency")
+    }
+    results["settings"].update(idle_conns=args.idle_conns, big_sizes=args.big_sizes)
     ncpu = os.cpu_count() or 1
     probe = OtherLoad()
     time.sleep(1)

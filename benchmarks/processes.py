@@ -20,6 +20,11 @@ from dataclasses import dataclass
 
 from servers import CHECKOUT, HOSTNAME, IMPORT_REPORT
 
+PACKAGE = "twisted_smtpd"
+PLUGIN = "twisted.plugins.twisted_smtpd_plugin"
+#: How run_twistd.py reports the plugin dropin it imported.
+PLUGIN_REPORT = f"{PLUGIN} imported from "
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS_PY = os.path.join(HERE, "servers.py")
 RUN_TWISTD_PY = os.path.join(HERE, "run_twistd.py")
@@ -413,26 +418,27 @@ class Server:
 
     def check_import(self) -> str:
         """
-        Make sure that the server imported twisted_smtpd from its tree, and
-        return the file it did (the server says so before it listens).
+        Make sure that the server imported twisted_smtpd (and, for twistd,
+        the plugin dropin, when it says so) from its tree, and return the
+        file of twisted_smtpd.  The server says so before it listens.
         """
         with open(self.logpath, "rb") as f:
             f.seek(self.log_start)
             text = f.read().decode(errors="replace")
-        reported = [
-            line[len(IMPORT_REPORT) :].strip()
-            for line in text.splitlines()
-            if line.startswith(IMPORT_REPORT)
-        ]
         tree = os.path.realpath(self.spec.tree.path)
-        if not reported:
+        found = {}
+        for line in text.splitlines():
+            for module, mark in ((PACKAGE, IMPORT_REPORT), (PLUGIN, PLUGIN_REPORT)):
+                if line.startswith(mark):
+                    found[module] = os.path.realpath(line[len(mark) :].strip())
+        if PACKAGE not in found:
             raise ServerUnavailable("it did not say where twisted_smtpd came from")
-        path = os.path.realpath(reported[-1])
-        if os.path.commonpath([tree, path]) != tree:
-            raise ServerUnavailable(
-                f"it imported twisted_smtpd from {path}, not from the tree {tree}"
-            )
-        return path
+        for module, path in found.items():
+            if os.path.commonpath([tree, path]) != tree:
+                raise ServerUnavailable(
+                    f"it imported {module} from {path}, not from the tree {tree}"
+                )
+        return found[PACKAGE]
 
     def log_tail(self, lines: int = 5) -> str:
         text = []

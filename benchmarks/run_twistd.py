@@ -51,7 +51,7 @@ class ReportOrigin(importlib.abc.MetaPathFinder):
             if spec is not None:
                 if name == "twisted_smtpd":
                     report_import(spec.origin)
-                else:
+                else:  # the same form; processes.PLUGIN_REPORT reads it
                     os.write(2, f"{name} imported from {spec.origin}\n".encode())
                 return spec
         return None
