@@ -1,15 +1,18 @@
 """
-Compare twisted_smtpd with aiosmtpd and twisted.mail as SMTP receivers.
+Compare twisted_smtpd with aiosmtpd, twisted.mail and a bare Twisted
+responder as SMTP receivers, and twisted_smtpd from several source trees
+with each other.
 
 Run from the checkout::
 
     python benchmarks/bench.py [--quick] [--only small|big|idle]
-                               [--servers twisted_smtpd,aiosmtpd,twistedmail]
+                               [--servers twisted_smtpd,twistd,aiosmtpd,...]
+                               [--tree base=../old --tree new=.]
 
-Each server runs in its own process (``benchmarks/servers.py``) on
-127.0.0.1, so that its CPU time and memory can be read from ``/proc``; this
-process is the load generator.  See ``benchmarks/README.rst`` for what each
-figure means.
+Each server runs in its own process (C{processes.py} starts it) on
+127.0.0.1, so that its CPU time and memory can be read from C{/proc}; this
+process is the load generator.  See C{benchmarks/README.rst} for what each
+server and each figure is.
 """
 
 from __future__ import annotations
@@ -19,11 +22,9 @@ import asyncio
 import json
 import math
 import os
-import random
-import select
-import socket
+import re
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,330 +33,49 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from servers import SERVERS, raise_nofile  # noqa: E402
+from processes import (  # noqa: E402
+    DEFAULT_TREE,
+    DESCRIPTIONS,
+    KINDS,
+    OtherLoad,
+    Server,
+    ServerSpec,
+    Tree,
+    make_specs,
+    note,
+    pin_cpus,
+    reset_peak_rss,
+    start_server,
+    stop_all,
+)
+from report import print_report  # noqa: E402
+from servers import raise_nofile  # noqa: E402
+from smtpclient import (  # noqa: E402
+    DATA,
+    EHLO,
+    MAIL,
+    QUIT,
+    RCPT,
+    BenchError,
+    Conn,
+    LineSocket,
+    make_big_message,
+    open_conn,
+    open_idle,
+    percentile,
+    probe_latency,
+    quit_conn,
+    smoke_test,
+    transaction,
+)
 
-SERVERS_PY = os.path.join(HERE, "servers.py")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 MiB = 1024 * 1024
-SHORT = {"twisted_smtpd": "tsmtpd", "aiosmtpd": "aiosmtpd", "twistedmail": "tmail"}
-
-EHLO = b"EHLO client.bench.local\r\n"
-MAIL = b"MAIL FROM:<sender@client.bench.local>\r\n"
-RCPT = b"RCPT TO:<sink@bench.local>\r\n"
-DATA = b"DATA\r\n"
-QUIT = b"QUIT\r\n"
-
-
-class BenchError(Exception):
-    """
-    A reply other than the one expected, or a connection that went away.
-    """
+#: The label of this checkout when one --tree is given to compare it with.
+THIS = "this"
 
 
 # --------------------------------------------------------------------------
-# The server processes and what /proc says about them
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """
-    User plus system CPU time used so far by process C{pid}, in seconds.
-    """
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    # The command name (field 2) may contain spaces: split after its ")".
-    fields = stat.rsplit(")", 1)[1].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / CLK_TCK
-
-
-def proc_mem_kib(pid: int) -> dict[str, int]:
-    """
-    The Vm* lines of C{/proc/PID/status}, in KiB.
-    """
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Vm"):
-                key, value = line.split(":", 1)
-                out[key] = int(value.split()[0])
-    return out
-
-
-def reset_peak_rss(pid: int) -> bool:
-    """
-    Reset VmHWM of C{pid} to its current VmRSS (Linux 4.0 and later).
-    """
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-# CPUs to pin the servers and this client to (set by main); None: no pinning.
-PIN: dict[str, int | None] = {"server": None, "client": None}
-
-
-def pin_cpus(enabled: bool) -> str:
-    """
-    Put the servers on one CPU and this client on another, so that the two
-    never compete for a core; return a description of what was done.
-    """
-    cpus = sorted(os.sched_getaffinity(0))
-    if not enabled:
-        return "not pinned (--no-pin)"
-    if len(cpus) < 2:
-        return f"not pinned (only CPU {cpus} available)"
-    PIN["server"], PIN["client"] = cpus[0], cpus[1]
-    os.sched_setaffinity(0, {PIN["client"]})
-    return f"servers pinned to CPU {PIN['server']}, client to CPU {PIN['client']}"
-
-
-class OtherLoad:
-    """
-    How much CPU time processes other than this one and its servers used
-    while it ran, from C{/proc/stat}: other work on the machine makes the
-    wall-clock figures (rates, latencies) unreliable.
-    """
-
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-        self.busy0, self.steal0 = self.machine()
-        self.own0 = self.own()
-
-    @staticmethod
-    def machine() -> tuple[float, float]:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        # user nice system idle iowait irq softirq steal ...
-        busy = v[0] + v[1] + v[2] + v[5] + v[6]
-        steal = v[7] if len(v) > 7 else 0
-        return busy / CLK_TCK, steal / CLK_TCK
-
-    @staticmethod
-    def own() -> float:
-        # Servers count once they have been stopped and reaped.
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def cpus(self) -> tuple[float, float]:
-        """
-        Return the average number of CPUs busy with other work since this
-        object was made, and the average number stolen by the hypervisor.
-        """
-        wall = time.monotonic() - self.t0
-        busy, steal = self.machine()
-        others = (busy - self.busy0) - (self.own() - self.own0)
-        return max(0.0, others) / wall, (steal - self.steal0) / wall
-
-
-class ServerUnavailable(Exception):
-    pass
-
-
-class Server:
-    """
-    One server subprocess, started with C{servers.py NAME}.
-    """
-
-    def __init__(self, name: str, logdir: str, size: int | None = None):
-        self.name = name
-        self.logpath = os.path.join(logdir, f"{name}.log")
-        cmd = [sys.executable, SERVERS_PY, name]
-        if size is not None:
-            cmd += ["--size", str(size)]
-        self.log = open(self.logpath, "ab")
-        self.log.write(f"--- {' '.join(cmd)}\n".encode())
-        self.log.flush()
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL
-        )
-        self.pid = self.proc.pid
-        if PIN["server"] is not None:
-            os.sched_setaffinity(self.pid, {PIN["server"]})
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline() if ready else b""
-        if not line.strip().isdigit():
-            self.stop()
-            raise ServerUnavailable(self.log_tail())
-        self.port = int(line)
-
-    def log_tail(self, lines: int = 5) -> str:
-        with open(self.logpath, "rb") as f:
-            text = f.read().decode(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:])
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def cpu(self) -> float:
-        return proc_cpu_seconds(self.pid)
-
-    def mem(self) -> dict[str, int]:
-        return proc_mem_kib(self.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-
-
-def start_server(name: str, logdir: str, size: int | None = None) -> Server | None:
-    try:
-        return Server(name, logdir, size)
-    except ServerUnavailable as e:
-        note(f"SKIPPING {name}: its server did not start ({e})")
-        return None
-
-
-def note(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
-# --------------------------------------------------------------------------
-# An asyncio client connection that counts replies
-
-
-class Conn(asyncio.Protocol):
-    """
-    A client connection that splits what it receives into SMTP replies and
-    keeps the code of each complete (possibly multi-line) reply.
-    """
-
-    def __init__(self) -> None:
-        self.buf = b""
-        self.codes: list[bytes] = []
-        self.want = 0
-        self.waiter: asyncio.Future | None = None
-        self.closed = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
-        start = 0
-        while True:
-            end = buf.find(b"\r\n", start)
-            if end < 0:
-                break
-            # "250-..." continues a reply, "250 ..." or "250" ends it.
-            if buf[start + 3 : start + 4] != b"-":
-                self.codes.append(buf[start : start + 3])
-            start = end + 2
-        self.buf = buf[start:]
-        waiter = self.waiter
-        if waiter is not None and len(self.codes) >= self.want:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def connection_lost(self, exc) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            self.waiter = None
-            waiter.set_exception(BenchError("connection lost"))
-
-    async def expect(self, *codes: bytes) -> None:
-        """
-        Wait for C{len(codes)} replies and check their codes.
-        """
-        n = len(codes)
-        if len(self.codes) < n:
-            if self.closed.done():
-                raise BenchError("connection lost")
-            self.want = n
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-        got = tuple(self.codes[:n])
-        del self.codes[:n]
-        if got != codes:
-            raise BenchError(f"expected {codes}, got {got}")
-
-    def send(self, data: bytes) -> None:
-        self.transport.write(data)
-
-    async def close(self, timeout: float = 2.0) -> None:
-        """
-        Close, after letting the server close first when it is about to.
-        """
-        try:
-            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
-        except asyncio.TimeoutError:
-            pass
-        self.transport.close()
-
-
-async def open_conn(port: int) -> Conn:
-    loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(Conn, "127.0.0.1", port)
-    await conn.expect(b"220")
-    conn.send(EHLO)
-    await conn.expect(b"250")
-    return conn
-
-
-# --------------------------------------------------------------------------
-# Small messages
-
-
-def make_small_message(size: int = 1024) -> bytes:
-    """
-    A message of exactly C{size} bytes, CRLF lines, ready to send after
-    354 with its terminating "."; none of its lines needs dot-stuffing.
-    """
-    head = (
-        b"From: Sender <sender@client.bench.local>\r\n"
-        b"To: Sink <sink@bench.local>\r\n"
-        b"Subject: benchmark message\r\n"
-        b"Message-ID: <bench.1@client.bench.local>\r\n"
-        b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n"
-        b"\r\n"
-    )
-    line = b"The quick brown fox jumps over the lazy dog. 0123456789 abcdefghij\r\n"
-    body = head
-    while len(body) + len(line) <= size - 8:
-        body += line
-    body += b"x" * (size - len(body) - 2) + b"\r\n"
-    assert len(body) == size
-    return body + b".\r\n"
-
-
-SMALL_WIRE = make_small_message()
-
-
-async def transaction(conn: Conn, pipelined: bool) -> None:
-    if pipelined:
-        conn.send(MAIL + RCPT + DATA)
-        await conn.expect(b"250", b"250", b"354")
-    else:
-        conn.send(MAIL)
-        await conn.expect(b"250")
-        conn.send(RCPT)
-        await conn.expect(b"250")
-        conn.send(DATA)
-        await conn.expect(b"354")
-    conn.send(SMALL_WIRE)
-    await conn.expect(b"250")
-
-
-async def quit_conn(conn: Conn) -> None:
-    conn.send(QUIT)
-    await conn.expect(b"221")
-    await conn.close()
+# 1 KiB messages
 
 
 class SmallRun:
@@ -447,11 +167,13 @@ async def small_run_async(
             await asyncio.wait_for(run.all_ready.wait(), 60)
         except asyncio.TimeoutError:
             pass
-    cpu0, times0, t0 = server.cpu(), os.times(), time.perf_counter()
+    ticks0, cpu0 = server.cpu_ticks(), server.cpu()
+    times0, t0 = os.times(), time.perf_counter()
     run.deadline = time.monotonic() + time_limit
     go.set()
     done, pending = await asyncio.wait(tasks, timeout=time_limit + 15)
-    t1, times1, cpu1 = time.perf_counter(), os.times(), server.cpu()
+    t1, times1 = time.perf_counter(), os.times()
+    cpu1, ticks1 = server.cpu(), server.cpu_ticks()
     for t in pending:
         t.cancel()
         run.fail(BenchError("timed out"))
@@ -480,15 +202,67 @@ async def small_run_async(
         "cpu_ms_per_msg": (cpu1 - cpu0) * 1000 / run.ok if run.ok else math.nan,
         "client_cpu_pct": 100 * client_cpu / wall if wall > 0 else math.nan,
         "timed_out": run.started < total,
+        "cpu_s": cpu1 - cpu0,
+        "cpu_s_ticks": ticks1 - ticks0,
+        "cpu_disagree": disagree(cpu1 - cpu0, ticks1 - ticks0),
     }
 
 
-def bench_small(args, servers: list[str], logdir: str, results: dict) -> None:
-    procs = {}
-    for name in servers:
-        srv = start_server(name, logdir)
+def disagree(precise: float, ticks: float) -> bool:
+    """
+    Whether the precise CPU time of a run (the server's threads' run time in
+    C{/proc/PID/task/*/schedstat}) and the whole process's, in clock ticks
+    (C{/proc/PID/stat}), differ by more than the ticks' coarseness allows,
+    as they would if a thread had ended during the run.
+    """
+    return abs(precise - ticks) > 0.03 + 0.1 * max(precise, ticks)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """
+    Cancel what is left on C{loop} (after an error or Ctrl-C), let the
+    connections it holds close, and close it.
+    """
+
+    async def settle():
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.sleep(0.1)
+
+    try:
+        loop.run_until_complete(settle())
+    finally:
+        loop.close()
+
+
+def scenarios(args) -> list[tuple[str, bool, bool, int]]:
+    """
+    The 1 KiB scenarios: (key, pipelined, reuse, concurrency).
+    """
+    out = []
+    for pipelined in (False, True):
+        for reuse in (True, False):
+            for conc in args.concurrency:
+                key = (
+                    f"{'pipelined' if pipelined else 'lock-step'}, "
+                    f"{'reuse' if reuse else 'conn/msg'}, c={conc}"
+                )
+                out.append((key, pipelined, reuse, conc))
+    return out
+
+
+def bench_small(args, specs: list[ServerSpec], logdir: str, results: dict) -> None:
+    """
+    Every 1 KiB scenario, each server in turn in each round, every server
+    being one process that lives through all the scenarios.
+    """
+    procs: dict[str, Server] = {}
+    for spec in specs:
+        srv = start_server(spec, logdir)
         if srv is not None:
-            procs[name] = srv
+            procs[spec.name] = srv
     if not procs:
         return
     loop = asyncio.new_event_loop()
@@ -501,41 +275,36 @@ def bench_small(args, servers: list[str], logdir: str, results: dict) -> None:
             loop.run_until_complete(
                 small_run_async(srv, False, False, 10, 100, args.time_limit)
             )
-        for pipelined in (False, True):
-            for reuse in (True, False):
-                for conc in args.concurrency:
-                    total = args.messages if reuse else args.conn_messages
-                    key = (
-                        f"{'pipelined' if pipelined else 'lock-step'}, "
-                        f"{'reuse' if reuse else 'conn/msg'}, c={conc}"
+        for key, pipelined, reuse, conc in scenarios(args):
+            total = args.messages if reuse else args.conn_messages
+            runs: dict[str, list] = {name: [] for name in procs}
+            for rnd in range(args.rounds):
+                for name, srv in procs.items():
+                    if not srv.alive():
+                        continue
+                    r = loop.run_until_complete(
+                        small_run_async(
+                            srv, pipelined, reuse, conc, total, args.time_limit
+                        )
                     )
-                    runs = {name: [] for name in procs}
-                    for rnd in range(args.rounds):
-                        for name, srv in procs.items():
-                            if not srv.alive():
-                                continue
-                            r = loop.run_until_complete(
-                                small_run_async(
-                                    srv, pipelined, reuse, conc, total, args.time_limit
-                                )
-                            )
-                            runs[name].append(r)
-                            note(
-                                f"  small [{key}] round {rnd + 1} {name}: "
-                                f"{r['messages']} msgs {r['msgs_per_s']:.0f}/s "
-                                f"{r['cpu_ms_per_msg']:.3f} ms CPU/msg, "
-                                f"client {r['client_cpu_pct']:.0f}% CPU, "
-                                f"{r['failures']} failures"
-                                + (f" {r['errors']}" if r["errors"] else "")
-                                + (" (TIME LIMIT)" if r["timed_out"] else "")
-                            )
-                            if not srv.alive():
-                                note(f"  {name} DIED: {srv.log_tail()}")
-                    results["small"][key] = {
-                        name: summarize_small(rs) for name, rs in runs.items()
-                    }
+                    runs[name].append(r)
+                    note(
+                        f"  small [{key}] round {rnd + 1} {name}: "
+                        f"{r['messages']} msgs {r['msgs_per_s']:.0f}/s "
+                        f"{r['cpu_ms_per_msg']:.3f} ms CPU/msg, "
+                        f"client {r['client_cpu_pct']:.0f}% CPU, "
+                        f"{r['failures']} failures"
+                        + (f" {r['errors']}" if r["errors"] else "")
+                        + (" (TIME LIMIT)" if r["timed_out"] else "")
+                        + (" (CPU SOURCES DISAGREE)" if r["cpu_disagree"] else "")
+                    )
+                    if not srv.alive():
+                        note(f"  {name} DIED: {srv.log_tail()}")
+            results["small"][key] = {
+                name: summarize_small(rs) for name, rs in runs.items() if rs
+            }
     finally:
-        loop.close()
+        close_loop(loop)
         for srv in procs.values():
             srv.stop()
 
@@ -555,6 +324,7 @@ def summarize_small(runs: list[dict]) -> dict:
         "messages": sum(r["messages"] for r in runs),
         "rounds": len(runs),
         "timed_out": any(r["timed_out"] for r in runs),
+        "cpu_disagree": any(r["cpu_disagree"] for r in runs),
     }
 
 
@@ -562,94 +332,16 @@ def summarize_small(runs: list[dict]) -> dict:
 # Big messages, over a blocking socket
 
 
-class LineSocket:
+def big_run(
+    spec: ServerSpec, message: tuple[bytes, int], logdir: str, time_limit: float
+) -> dict | None:
     """
-    A blocking client socket that reads SMTP replies.
+    Send one big message (L{make_big_message}'s C{message}) to a fresh
+    server and measure the transfer.
     """
-
-    def __init__(self, port: int, timeout: float):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def reply(self) -> bytes:
-        while True:
-            end = self.buf.find(b"\r\n")
-            if end < 0:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise BenchError("connection lost")
-                self.buf += data
-                continue
-            line, self.buf = self.buf[:end], self.buf[end + 2 :]
-            if line[3:4] != b"-":
-                return line[:3]
-
-    def command(self, data: bytes, *codes: bytes) -> None:
-        if data:
-            self.sock.sendall(data)
-        got = tuple(self.reply() for _ in codes)
-        if got != codes:
-            raise BenchError(f"expected {codes}, got {got}")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def smoke_test(port: int) -> None:
-    """
-    Send one 1 KiB message, checking every reply.
-    """
-    conn = LineSocket(port, timeout=10)
-    try:
-        conn.command(b"", b"220")
-        conn.command(EHLO, b"250")
-        conn.command(MAIL, b"250")
-        conn.command(RCPT, b"250")
-        conn.command(DATA, b"354")
-        conn.command(SMALL_WIRE, b"250")
-        conn.command(QUIT, b"221")
-    finally:
-        conn.close()
-
-
-def make_big_message(size: int) -> tuple[bytes, int]:
-    """
-    Build a message of about C{size} bytes made of 76-character CRLF lines,
-    one line in 16 starting with ".", and return it dot-stuffed and
-    terminated for the wire, with the size of the unstuffed message.
-    """
-    head = (
-        b"From: Sender <sender@client.bench.local>\r\n"
-        b"To: Sink <sink@bench.local>\r\n"
-        b"Subject: big benchmark message\r\n"
-        b"Message-ID: <bench.big@client.bench.local>\r\n"
-        b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n"
-        b"\r\n"
-    )
-    rnd = random.Random(20240101)
-    alphabet = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789,;:!?-"
-    lines = []
-    for i in range(1024):
-        text = "".join(rnd.choice(alphabet) for _ in range(76))
-        if i % 16 == 0:
-            text = "." + text[1:]
-        lines.append(text.encode("ascii"))
-    block = b"".join(
-        b"." + ln + b"\r\n" if ln[:1] == b"." else ln + b"\r\n" for ln in lines
-    )
-    nlines = max(1, (size - len(head)) // 78)
-    whole, part = divmod(nlines, len(lines))
-    tail = b"".join(
-        b"." + ln + b"\r\n" if ln[:1] == b"." else ln + b"\r\n" for ln in lines[:part]
-    )
-    wire = b"".join([head, block * whole, tail, b".\r\n"])
-    return wire, len(head) + nlines * 78
-
-
-def big_run(name: str, size: int, logdir: str, time_limit: float) -> dict | None:
-    wire, msg_size = make_big_message(size)
-    srv = start_server(name, logdir, size=max(2 * size, 64 * MiB))
+    wire, msg_size = message
+    name = spec.name
+    srv = start_server(spec, logdir, size=max(2 * msg_size, 64 * MiB))
     if srv is None:
         return None
     result: dict = {"size": msg_size, "failures": 0}
@@ -714,25 +406,27 @@ def big_run(name: str, size: int, logdir: str, time_limit: float) -> dict | None
     return result
 
 
-def bench_big(args, servers: list[str], logdir: str, results: dict) -> None:
-    for size_mib, rounds in args.big_sizes:
+def bench_big(args, specs: list[ServerSpec], logdir: str, results: dict) -> None:
+    for size_mib in args.big_sizes:
         key = f"{size_mib} MiB"
-        runs = {name: [] for name in servers}
-        for rnd in range(rounds):
-            for name in servers:
-                r = big_run(name, size_mib * MiB, logdir, args.big_time_limit)
+        message = make_big_message(size_mib * MiB)
+        runs: dict[str, list] = {spec.name: [] for spec in specs}
+        for rnd in range(args.rounds):
+            for spec in specs:
+                r = big_run(spec, message, logdir, args.big_time_limit)
                 if r is None:
                     continue
-                runs[name].append(r)
+                runs[spec.name].append(r)
                 if "mib_per_s" in r:
                     note(
-                        f"  big [{key}] round {rnd + 1} {name}: "
+                        f"  big [{key}] round {rnd + 1} {spec.name}: "
                         f"{r['mib_per_s']:.1f} MiB/s, "
                         f"{r['cpu_s_per_mib']:.4f} CPU s/MiB, "
                         f"peak RSS {r['peak_rss_mib']:.0f} MiB "
                         f"(base {r['base_rss_mib']:.0f}, "
                         f"growth {r['growth_x']:.2f}x size)"
                     )
+        del message
         summary = {}
         for name, rs in runs.items():
             good = [r for r in rs if "mib_per_s" in r]
@@ -748,63 +442,13 @@ def bench_big(args, servers: list[str], logdir: str, results: dict) -> None:
 # Idle connections
 
 
-def probe_latency(port: int, count: int, timeout: float) -> tuple[list[float], int]:
+def idle_run(spec: ServerSpec, args, logdir: str) -> dict | None:
     """
-    Time C{count} sequential connect, greeting, EHLO, QUIT exchanges.
+    Hold many idle connections to a fresh server: the memory each costs,
+    and how long a new client waits with and without them.
     """
-    times = []
-    failures = 0
-    for _ in range(count):
-        t0 = time.perf_counter()
-        try:
-            conn = LineSocket(port, timeout)
-            try:
-                conn.command(b"", b"220")
-                conn.command(EHLO, b"250")
-                conn.command(QUIT, b"221")
-            finally:
-                conn.close()
-        except (OSError, BenchError):
-            failures += 1
-            continue
-        times.append(time.perf_counter() - t0)
-    return times, failures
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return math.nan
-    values = sorted(values)
-    k = (len(values) - 1) * p / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
-async def open_idle(port: int, count: int, conns: list, deadline: float) -> int:
-    """
-    Open C{count} more connections, greeted and EHLO'd, at most 100 at a
-    time; return how many failed.
-    """
-    sem = asyncio.Semaphore(100)
-    failures = 0
-
-    async def one():
-        nonlocal failures
-        async with sem:
-            if time.monotonic() > deadline:
-                failures += 1
-                return
-            try:
-                conns.append(await asyncio.wait_for(open_conn(port), 30))
-            except (OSError, BenchError, asyncio.TimeoutError):
-                failures += 1
-
-    await asyncio.gather(*(one() for _ in range(count)))
-    return failures
-
-
-def idle_run(name: str, args, logdir: str) -> dict | None:
-    srv = start_server(name, logdir)
+    name = spec.name
+    srv = start_server(spec, logdir)
     if srv is None:
         return None
     loop = asyncio.new_event_loop()
@@ -854,183 +498,92 @@ def idle_run(name: str, args, logdir: str) -> dict | None:
         for c in conns:
             if c.transport is not None:
                 c.transport.abort()
-        loop.run_until_complete(asyncio.sleep(0.1))
-        loop.close()
+        close_loop(loop)
         srv.stop()
     return result
 
 
-def bench_idle(args, servers: list[str], logdir: str, results: dict) -> None:
-    for name in servers:
-        r = idle_run(name, args, logdir)
-        if r is not None:
-            results["idle"][name] = r
+def bench_idle(args, specs: list[ServerSpec], logdir: str, results: dict) -> None:
+    runs: dict[str, list] = {spec.name: [] for spec in specs}
+    for _ in range(args.rounds):
+        for spec in specs:
+            r = idle_run(spec, args, logdir)
+            if r:
+                runs[spec.name].append(r)
+    for name, rs in runs.items():
+        if not rs:
+            continue
+        summary = {
+            k: statistics.median(r[k] for r in rs)
+            for k in (
+                "kib_per_conn",
+                "kib_per_conn_all",
+                "p50_ms_0",
+                "p99_ms_0",
+                "p50_ms_idle",
+                "p99_ms_idle",
+            )
+        }
+        summary["conns_measured"] = min(r["conns_measured"] for r in rs)
+        summary["held"] = min(r["held"] for r in rs)
+        summary["failures"] = sum(r["failures"] for r in rs)
+        summary["rounds"] = len(rs)
+        results["idle"][name] = summary
 
 
 # --------------------------------------------------------------------------
-# The table
 
 
-def fmt(v, digits: int) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:,.{digits}f}"
-
-
-def ratio(a, b, floor: float = 0.0) -> str:
-    if (
-        a is None
-        or b is None
-        or any(isinstance(x, float) and math.isnan(x) for x in (a, b))
-    ):
-        return "-"
-    if b == 0:
-        return "-"
-    if abs(b) < floor:
-        return "n/m"  # not meaningful: the denominator is close to nothing
-    return f"{a / b:.2f}x"
-
-
-def print_table(results: dict, servers: list[str], out=sys.stdout) -> None:
-    subject = servers[0]
-    others = servers[1:]
-    headers = ["metric"] + servers + [f"{SHORT[subject]}/{SHORT[o]}" for o in others]
-    rows: list[list[str] | None] = []
-
-    def add(label, values: dict, digits: int, floor: float = 0.0, ratios=True):
-        row = [label] + [fmt(values.get(n), digits) for n in servers]
-        if ratios:
-            row += [ratio(values.get(subject), values.get(o), floor) for o in others]
-        rows.append(row)
-
-    def section(title):
-        rows.append(None)
-        rows.append([title])
-
-    failures = {n: 0 for n in servers}
-
-    if results["small"]:
-        section("1 KiB messages (median of rounds)")
-        for key, per in results["small"].items():
-            add(
-                f"{key}: msgs/s (higher is better)",
-                {n: per.get(n, {}).get("msgs_per_s") for n in servers},
-                0,
-            )
-            add(
-                f"{key}: server CPU ms/msg (lower is better)",
-                {n: per.get(n, {}).get("cpu_ms_per_msg") for n in servers},
-                3,
-            )
-            add(
-                f"{key}: client CPU %",
-                {n: per.get(n, {}).get("client_cpu_pct") for n in servers},
-                0,
-                ratios=False,
-            )
-            for n in servers:
-                failures[n] += per.get(n, {}).get("failures", 0)
-    if results["big"]:
-        section("big messages (fresh server for each message)")
-        for key, per in results["big"].items():
-            add(
-                f"{key}: MiB/s, 354 to 250 (higher is better)",
-                {n: per.get(n, {}).get("mib_per_s") for n in servers},
-                1,
-            )
-            add(
-                f"{key}: server CPU s/MiB (lower is better)",
-                {n: per.get(n, {}).get("cpu_s_per_mib") for n in servers},
-                4,
-            )
-            add(
-                f"{key}: peak server RSS MiB (VmHWM)",
-                {n: per.get(n, {}).get("peak_rss_mib") for n in servers},
-                0,
-            )
-            add(
-                f"{key}: RSS growth / message size",
-                {n: per.get(n, {}).get("growth_x") for n in servers},
-                2,
-                floor=0.1,
-            )
-            for n in servers:
-                failures[n] += per.get(n, {}).get("failures", 0)
-    if results["idle"]:
-        per = results["idle"]
-        section("idle connections (fresh server)")
-        first = next(iter(per.values()))
-        held = min(r["held"] for r in per.values())
-        add(
-            f"KiB of server RSS per idle connection ({first['conns_measured']})",
-            {n: per.get(n, {}).get("kib_per_conn") for n in servers},
-            1,
+def parse_tree(text: str) -> Tree:
+    """
+    Read a C{--tree} argument: C{LABEL=PATH}, or C{PATH} labelled with the
+    directory's name.
+    """
+    label, sep, path = text.partition("=")
+    if not sep:
+        label, path = "", text
+    path = os.path.realpath(os.path.expanduser(path))
+    label = label or os.path.basename(path)
+    if not re.fullmatch(r"[A-Za-z0-9._+-]+", label):
+        raise argparse.ArgumentTypeError(
+            f"tree label {label!r}: use letters, digits and ._+- only"
         )
-        add(
-            "connect+greeting+EHLO+QUIT p50 ms, no idle conns",
-            {n: per.get(n, {}).get("p50_ms_0") for n in servers},
-            2,
-        )
-        add(
-            "connect+greeting+EHLO+QUIT p99 ms, no idle conns",
-            {n: per.get(n, {}).get("p99_ms_0") for n in servers},
-            2,
-        )
-        add(
-            f"connect+greeting+EHLO+QUIT p50 ms, {held} idle conns",
-            {n: per.get(n, {}).get("p50_ms_idle") for n in servers},
-            2,
-        )
-        add(
-            f"connect+greeting+EHLO+QUIT p99 ms, {held} idle conns",
-            {n: per.get(n, {}).get("p99_ms_idle") for n in servers},
-            2,
-        )
-        for n in servers:
-            failures[n] += per.get(n, {}).get("failures", 0)
-    section("correctness")
-    rows.append(
-        ["unexpected replies / lost connections"] + [str(failures[n]) for n in servers]
-    )
-
-    widths = [0] * len(headers)
-    for row in [headers] + [r for r in rows if r and len(r) > 1]:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    line = "  ".join(
-        h.ljust(widths[0]) if i == 0 else h.rjust(widths[i])
-        for i, h in enumerate(headers)
-    )
-    out.write(line + "\n" + "-" * len(line) + "\n")
-    for row in rows:
-        if row is None:
-            out.write("\n")
-        elif len(row) == 1:
-            out.write(row[0] + "\n")
-        else:
-            out.write(
-                "  ".join(
-                    c.ljust(widths[0]) if i == 0 else c.rjust(widths[i])
-                    for i, c in enumerate(row)
-                )
-                + "\n"
-            )
-    out.flush()
-
-
-# --------------------------------------------------------------------------
+    if not os.path.isfile(os.path.join(path, "twisted_smtpd", "__init__.py")):
+        raise argparse.ArgumentTypeError(f"{path} has no twisted_smtpd/__init__.py")
+    return Tree(label, path)
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        description="Compare twisted_smtpd, aiosmtpd and twisted.mail.",
+        description="Compare twisted_smtpd (from one or more source trees, "
+        "in-process and as twistd) with aiosmtpd (in-process and its command "
+        "line), twisted.mail and a bare Twisted responder.",
+        epilog="kinds of server:\n"
+        + "".join(f"  {k:14} {DESCRIPTIONS[k]}\n" for k in KINDS)
+        + "\nSee benchmarks/README.rst for what they are and what the figures "
+        "mean.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="a short run (1-2 minutes)")
+    p.add_argument("--quick", action="store_true", help="a short run")
     p.add_argument("--only", choices=("small", "big", "idle"), help="run one part only")
     p.add_argument(
         "--servers",
-        default=",".join(SERVERS),
-        help="comma-separated, from: " + ",".join(SERVERS),
+        default=",".join(KINDS),
+        help="comma-separated kinds of server (default: all): " + ", ".join(KINDS),
+    )
+    p.add_argument(
+        "--tree",
+        action="append",
+        type=parse_tree,
+        dest="trees",
+        metavar="LABEL=PATH",
+        help="a source tree (a checkout) to run twisted_smtpd and twistd from, "
+        "appearing as twisted_smtpd@LABEL and twistd@LABEL. Given once, the "
+        f"tree is compared with the checkout this script is in (@{THIS}); "
+        "given several times, those trees are compared with each other, the "
+        "first being the base of the ratios between trees and the last the "
+        "subject of the ratios to the other servers. Default: only the "
+        "checkout this script is in",
     )
     p.add_argument(
         "--messages",
@@ -1044,7 +597,11 @@ def parse_args(argv):
         "quick 300; a third of --messages when that is given)",
     )
     p.add_argument(
-        "--rounds", type=int, help="rounds per scenario (default 3; quick 1)"
+        "--rounds",
+        type=int,
+        help="rounds of every scenario, big message and idle test, each "
+        "server in turn in each round; the table shows the median "
+        "(default 3; quick 1; 5 to compare trees)",
     )
     p.add_argument(
         "--concurrency",
@@ -1073,11 +630,26 @@ def parse_args(argv):
     )
     p.add_argument("--json", metavar="FILE", help="also write the raw figures here")
     args = p.parse_args(argv)
-    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    for s in args.servers:
-        if s not in SERVERS:
-            p.error(f"unknown server {s!r}; choose from {', '.join(SERVERS)}")
-    args.servers = [s for s in SERVERS if s in args.servers]  # canonical order
+    kinds = [s.strip() for s in args.servers.split(",") if s.strip()]
+    for s in kinds:
+        if s not in KINDS:
+            p.error(f"unknown server {s!r}; choose from {', '.join(KINDS)}")
+    args.servers = [s for s in KINDS if s in kinds]  # canonical order
+    if not args.trees:
+        args.trees = [DEFAULT_TREE]
+    elif len(args.trees) == 1 and args.trees[0].path != DEFAULT_TREE.path:
+        # One tree to compare with this checkout, the subject.
+        args.trees.append(Tree(THIS, DEFAULT_TREE.path))
+    labels = [t.label for t in args.trees]
+    if len(set(labels)) != len(labels):
+        p.error(f"--tree labels must differ: {', '.join(labels)}")
+    if "twistd" in args.servers:
+        for t in args.trees:
+            dropin = os.path.join(
+                t.path, "twisted", "plugins", "twisted_smtpd_plugin.py"
+            )
+            if not os.path.isfile(dropin):
+                note(f"{t.path} has no {dropin}: twistd cannot run from it")
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     q = args.quick
     args.messages_given = args.messages is not None
@@ -1090,6 +662,8 @@ def parse_args(argv):
             args.conn_messages = 300 if q else 1000
     if args.rounds is None:
         args.rounds = 1 if q else 3
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     if args.time_limit is None:
         args.time_limit = 5.0 if q else 20.0
     if args.idle_conns is None:
@@ -1097,16 +671,48 @@ def parse_args(argv):
     if args.idle_latency_conns is None:
         args.idle_latency_conns = 4000 if q else 10000
     args.idle_latency_conns = max(args.idle_latency_conns, args.idle_conns)
-    # (size in MiB, rounds); each round is a fresh server process.
-    args.big_sizes = [(10, 1), (100, 1)] if q else [(10, 3), (100, 1)]
+    # In MiB; each message goes to a fresh server process.
+    args.big_sizes = [10, 100]
     args.big_time_limit = 120.0
     args.idle_time_limit = 120.0
     args.probes = 200
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def available(specs: list[ServerSpec], logdir: str, info: dict) -> list[ServerSpec]:
+    """
+    The servers that start and take one 1 KiB message; for twisted_smtpd's
+    kinds, C{info} gets where each imported twisted_smtpd from.
+    """
+    ok = []
+    for spec in specs:
+        srv = start_server(spec, logdir)
+        if srv is None:
+            continue
+        try:
+            smoke_test(srv.port)
+        except (OSError, BenchError) as e:
+            note(
+                f"SKIPPING {spec.name}: one 1 KiB message did not go through ({e}); "
+                f"server log: {srv.log_tail()}"
+            )
+        else:
+            ok.append(spec)
+            info[spec.name] = {
+                "kind": spec.kind,
+                "tree": spec.tree.label if spec.tree else None,
+                "tree_path": spec.tree.path if spec.tree else None,
+                "imported": srv.imported,
+                "command": " ".join(spec.command(logdir, None)),
+            }
+            if srv.imported:
+                note(f"  {spec.name}: twisted_smtpd imported from {srv.imported}")
+        finally:
+            srv.stop()
+    return ok
+
+
+def run(args) -> int:
     nofile = raise_nofile()
     need = args.idle_latency_conns + 200
     if args.only in (None, "idle") and nofile < need:
@@ -1118,31 +724,26 @@ def main(argv=None) -> int:
         args.idle_conns = min(args.idle_conns, args.idle_latency_conns)
     logdir = tempfile.mkdtemp(prefix="smtpbench-")
     pinning = pin_cpus(not args.no_pin)
+    specs = make_specs(args.servers, args.trees)
     note(
-        f"servers: {', '.join(args.servers)}; RLIMIT_NOFILE {nofile}; {pinning}; "
-        f"server logs in {logdir}"
+        f"servers: {', '.join(s.name for s in specs)}; RLIMIT_NOFILE {nofile}; "
+        f"{pinning}; server logs in {logdir}"
     )
-    # Find out up front which servers start at all.
-    servers = []
-    for name in args.servers:
-        srv = start_server(name, logdir)
-        if srv is None:
-            continue
-        try:
-            smoke_test(srv.port)
-        except (OSError, BenchError) as e:
-            note(
-                f"SKIPPING {name}: one 1 KiB message did not go through ({e}); "
-                f"server log: {srv.log_tail()}"
-            )
-        else:
-            servers.append(name)
-        finally:
-            srv.stop()
-    if not servers:
+    trees = [t for t in args.trees if any(s.tree == t for s in specs)]
+    for t in trees:
+        note(f"tree {t.label or '(this checkout)'}: {t.describe()}")
+    info: dict = {}
+    specs = available(specs, logdir, info)
+    if not specs:
         note("no server could be started")
         return 1
-    results: dict = {"small": {}, "big": {}, "idle": {}, "servers": servers}
+    results: dict = {"small": {}, "big": {}, "idle": {}, "servers": info}
+    results["trees"] = {t.label: t.describe() for t in trees}
+    results["settings"] = {
+        k: getattr(args, k)
+        for k in ("quick", "rounds", "messages", "conn_messages", "concurrency")
+    }
+    results["settings"].update(idle_conns=args.idle_conns, big_sizes=args.big_sizes)
     ncpu = os.cpu_count() or 1
     probe = OtherLoad()
     time.sleep(1)
@@ -1156,13 +757,13 @@ def main(argv=None) -> int:
     started = time.monotonic()
     if args.only in (None, "small"):
         note("== 1 KiB messages")
-        bench_small(args, servers, logdir, results)
+        bench_small(args, specs, logdir, results)
     if args.only in (None, "big"):
         note("== big messages")
-        bench_big(args, servers, logdir, results)
+        bench_big(args, specs, logdir, results)
     if args.only in (None, "idle"):
         note("== idle connections")
-        bench_idle(args, servers, logdir, results)
+        bench_idle(args, specs, logdir, results)
     note(f"== done in {time.monotonic() - started:.0f} s")
     others, steal = load.cpus()
     results["other_load_cpus"] = others
@@ -1177,12 +778,37 @@ def main(argv=None) -> int:
             "The machine was not idle: msgs/s, MiB/s and latencies understate "
             "the servers; CPU-time figures are less affected."
         )
+    print(f"Rounds: {args.rounds}.  Servers:")
+    for spec in specs:
+        where = info[spec.name].get("imported")
+        where = f"; twisted_smtpd from {where}" if where else ""
+        print(f"  {spec.short:14} {DESCRIPTIONS[spec.kind]}{where}")
+    for t in trees:
+        if t.label:
+            print(f"  @{t.label}: {t.describe()}")
     print()
-    print_table(results, servers)
+    print_report(results, specs, trees)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=str)
     return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def terminated(signum, frame):
+        note("terminated: stopping the servers")
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        note("interrupted: stopping the servers")
+        return 130
+    finally:
+        stop_all()
 
 
 if __name__ == "__main__":

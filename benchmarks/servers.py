@@ -3,17 +3,22 @@ The servers compared by ``bench.py``, one per process.
 
 Run as::
 
-    python benchmarks/servers.py NAME [--size N]
+    python benchmarks/servers.py NAME [--size N] [--tree DIR]
 
-where NAME is ``twisted_smtpd``, ``aiosmtpd`` or ``twistedmail``.  The server
-listens on an ephemeral port of 127.0.0.1, prints that port number alone on
-a line of its standard output, and then serves until it is killed.  Every
-server accepts every message and throws it away (a "sink"), so that what is
-measured is the cost of the SMTP protocol machinery itself.
+where NAME is ``twisted_smtpd``, ``aiosmtpd``, ``twistedmail`` or ``bare``.
+The server listens on an ephemeral port of 127.0.0.1, prints that port number
+alone on a line of its standard output, and then serves until it is killed.
+Every server accepts every message and throws it away (a "sink"), so that what
+is measured is the cost of the SMTP protocol machinery itself.
 
 ``--size N`` sets the largest message the server accepts, in bytes (for
-twisted_smtpd and aiosmtpd; twisted.mail has no limit).  Without it each
-library keeps its own default.
+twisted_smtpd and aiosmtpd; twisted.mail and the bare responder have no
+limit).  Without it each library keeps its own default.
+
+``--tree DIR`` (twisted_smtpd only) imports twisted_smtpd from the source
+tree DIR, by default the checkout this script is in; see L{use_tree}.  The
+file it was imported from is written to standard error as
+``twisted_smtpd imported from PATH``, which C{bench.py} checks.
 
 Exit status 3 means the server's library could not be imported.
 """
@@ -25,7 +30,7 @@ import os
 import resource
 import sys
 
-SERVERS = ("twisted_smtpd", "aiosmtpd", "twistedmail")
+SERVERS = ("twisted_smtpd", "aiosmtpd", "twistedmail", "bare")
 HOSTNAME = "bench.local"
 BACKLOG = 1024
 WANTED_NOFILE = 30000
@@ -46,6 +51,45 @@ def raise_nofile(wanted: int = WANTED_NOFILE) -> int:
         except (ValueError, OSError):
             continue
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+#: The start of the line that says where twisted_smtpd was imported from.
+IMPORT_REPORT = "twisted_smtpd imported from "
+
+#: The checkout this script lives in.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def use_tree(tree: str) -> list[str]:
+    """
+    Make C{import twisted_smtpd} (and Twisted's plugin search) find the
+    source tree C{tree} and no other copy: put C{tree} first on C{sys.path}
+    and take off it every other entry holding a C{twisted_smtpd} package,
+    such as the checkout of an editable install, which a C{.pth} file adds
+    and whose C{twisted/plugins} dropin Twisted would otherwise also read.
+
+    @return: The entries taken off.
+    """
+    tree = os.path.realpath(tree)
+    kept, dropped = [], []
+    for entry in sys.path:
+        where = os.path.realpath(entry or os.getcwd())
+        if where == tree:
+            continue
+        if os.path.exists(os.path.join(where, "twisted_smtpd", "__init__.py")):
+            dropped.append(entry)
+        else:
+            kept.append(entry)
+    sys.path[:] = [tree] + kept
+    return dropped
+
+
+def report_import(path: str) -> None:
+    """
+    Say on standard error (file descriptor 2, which twistd does not
+    redirect) where twisted_smtpd was imported from.
+    """
+    os.write(2, f"{IMPORT_REPORT}{path}\n".encode())
 
 
 class SinkHandler:
@@ -82,11 +126,14 @@ def quiet_twisted_logging() -> None:
 
 def run_twisted_smtpd(size: int | None) -> None:
     try:
+        import twisted_smtpd
         from twisted_smtpd import SMTPFactory
     except Exception as e:  # ImportError, or a package caught half-written
         sys.stderr.write(f"twisted_smtpd is not importable: {e!r}\n")
         sys.exit(3)
     from twisted.internet import reactor
+
+    report_import(twisted_smtpd.__file__)
 
     quiet_twisted_logging()
     kwargs = {"hostname": HOSTNAME}
@@ -174,6 +221,79 @@ def run_twistedmail(size: int | None) -> None:
     reactor.run()
 
 
+def run_bare(size: int | None) -> None:
+    """
+    The least a Twisted SMTP receiver can do: a L{LineOnlyReceiver} that
+    answers every command with a canned reply and, after DATA, only looks
+    for the end of the message (CRLF "." CRLF) in what arrives.  No parsing,
+    no state beyond "in a message or not", no handler, no log line.
+    """
+    from twisted.internet import protocol, reactor
+    from twisted.protocols.basic import LineOnlyReceiver
+
+    replies = {
+        b"EHLO": b"250-" + HOSTNAME.encode() + b"\r\n250-PIPELINING\r\n"
+        b"250 8BITMIME\r\n",
+        b"HELO": b"250 " + HOSTNAME.encode() + b"\r\n",
+        b"MAIL": b"250 OK\r\n",
+        b"RCPT": b"250 OK\r\n",
+        b"RSET": b"250 OK\r\n",
+        b"NOOP": b"250 OK\r\n",
+        b"DATA": b"354 End data with <CR><LF>.<CR><LF>\r\n",
+        b"QUIT": b"221 Bye\r\n",
+    }
+    greeting = b"220 " + HOSTNAME.encode() + b" ESMTP bare\r\n"
+    unknown = b"500 Error: command not recognized\r\n"
+    end = b"\r\n.\r\n"
+
+    class BareSMTP(LineOnlyReceiver):
+        inData = False
+        # The last bytes of the message seen so far, so that an end of data
+        # split across two reads is found; CRLF at the start of a message.
+        tail = b""
+
+        def connectionMade(self):
+            self.transport.write(greeting)
+
+        def lineReceived(self, line):
+            if self.inData:
+                # Lines that came in the same read as DATA.
+                if line == b".":
+                    self.inData = False
+                    self.transport.write(b"250 OK\r\n")
+                return
+            verb = line[:4].upper()
+            self.transport.write(replies.get(verb, unknown))
+            if verb == b"DATA":
+                self.inData = True
+                self.tail = b"\r\n"
+            elif verb == b"QUIT":
+                self.transport.loseConnection()
+
+        def dataReceived(self, data):
+            if not self.inData:
+                return LineOnlyReceiver.dataReceived(self, data)
+            if self._buffer:  # the start of a line read with DATA
+                data, self._buffer = self._buffer + data, b""
+            buf = self.tail + data
+            at = buf.find(end)
+            if at < 0:
+                self.tail = buf[-4:]
+                return
+            self.inData = False
+            self.transport.write(b"250 OK\r\n")
+            rest = buf[at + len(end) :]
+            if rest:
+                LineOnlyReceiver.dataReceived(self, rest)
+
+    factory = protocol.ServerFactory.forProtocol(BareSMTP)
+    quiet_twisted_logging()
+    port = reactor.listenTCP(0, factory, backlog=BACKLOG, interface="127.0.0.1")
+    sys.stderr.write(f"bare on {type(reactor).__name__}\n")
+    reactor.callWhenRunning(announce, port.getHost().port)
+    reactor.run()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=SERVERS)
@@ -183,16 +303,23 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="largest message accepted, in bytes (default: the library's own)",
     )
+    parser.add_argument(
+        "--tree",
+        default=CHECKOUT,
+        help="the source tree to import twisted_smtpd from "
+        "(default: the checkout this script is in)",
+    )
     args = parser.parse_args(argv)
-    # Make the checkout importable however this script is started.
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, os.path.dirname(here))
     nofile = raise_nofile()
     sys.stderr.write(f"{args.name}: pid {os.getpid()}, RLIMIT_NOFILE {nofile}\n")
+    if args.name == "twisted_smtpd":
+        for entry in use_tree(args.tree):
+            sys.stderr.write(f"left out of sys.path: {entry}\n")
     {
         "twisted_smtpd": run_twisted_smtpd,
         "aiosmtpd": run_aiosmtpd,
         "twistedmail": run_twistedmail,
+        "bare": run_bare,
     }[args.name](args.size)
 
 
