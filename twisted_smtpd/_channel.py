@@ -33,7 +33,7 @@ class _Waiting:
     reads = False
     timed = False
 
-    def frame(self, server: Any, data: bytes, start: int) -> tuple[Any, int]:
+    def frame(self, data: bytes, start: int, config: Any) -> tuple[Any, int]:
         return None, start
 
     def act(self, server: Any, unit: Any) -> None:
@@ -91,6 +91,7 @@ class Channel(ReplyWriter):
         if self._busy:
             return
         self._busy = True
+        config = self.config
         try:
             while not (self._writePaused or self._closing):
                 mode = self._mode
@@ -98,7 +99,7 @@ class Channel(ReplyWriter):
                 start = self._offset
                 if not mode.reads or start >= len(data):
                     break
-                unit, end = mode.frame(self, data, start)
+                unit, end = mode.frame(data, start, config)
                 # Stored before acting: the act may drop what is unread
                 # (STARTTLS), or more may arrive while it runs.
                 self._offset = end

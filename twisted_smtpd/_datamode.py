@@ -50,7 +50,7 @@ class MessageData(DataReceiver):
         self._received = received
         self._errorReplies = errorReplies
 
-    def frame(self, server: ServerCore, data: bytes, start: int) -> tuple[Any, int]:
+    def frame(self, data: bytes, start: int, config: Any) -> tuple[Any, int]:
         """
         Feed the framer; the unit is the framer itself once the message
         ended.

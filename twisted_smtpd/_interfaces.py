@@ -42,11 +42,13 @@ class InputMode(Protocol):
     #: header, which has its own timeout.
     timed: bool
 
-    def frame(self, server: ServerCore, data: bytes, start: int) -> tuple[Any, int]:
+    def frame(self, data: bytes, start: int, config: Config) -> tuple[Any, int]:
         """
-        Find the next unit in C{data[start:]}, without side effects on the
-        connection.
+        Find the next unit in C{data[start:]}: a pure framer, which changes
+        nothing but the state of its own framing (a message's size so far,
+        say).
 
+        @param config: The server's options, for the limits.
         @return: The unit, or C{None} if more input is needed; and the
             index of the first byte not consumed (bytes may be consumed,
             and dropped, without a unit).

@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_lines -*-
 """
-Line framing, and the two input modes that read lines: commands, and the
-answer to an AUTH challenge.
+The two input modes that read lines: commands, and the answer to an AUTH
+challenge.
 
-L{nextLine} is the pure framer: bytes in, one line out, no state. A line
+Their C{frame} is a pure framer: bytes in, one line out, no state. A line
 longer than C{line_length_limit} is never parsed: the framer says so as soon
 as its beginning is too long to be a line, and the mode then skips the rest
 of it up to its LF before replying C{500}, so that no part of it is read as
@@ -42,41 +42,6 @@ OVERLONG = _Marker("OVERLONG")
 _TOO_LONG_REPLY = "500 Command line too long"
 
 
-def nextLine(data: bytes, start: int, limit: int) -> tuple[Any, int]:
-    """
-    Frame the next line of C{data[start:]}.
-
-    @param limit: The longest line accepted, in octets with its LF.
-    @return: C{(line, end)} for a complete line, C{line} being its bytes up
-        to the LF (a CR before it is kept, for the caller to check) and
-        C{end} the index after the LF; C{(TOO_LONG, end)} for a complete
-        line over the limit; C{(OVERLONG, len(data))} when the incomplete
-        line at the end is already too long to be a line (all of it is
-        consumed); C{(None, start)} when more input is needed.
-    """
-    end = data.find(b"\n", start)
-    if end < 0:
-        if len(data) - start >= limit:
-            return OVERLONG, len(data)
-        return None, start
-    if end + 1 - start > limit:
-        return TOO_LONG, end + 1
-    return data[start:end], end + 1
-
-
-def skipLine(data: bytes, start: int) -> tuple[Any, int]:
-    """
-    Skip to the end of a line too long to be read.
-
-    @return: C{(TOO_LONG, end)} once its LF is found, C{end} being the index
-        after it; otherwise C{(None, len(data))}: everything is consumed.
-    """
-    end = data.find(b"\n", start)
-    if end < 0:
-        return None, len(data)
-    return TOO_LONG, end + 1
-
-
 class _Skipping:
     """
     The mode that skips the rest of an overlong line, then replies C{500}
@@ -89,8 +54,18 @@ class _Skipping:
     def __init__(self, lines: _LineMode) -> None:
         self._lines = lines
 
-    def frame(self, server: ServerCore, data: bytes, start: int) -> tuple[Any, int]:
-        return skipLine(data, start)
+    def frame(self, data: bytes, start: int, config: Any) -> tuple[Any, int]:
+        """
+        Skip to the end of a line too long to be read.
+
+        @return: C{(TOO_LONG, end)} once its LF is found, C{end} being the
+            index after it; otherwise C{(None, len(data))}: everything is
+            consumed.
+        """
+        end = data.find(b"\n", start)
+        if end < 0:
+            return None, len(data)
+        return TOO_LONG, end + 1
 
     def act(self, server: ServerCore, unit: Any) -> None:
         server.setMode(self._lines)
@@ -108,8 +83,29 @@ class _LineMode:
     def __init__(self) -> None:
         self.skipping = _Skipping(self)
 
-    def frame(self, server: ServerCore, data: bytes, start: int) -> tuple[Any, int]:
-        return nextLine(data, start, server.config.line_length_limit)
+    def frame(self, data: bytes, start: int, config: Any) -> tuple[Any, int]:
+        """
+        Frame the next line of C{data[start:]}: the pure framer of commands
+        and answers.
+
+        @param config: The server's options, for C{line_length_limit}: the
+            longest line accepted, in octets with its LF.
+        @return: C{(line, end)} for a complete line, C{line} being its
+            bytes up to the LF (a CR before it is kept, for the caller to
+            check) and C{end} the index after the LF; C{(TOO_LONG, end)}
+            for a complete line over the limit; C{(OVERLONG, len(data))}
+            when the incomplete line at the end is already too long to be a
+            line (all of it is consumed); C{(None, start)} when more input
+            is needed.
+        """
+        end = data.find(b"\n", start)
+        if end < 0:
+            if len(data) - start >= config.line_length_limit:
+                return OVERLONG, len(data)
+            return None, start
+        if end + 1 - start > config.line_length_limit:
+            return TOO_LONG, end + 1
+        return data[start:end], end + 1
 
     def act(self, server: ServerCore, unit: Any) -> None:
         if unit is OVERLONG:

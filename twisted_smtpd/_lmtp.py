@@ -44,8 +44,7 @@ class LMTPTransaction(Transaction):
     (RFC 2033 section 4.2).
     """
 
-    def errorReplies(self, recipients: int) -> int:
-        return max(recipients, 1)
+    repliesPerRecipient = True
 
     def dataReplies(self, server: ServerCore, status: Any, recipients: int) -> None:
         """

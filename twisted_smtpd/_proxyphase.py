@@ -47,7 +47,7 @@ class ProxyHeader:
         self._timer = timer
         server.atClose(self._stopTimer)
 
-    def frame(self, server: Any, data: bytes, start: int) -> tuple[Any, int]:
+    def frame(self, data: bytes, start: int, config: Any) -> tuple[Any, int]:
         """
         Feed the parser; the unit is the header, or the L{ProxyError} that
         refuses it.

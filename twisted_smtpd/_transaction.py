@@ -105,6 +105,10 @@ class Transaction(CommandGroup):
 
     mailParameters = (_SIZE, _BODY, _SMTPUTF8)
 
+    #: Whether the end of the data gets one reply per recipient (LMTP), and
+    #: so does an exception there.
+    repliesPerRecipient = False
+
     def keywords(self, server: ServerCore) -> list[str]:
         config = server.config
         keywords = []
@@ -250,15 +254,9 @@ class Transaction(CommandGroup):
         if arg:
             server.reply("501 Syntax: DATA")
             return
-        errors = self.errorReplies(len(recipients))
+        errors = max(len(recipients), 1) if self.repliesPerRecipient else 1
         server.setMode(MessageData(server.config, self.messageReceived, errors))
         server.reply("354 End data with <CR><LF>.<CR><LF>")
-
-    def errorReplies(self, recipients: int) -> int:
-        """
-        How many replies an exception at the end of the data gets.
-        """
-        return 1
 
     def messageReceived(self, server: ServerCore, receiver: DataReceiver) -> Any:
         """
