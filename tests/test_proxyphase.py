@@ -3,10 +3,10 @@ Tests for the PROXY protocol on the server side (option
 C{proxy_protocol_timeout}, hook C{handle_PROXY}) and for C{max_connections}.
 
 The unit tests drive the server in memory with PROXY headers built here with
-C{struct}, independently of the parser in L{twisted_smtpd._proxy} (which
-C{tests.test_proxy} tests on its own). The integration tests put a real
-HAProxy (Debian package C{haproxy}) on 127.0.0.1 in front of a server
-listening on 127.0.0.1 and send mail through it with C{smtplib}.
+C{struct}, independently of the parser in L{twisted_smtpd._proxyparser}
+(which C{tests.test_proxyparser} tests on its own). The integration tests
+put a real HAProxy (Debian package C{haproxy}) on 127.0.0.1 in front of a
+server listening on 127.0.0.1 and send mail through it with C{smtplib}.
 """
 
 from __future__ import annotations
