@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -150,6 +151,35 @@ def parseReplies(data: bytes) -> list[Reply]:
             replies.append(Reply(int(line[:3]), "\n".join(lines)))
             lines = []
     return replies
+
+
+def splits(data: bytes) -> Iterator[list[bytes]]:
+    """
+    The ways the split tests cut a stream: a byte at a time, and in two at
+    every point.
+    """
+    yield [data[i : i + 1] for i in range(len(data))]
+    for i in range(1, len(data)):
+        yield [data[:i], data[i:]]
+
+
+def assertSplitsAgree(
+    testCase: SynchronousTestCase, run: Callable[[list[bytes]], Any], data: bytes
+) -> Any:
+    """
+    Assert that C{run}, which feeds a fresh server the chunks it is given
+    and returns what it observed, observes the same for every way of
+    cutting C{data} (see L{splits}) as for C{data} in one chunk.
+
+    @return: What C{run} observed for C{data} in one chunk, for the caller
+        to check.
+    """
+    whole = run([data])
+    for chunks in splits(data):
+        testCase.assertEqual(
+            run(chunks), whole, f"chunks of {[len(c) for c in chunks]} octets"
+        )
+    return whole
 
 
 class ProtocolTestCase(WatchdogMixin, SynchronousTestCase):
