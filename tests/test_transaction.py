@@ -17,6 +17,8 @@ from tests._protocolsupport import (
     SEND_HELO,
     Collector,
     ProtocolTestCase,
+    assertSplitsAgree,
+    parseReplies,
 )
 from twisted_smtpd.testing import Reply, SMTPTester
 
@@ -909,3 +911,73 @@ class DataTests(ProtocolTestCase):
         )
         self.assertIsNone(tester.server.envelope.mail_from)
         self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+
+
+class MessageDataSplitTests(ProtocolTestCase):
+    """
+    The message data reads the same however the stream is cut into chunks,
+    the end of the data included.
+    """
+
+    def transcript(self, chunks: list[bytes]) -> Any:
+        """
+        Feed a new server C{chunks}; return what it wrote, the contents its
+        handler received and whether it closed.
+        """
+        handler = Collector()
+        tester = self.makeTester(handler)
+        for chunk in chunks:
+            tester.send(chunk)
+        contents = [message[2] for message in handler.messages]
+        return tester.transport.value(), contents, tester.closed
+
+    def test_dotStuffing(self) -> None:
+        """
+        Dot-stuffed lines, a line that is only a stuffed dot and the end of
+        the data, followed by commands in the same stream, give the same
+        message and replies in any split.
+        """
+        data = (
+            b"EHLO c.example\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\n"
+            b"Subject: dots\r\n\r\n..one\r\n..\r\n...\r\n.x\r\nend.\r\n.\r\n"
+            b"NOOP\r\nQUIT\r\n"
+        )
+        written, contents, closed = assertSplitsAgree(self, self.transcript, data)
+        codes = [reply.code for reply in parseReplies(written)]
+        self.assertEqual(codes, [220, 250, 250, 250, 354, 250, 250, 221])
+        self.assertEqual(
+            contents, [b"Subject: dots\r\n\r\n.one\r\n.\r\n..\r\nx\r\nend.\r\n"]
+        )
+        self.assertTrue(closed)
+
+    def test_emptyMessageThenAnother(self) -> None:
+        """
+        An empty message (the end of the data right after the 354) and a
+        second transaction read the same in any split.
+        """
+        data = (
+            b"HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\n"
+            b"DATA\r\n.\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<c@example.com>\r\n"
+            b"DATA\r\nHi\r\n.\r\n"
+        )
+        written, contents, closed = assertSplitsAgree(self, self.transcript, data)
+        codes = [reply.code for reply in parseReplies(written)]
+        self.assertEqual(codes, [220, 250, 250, 250, 354, 250, 250, 250, 354, 250])
+        self.assertEqual(contents, [b"", b"Hi\r\n"])
+        self.assertFalse(closed)
+
+    def test_smugglingInAnySplit(self) -> None:
+        """
+        A smuggled end of data (C{LF.LF}) and the commands after it stay in
+        the refused message in any split: one 550, nothing run.
+        """
+        data = (
+            b"EHLO c.example\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\n"
+            b"Hi\n.\nMAIL FROM:<spoof@victim.example>\r\n.\r\nNOOP\r\n"
+        )
+        written, contents, closed = assertSplitsAgree(self, self.transcript, data)
+        codes = [reply.code for reply in parseReplies(written)]
+        self.assertEqual(codes, [220, 250, 250, 250, 354, 550, 250])
+        self.assertEqual(contents, [])
