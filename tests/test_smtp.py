@@ -7,9 +7,14 @@ time.
 
 from __future__ import annotations
 
-from twisted.internet.task import Clock
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock, deferLater
 
 from tests._protocolsupport import (
+    EHLO_LINES,
+    GO_AHEAD,
     HELP_LIST,
     HOST,
     OK,
@@ -20,6 +25,7 @@ from tests._protocolsupport import (
     parseReplies,
 )
 from twisted_smtpd import (
+    LMTP,
     SMTP,
     Envelope,
     Session,
@@ -496,3 +502,399 @@ class SubclassTests(ProtocolTestCase):
         tester.sendmail("a@example.com", ["b@example.com"], b"x\r\n")
         self.assertIsInstance(handler.envelopes[0], MyEnvelope)
         self.assertIsInstance(tester.server.envelope, MyEnvelope)
+
+
+class ReturningSMTP(SMTP):
+    """
+    Overrides of built-in commands that extend them with C{return
+    super().smtp_<VERB>(arg)}.
+    """
+
+    def smtp_EHLO(self, arg):
+        self.event_handler.seen.append(("EHLO", arg))
+        return super().smtp_EHLO(arg)
+
+    def smtp_MAIL(self, arg):
+        self.event_handler.seen.append(("MAIL", arg))
+        return super().smtp_MAIL(arg)
+
+    def smtp_RCPT(self, arg):
+        self.event_handler.seen.append(("RCPT", arg))
+        return super().smtp_RCPT(arg)
+
+    def smtp_DATA(self, arg):
+        self.event_handler.seen.append(("DATA", arg))
+        return super().smtp_DATA(arg)
+
+
+class AwaitingSMTP(SMTP):
+    """
+    Overrides of built-in commands written as aiosmtpd documents them:
+    C{async def} methods that C{await super().smtp_<VERB>(arg)}, then note
+    what the built-in command did.
+    """
+
+    async def smtp_EHLO(self, arg):
+        self.event_handler.seen.append(("EHLO", arg))
+        await super().smtp_EHLO(arg)
+        self.event_handler.seen.append(("EHLO done", self.session.host_name))
+
+    async def smtp_MAIL(self, arg):
+        self.event_handler.seen.append(("MAIL", arg))
+        await super().smtp_MAIL(arg)
+        self.event_handler.seen.append(("MAIL done", self.envelope.mail_from))
+
+    async def smtp_RCPT(self, arg):
+        self.event_handler.seen.append(("RCPT", arg))
+        await super().smtp_RCPT(arg)
+        self.event_handler.seen.append(("RCPT done", list(self.envelope.rcpt_tos)))
+
+    async def smtp_DATA(self, arg):
+        self.event_handler.seen.append(("DATA", arg))
+        await super().smtp_DATA(arg)
+        self.event_handler.seen.append(("DATA done", arg))
+
+
+class OverrideHandler:
+    """
+    A handler whose hooks record what they were given and accept, with
+    their result at once.
+
+    @ivar seen: What the overrides and the hooks saw, in order.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.seen: list[tuple[Any, ...]] = []
+
+    def result(self, value: Any) -> Any:
+        return value
+
+    def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.seen.append(("handle_EHLO", hostname))
+        session.host_name = hostname
+        return self.result(responses)
+
+    def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.seen.append(("handle_MAIL", address, mail_options))
+        return self.result(None)
+
+    def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.seen.append(("handle_RCPT", address, rcpt_options))
+        return self.result(None)
+
+    def handle_DATA(self, server, session, envelope):
+        self.seen.append(("handle_DATA", envelope.content))
+        return self.result(None)
+
+
+class PendingHandler(OverrideHandler):
+    """
+    An L{OverrideHandler} whose hooks return a L{Deferred} that fires a
+    second later.
+    """
+
+    def result(self, value: Any) -> Any:
+        d: Deferred[Any] = Deferred()
+        self.clock.callLater(1, d.callback, value)
+        return d
+
+
+class CoroutineHandler(OverrideHandler):
+    """
+    An L{OverrideHandler} whose hooks are coroutines that wait a second.
+    """
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        await deferLater(self.clock, 1, lambda: None)
+        return super().handle_EHLO(server, session, envelope, hostname, responses)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        await deferLater(self.clock, 1, lambda: None)
+        return super().handle_MAIL(server, session, envelope, address, mail_options)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        await deferLater(self.clock, 1, lambda: None)
+        return super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server, session, envelope):
+        await deferLater(self.clock, 1, lambda: None)
+        return super().handle_DATA(server, session, envelope)
+
+
+class OverrideMixin:
+    """
+    Subclasses of L{SMTP} that override MAIL, RCPT, DATA and EHLO and call
+    the built-in command (issue 9, item 6), with each kind of hook.
+
+    @ivar protocol: The server class.
+    @ivar handlerClass: The handler class.
+    """
+
+    protocol: type[SMTP]
+    handlerClass: type[OverrideHandler]
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock = Clock()
+        self.handler = self.handlerClass(self.clock)
+        self.tester = self.makeTester(
+            self.handler, protocol=self.protocol, reactor=self.clock
+        )
+        self.awaits = self.protocol is AwaitingSMTP
+        self.hookWaits = self.handlerClass is not OverrideHandler
+
+    def answer(self, data: bytes) -> list[Reply]:
+        """
+        Send C{data}; check that the replies wait for a hook that waits,
+        then let the hooks finish; return the replies.
+        """
+        self.tester.send(data)
+        if self.hookWaits:
+            self.assertEqual(self.tester.replies(), [])
+        # Each hook waits a second, far less than the idle timeout.
+        for _ in range(10):
+            self.clock.advance(1)
+        return self.tester.replies()
+
+    def done(self, *entries: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """
+        What an override notes after the built-in command, if it awaits it.
+        """
+        return list(entries) if self.awaits else []
+
+    def greet(self) -> None:
+        """
+        Send EHLO and forget what was seen.
+        """
+        [reply] = self.answer(b"EHLO c.example\r\n")
+        self.assertEqual(reply.code, 250)
+        del self.handler.seen[:]
+
+    def test_ehlo(self) -> None:
+        """
+        The EHLO override runs, then the built-in command, its hook and its
+        reply.
+        """
+        replies = self.answer(b"EHLO c.example\r\n")
+        self.assertEqual(replies, [Reply(250, "\n".join(EHLO_LINES))])
+        self.assertEqual(
+            self.handler.seen,
+            [("EHLO", "c.example"), ("handle_EHLO", "c.example")]
+            + self.done(("EHLO done", "c.example")),
+        )
+
+    def test_mail(self) -> None:
+        """
+        The MAIL override gets the whole argument; the hook gets the
+        address and parameters; the override's await ends after the hook.
+        """
+        self.greet()
+        replies = self.answer(b"MAIL FROM:<a@example.com> SIZE=100\r\n")
+        self.assertEqual(replies, [OK])
+        self.assertEqual(
+            self.handler.seen,
+            [
+                ("MAIL", "FROM:<a@example.com> SIZE=100"),
+                ("handle_MAIL", "a@example.com", ["SIZE=100"]),
+            ]
+            + self.done(("MAIL done", "a@example.com")),
+        )
+        self.assertEqual(self.tester.server.envelope.mail_options, ["SIZE=100"])
+
+    def test_rcpt(self) -> None:
+        """
+        The RCPT override runs before the built-in command and its hook.
+        """
+        self.greet()
+        self.answer(b"MAIL FROM:<a@example.com>\r\n")
+        del self.handler.seen[:]
+        replies = self.answer(b"RCPT TO:<b@example.com>\r\n")
+        self.assertEqual(replies, [OK])
+        self.assertEqual(
+            self.handler.seen,
+            [("RCPT", "TO:<b@example.com>"), ("handle_RCPT", "b@example.com", [])]
+            + self.done(("RCPT done", ["b@example.com"])),
+        )
+
+    def test_data(self) -> None:
+        """
+        The DATA override runs before the built-in command's 354; the
+        message then goes to C{handle_DATA}.
+        """
+        self.greet()
+        self.answer(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+        del self.handler.seen[:]
+        self.tester.send(b"DATA\r\n")
+        self.assertEqual(self.tester.replies(), [GO_AHEAD])
+        self.assertEqual(
+            self.handler.seen, [("DATA", None)] + self.done(("DATA done", None))
+        )
+        replies = self.answer(b"Hi\r\n.\r\n")
+        self.assertEqual(replies, [OK])
+        self.assertEqual(self.handler.seen[-1], ("handle_DATA", b"Hi\r\n"))
+
+    def test_dataArgument(self) -> None:
+        """
+        The built-in command called by an override still refuses DATA with
+        an argument.
+        """
+        self.greet()
+        self.answer(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+        self.assertEqual(self.tester.command("DATA now"), Reply(501, "Syntax: DATA"))
+
+    def test_pipelined(self) -> None:
+        """
+        A whole transaction in one chunk goes through the overrides and the
+        hooks in order, with its replies in order.
+        """
+        replies = self.answer(
+            b"EHLO c.example\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\nHi\r\n.\r\nQUIT\r\n"
+        )
+        self.assertEqual([r.code for r in replies], [250, 250, 250, 354, 250, 221])
+        self.assertEqual(
+            [entry[0] for entry in self.handler.seen if "done" not in entry[0]],
+            [
+                "EHLO",
+                "handle_EHLO",
+                "MAIL",
+                "handle_MAIL",
+                "RCPT",
+                "handle_RCPT",
+                "DATA",
+                "handle_DATA",
+            ],
+        )
+
+
+class ReturnSuperTests(OverrideMixin, ProtocolTestCase):
+    """
+    Overrides that C{return super().smtp_<VERB>(arg)}, hooks that return.
+    """
+
+    protocol = ReturningSMTP
+    handlerClass = OverrideHandler
+
+
+class ReturnSuperPendingHookTests(OverrideMixin, ProtocolTestCase):
+    """
+    Overrides that C{return super().smtp_<VERB>(arg)}, hooks that return a
+    L{Deferred} that fires later.
+    """
+
+    protocol = ReturningSMTP
+    handlerClass = PendingHandler
+
+
+class ReturnSuperCoroutineHookTests(OverrideMixin, ProtocolTestCase):
+    """
+    Overrides that C{return super().smtp_<VERB>(arg)}, hooks that are
+    coroutines that wait.
+    """
+
+    protocol = ReturningSMTP
+    handlerClass = CoroutineHandler
+
+
+class AwaitSuperTests(OverrideMixin, ProtocolTestCase):
+    """
+    C{async def} overrides that C{await super().smtp_<VERB>(arg)}, hooks
+    that return.
+    """
+
+    protocol = AwaitingSMTP
+    handlerClass = OverrideHandler
+
+
+class AwaitSuperPendingHookTests(OverrideMixin, ProtocolTestCase):
+    """
+    C{async def} overrides that C{await super().smtp_<VERB>(arg)}, hooks
+    that return a L{Deferred} that fires later.
+    """
+
+    protocol = AwaitingSMTP
+    handlerClass = PendingHandler
+
+
+class AwaitSuperCoroutineHookTests(OverrideMixin, ProtocolTestCase):
+    """
+    C{async def} overrides that C{await super().smtp_<VERB>(arg)}, hooks
+    that are coroutines that wait.
+    """
+
+    protocol = AwaitingSMTP
+    handlerClass = CoroutineHandler
+
+
+class OverridingLMTP(LMTP):
+    """
+    A subclass of L{LMTP} that overrides LHLO, RCPT and DATA and calls the
+    built-in commands.
+    """
+
+    def smtp_LHLO(self, arg):
+        self.event_handler.seen.append(("LHLO", arg))
+        return super().smtp_LHLO(arg)
+
+    async def smtp_RCPT(self, arg):
+        self.event_handler.seen.append(("RCPT", arg))
+        await super().smtp_RCPT(arg)
+        self.event_handler.seen.append(("RCPT done", list(self.envelope.rcpt_tos)))
+
+    def smtp_DATA(self, arg):
+        self.event_handler.seen.append(("DATA", arg))
+        return super().smtp_DATA(arg)
+
+
+class LMTPOverrideTests(ProtocolTestCase):
+    """
+    Overrides of built-in commands in a subclass of L{LMTP}.
+    """
+
+    def test_overrides(self) -> None:
+        """
+        The overrides run and the built-in commands keep LMTP's behaviour:
+        LHLO, one reply per recipient, enhanced codes, HELO unknown.
+        """
+        clock = Clock()
+        handler = PendingHandler(clock)
+        tester = self.makeTester(handler, protocol=OverridingLMTP, reactor=clock)
+        tester.send(b"LHLO c.example\r\n")
+        clock.advance(1)
+        [lhlo] = tester.replies()
+        self.assertEqual(lhlo.code, 250)
+        self.assertEqual(
+            tester.command("HELO c.example"),
+            Reply(500, '5.5.2 Error: command "HELO" not recognized'),
+        )
+        tester.send(
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+            b"RCPT TO:<c@example.com>\r\nDATA\r\nHi\r\n.\r\n"
+        )
+        self.assertEqual(tester.replies(), [])
+        for _ in range(10):
+            clock.advance(1)
+        self.assertEqual(
+            tester.replies(),
+            [
+                Reply(250, "2.0.0 OK"),
+                Reply(250, "2.0.0 OK"),
+                Reply(250, "2.0.0 OK"),
+                Reply(354, "End data with <CR><LF>.<CR><LF>"),
+                Reply(250, "2.0.0 OK"),
+                Reply(250, "2.0.0 OK"),
+            ],
+        )
+        self.assertEqual(
+            [e for e in handler.seen if e[0] in ("LHLO", "RCPT", "RCPT done", "DATA")],
+            [
+                ("LHLO", "c.example"),
+                ("RCPT", "TO:<b@example.com>"),
+                ("RCPT done", ["b@example.com"]),
+                ("RCPT", "TO:<c@example.com>"),
+                ("RCPT done", ["b@example.com", "c@example.com"]),
+                ("DATA", None),
+            ],
+        )
+        self.assertEqual(handler.seen[-1], ("handle_DATA", b"Hi\r\n"))
