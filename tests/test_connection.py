@@ -6,6 +6,7 @@ sees, and their lifetimes), driven in memory. No sockets, no real time.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from tests._protocolsupport import (
@@ -163,3 +164,102 @@ class SessionEnvelopeTests(ProtocolTestCase):
         self.assertIsNot(tester.server.envelope, envelope)
         self.assertEqual(envelope.content, b"x\r\n")
         self.assertEqual(envelope.rcpt_tos, ["b@example.com"])
+
+
+class ConnectionStateTests(ProtocolTestCase):
+    """
+    What L{Connection} keeps for the command groups: per-group state,
+    calls at close, a new session after STARTTLS.
+    """
+
+    def test_stateOf(self) -> None:
+        """
+        C{stateOf} makes a group's state once per connection and gives the
+        same object after.
+        """
+        made: list[object] = []
+
+        def factory() -> object:
+            made.append(object())
+            return made[-1]
+
+        server = self.makeTester().server
+        first = server.stateOf("key", factory)
+        self.assertIs(server.stateOf("key", factory), first)
+        self.assertIsNot(server.stateOf("other", factory), first)
+        self.assertEqual(len(made), 2)
+        self.assertIsNot(self.makeTester().server.stateOf("key", factory), first)
+
+    def test_atClose(self) -> None:
+        """
+        The calls given to C{atClose} run once, in order, when the
+        connection is lost.
+        """
+        calls: list[str] = []
+        server = self.makeTester().server
+        server.atClose(lambda: calls.append("one"))
+        server.atClose(lambda: calls.append("two"))
+        self.assertEqual(calls, [])
+        server.connectionLost(None)
+        server.connectionLost(None)
+        self.assertEqual(calls, ["one", "two"])
+
+    def test_resetSession(self) -> None:
+        """
+        C{resetSession} makes a new session that keeps the facts of the
+        connection (peer, PROXY data, TLS, transport) and nothing else.
+        """
+        tester = self.ready()
+        server = tester.server
+        old = server.session
+        old.proxy_data = proxy = object()
+        old.ssl = {"protocol": "TLSv1.3"}
+        old.authenticated = True
+        server.resetSession()
+        new = server.session
+        self.assertIsNot(new, old)
+        self.assertEqual(
+            (new.peer, new.proxy_data, new.ssl, new.transport),
+            (("127.0.0.1", 42424), proxy, {"protocol": "TLSv1.3"}, tester.transport),
+        )
+        self.assertEqual(
+            (new.host_name, new.extended_smtp, new.authenticated), (None, False, None)
+        )
+
+    def test_timeoutReply(self) -> None:
+        """
+        C{timeoutConnection} says why before closing.
+        """
+        tester = self.makeTester()
+        tester.server.timeoutConnection()
+        self.assertEqual(
+            tester.replies(), [Reply(421, f"4.4.2 {HOST} Error: timeout exceeded")]
+        )
+        self.assertTrue(tester.closed)
+
+    def test_hookWithoutHandlerHook(self) -> None:
+        """
+        C{hook} for a verb the handler has no hook for passes C{None} on at
+        once.
+        """
+        server = self.makeTester().server
+        self.assertEqual(
+            server.hook("NOOP", lambda status: ("then", status)), ("then", None)
+        )
+
+    def test_hookPending(self) -> None:
+        """
+        C{hook} gives a L{Deferred} while the handler's hook is pending, and
+        passes its result on when it fires.
+        """
+        d: Deferred[str] = Deferred()
+
+        class Handler:
+            def handle_NOOP(self, server, session, envelope, arg):
+                return d
+
+        server = self.makeTester(Handler()).server
+        result = server.hook("NOOP", lambda status: ("then", status), "arg")
+        self.assertNoResult(result)
+        d.callback("250 Later")
+        self.assertEqual(self.successResultOf(result), ("then", "250 Later"))
