@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests._protocolsupport import (
     EHLO_LINES,
@@ -28,6 +29,7 @@ from tests._protocolsupport import (
     Boom,
     ProtocolTestCase,
 )
+from twisted_smtpd._hooks import DONE, settle
 from twisted_smtpd.testing import Reply, SMTPTester
 
 
@@ -804,3 +806,105 @@ class AsyncHandlerTests(ProtocolTestCase):
         self.assertEqual(len(self.flushLoggedErrors(Boom, ValueError)), 2)
         self.assertFalse(tester.closed)
         self.assertEqual(tester.command("RSET"), OK)
+
+
+class SettleTests(SynchronousTestCase):
+    """
+    L{settle}: a hook's result as a value when it is known, else as a
+    L{Deferred}.
+    """
+
+    def test_value(self) -> None:
+        """
+        A plain value comes back as it is.
+        """
+        marker = object()
+        self.assertIs(settle(marker), marker)
+        self.assertIsNone(settle(None))
+
+    def test_firedDeferred(self) -> None:
+        """
+        A L{Deferred} that already fired gives its result.
+        """
+        self.assertEqual(settle(succeed("250 OK")), "250 OK")
+
+    def test_failedDeferred(self) -> None:
+        """
+        A L{Deferred} that already failed raises its exception.
+        """
+        self.assertRaises(Boom, settle, fail(Boom()))
+
+    def test_pendingDeferred(self) -> None:
+        """
+        A pending L{Deferred} comes back as it is.
+        """
+        d: Deferred[str] = Deferred()
+        self.assertIs(settle(d), d)
+
+    def test_coroutineDone(self) -> None:
+        """
+        A coroutine that does not wait gives its value, with no
+        L{Deferred}.
+        """
+
+        async def hook() -> str:
+            return "250 Done"
+
+        self.assertEqual(settle(hook()), "250 Done")
+
+    def test_coroutineRaises(self) -> None:
+        """
+        A coroutine that raises before waiting raises at once.
+        """
+
+        async def hook() -> None:
+            raise Boom()
+
+        self.assertRaises(Boom, settle, hook())
+
+    def test_coroutineWaits(self) -> None:
+        """
+        A coroutine that waits becomes a L{Deferred} of its value, resumed
+        with what it awaited.
+        """
+        gate: Deferred[str] = Deferred()
+
+        async def hook() -> str:
+            value = await gate
+            return value + " later"
+
+        result = settle(hook())
+        self.assertIsInstance(result, Deferred)
+        self.assertNoResult(result)
+        gate.callback("250")
+        self.assertEqual(self.successResultOf(result), "250 later")
+
+    def test_coroutineWaitFails(self) -> None:
+        """
+        An exception in what a waiting coroutine awaits is thrown into it.
+        """
+        gate: Deferred[str] = Deferred()
+
+        async def hook() -> str:
+            try:
+                await gate
+            except Boom:
+                return "451 caught"
+            return "250 not caught"
+
+        result = settle(hook())
+        gate.errback(Boom())
+        self.assertEqual(self.successResultOf(result), "451 caught")
+
+    def test_done(self) -> None:
+        """
+        L{DONE} is an awaitable that completes at once.
+        """
+
+        async def hook() -> str:
+            await DONE
+            await DONE
+            return "250 OK"
+
+        self.assertEqual(settle(hook()), "250 OK")
+        self.assertEqual(repr(DONE), "<Done>")
