@@ -17,13 +17,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_smtpd import (
-    SMTP,
-    Envelope,
-    Session,
-    SMTPFactory,
-    syntax,
-)
+from twisted_smtpd import SMTP, Envelope, Session, SMTPFactory, syntax
 from twisted_smtpd.testing import Reply, SMTPTester
 
 HOST = "mx.example"

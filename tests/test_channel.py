@@ -22,9 +22,7 @@ from tests._protocolsupport import (
     parseReplies,
 )
 from tests.test_tls import certificates, tlsTester
-from twisted_smtpd import (
-    SMTPFactory,
-)
+from twisted_smtpd import SMTPFactory
 from twisted_smtpd.testing import Reply
 
 

@@ -10,17 +10,8 @@ import socket
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests._protocolsupport import (
-    HOST,
-    Collector,
-    PingSMTP,
-    connect,
-)
-from twisted_smtpd import (
-    SMTP,
-    SMTPFactory,
-    _config,
-)
+from tests._protocolsupport import HOST, Collector, PingSMTP, connect
+from twisted_smtpd import SMTP, SMTPFactory, _config
 from twisted_smtpd.testing import Reply, SMTPTester
 
 

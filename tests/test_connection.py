@@ -18,10 +18,7 @@ from tests._protocolsupport import (
     ProtocolTestCase,
     connect,
 )
-from twisted_smtpd import (
-    SMTPFactory,
-    __version__,
-)
+from twisted_smtpd import SMTPFactory, __version__
 from twisted_smtpd.testing import Reply
 
 

@@ -24,14 +24,7 @@ from tests._protocolsupport import (
     connect,
     parseReplies,
 )
-from twisted_smtpd import (
-    LMTP,
-    SMTP,
-    Envelope,
-    Session,
-    SMTPFactory,
-    syntax,
-)
+from twisted_smtpd import LMTP, SMTP, Envelope, Session, SMTPFactory, syntax
 from twisted_smtpd.testing import Reply
 
 TOO_LONG = Reply(500, "Command line too long")
