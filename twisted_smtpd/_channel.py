@@ -109,7 +109,10 @@ class Channel(ReplyWriter):
                     break
         finally:
             self._busy = False
-            if self._offset:
+            if self._closing:
+                # After the last reply nothing more is read, nor kept.
+                self._unread, self._offset = b"", 0
+            elif self._offset:
                 self._unread = self._unread[self._offset :]
                 self._offset = 0
             self.flush()

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_protocol -*-
+# -*- test-case-name: tests.test_idle -*-
 """
 One idle timer for all the connections of a server.
 

@@ -59,7 +59,7 @@ def withEnhancedCodes(status: bytes) -> bytes:
     its class, unless it has one (RFC 2034 section 3); other replies are
     returned as they are.
     """
-    if status[:1] not in (b"2", b"4", b"5") or not status[:3].isdigit():
+    if status[:1] not in (b"2", b"4", b"5") or not _isCode(status):
         return status
     return b"\r\n".join(_enhancedLine(line) for line in status.split(b"\r\n"))
 
@@ -68,11 +68,20 @@ def _enhancedLine(line: bytes) -> bytes:
     """
     Give one reply line an enhanced status code, unless it has one.
     """
-    if _HAS_ENHANCED.match(line) is not None or not line[:3].isdigit():
+    if _HAS_ENHANCED.match(line) is not None or not _isCode(line):
         return line
     enhanced = _ENHANCED.get(line[:3]) or line[:1] + b".0.0"
     separator = line[3:4] or b" "
-    return line[:3] + separator + enhanced + b" " + line[4:]
+    text = line[4:]
+    return line[:3] + separator + enhanced + (b" " + text if text else b"")
+
+
+def _isCode(line: bytes) -> bool:
+    """
+    Whether a reply line starts with a reply code: three digits, then the
+    end of the line, a space or a hyphen.
+    """
+    return len(line) >= 3 and line[:3].isdigit() and line[3:4] in (b"", b" ", b"-")
 
 
 def codeOf(status: Any) -> str:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_protocol -*-
+# -*- test-case-name: tests.test_syntax -*-
 """
 The C{@syntax} decorator that gives commands their HELP text.
 """

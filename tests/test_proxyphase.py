@@ -3,10 +3,10 @@ Tests for the PROXY protocol on the server side (option
 C{proxy_protocol_timeout}, hook C{handle_PROXY}) and for C{max_connections}.
 
 The unit tests drive the server in memory with PROXY headers built here with
-C{struct}, independently of the parser in L{twisted_smtpd._proxy} (which
-C{tests.test_proxy} tests on its own). The integration tests put a real
-HAProxy (Debian package C{haproxy}) on 127.0.0.1 in front of a server
-listening on 127.0.0.1 and send mail through it with C{smtplib}.
+C{struct}, independently of the parser in L{twisted_smtpd._proxyparser}
+(which C{tests.test_proxyparser} tests on its own). The integration tests
+put a real HAProxy (Debian package C{haproxy}) on 127.0.0.1 in front of a
+server listening on 127.0.0.1 and send mail through it with C{smtplib}.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests._protocolsupport import assertSplitsAgree
 from tests._support import CLIENT_TIMEOUT, HOSTNAME, listen
 from tests.test_tls import (
     captureEvents,
@@ -875,6 +876,56 @@ class MaxConnectionsTests(SynchronousTestCase):
             self.assertRaises(
                 ValueError, SMTPFactory, Recorder(), max_connections=value
             )
+
+
+class HeaderSplitTests(SynchronousTestCase):
+    """
+    A PROXY header and the commands after it read the same however the
+    stream is cut into chunks.
+    """
+
+    def transcript(self, chunks: list[bytes]) -> Any:
+        """
+        Feed a new server waiting for a PROXY header C{chunks}; return what
+        it wrote, the peers and contents its handler saw, the names it was
+        greeted with, and whether it closed.
+        """
+        handler = Recorder()
+        tester = proxyTester(handler)
+        for chunk in chunks:
+            tester.send(chunk)
+        seen = [(seen.peer, content) for seen, content in handler.messages]
+        return tester.transport.value(), seen, handler.ehlos, tester.closed
+
+    def assertTransaction(self, header: bytes) -> None:
+        """
+        Send C{header}, then a transaction and QUIT, in every split; check
+        that the session ran with the proxied peer.
+        """
+        data = header + (
+            b"EHLO c.example\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\nHi\r\n.\r\nQUIT\r\n"
+        )
+        written, seen, ehlos, closed = assertSplitsAgree(self, self.transcript, data)
+        self.assertTrue(written.startswith(GREETING + EHLO_REPLY))
+        self.assertTrue(written.endswith(b"250 OK\r\n221 Bye\r\n"))
+        self.assertEqual(ehlos, ["c.example"])
+        self.assertEqual(seen, [(CLIENT, b"Hi\r\n")])
+        self.assertTrue(closed)
+
+    def test_v1(self) -> None:
+        """
+        A version 1 header and the commands after it give the same replies
+        and the same peer in any split.
+        """
+        self.assertTransaction(v1Header())
+
+    def test_v2(self) -> None:
+        """
+        A version 2 header with a TLV, and the commands after it, give the
+        same replies and the same peer in any split.
+        """
+        self.assertTransaction(v2Header(tlvs=b"\x01\x00\x04smtp"))
 
 
 # Integration tests with HAProxy.
