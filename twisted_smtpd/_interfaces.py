@@ -74,6 +74,8 @@ class ServerCore(Protocol):
     @ivar mailParameters: The MAIL parameters understood, by keyword.
     @ivar rcptParameters: The RCPT parameters understood, by keyword.
     @ivar securityRefused: Whether every command but QUIT is refused.
+    @ivar uncountedVerbs: Unknown verbs not counted towards
+        C{max_unknown_commands}.
     """
 
     session: Session
@@ -84,6 +86,7 @@ class ServerCore(Protocol):
     mailParameters: dict[str, Parameter]
     rcptParameters: dict[str, Parameter]
     securityRefused: bool
+    uncountedVerbs: frozenset[str]
 
     @property
     def config(self) -> Config:
@@ -162,11 +165,6 @@ class ServerCore(Protocol):
         @return: A L{Deferred} firing with the line without its line end,
             or with C{None} if the line was too long or the connection
             closed.
-        """
-
-    def commandReceived(self, line: bytes) -> None:
-        """
-        Run one command line (its CR, if any, still at its end).
         """
 
     def answerReceived(self, line: bytes | None) -> None:

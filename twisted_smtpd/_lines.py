@@ -14,6 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted_smtpd._policy import (
+    overCallLimit,
+    refusal,
+    refuseUnknown,
+    refuseUnknownVerb,
+)
+
 if TYPE_CHECKING:
     from twisted_smtpd._interfaces import ServerCore
 
@@ -127,18 +134,96 @@ class _LineMode:
 
 class CommandLines(_LineMode):
     """
-    The mode of a connection that reads commands.
+    The mode of a connection that reads commands: each line is checked,
+    decoded and run as the server's C{smtp_<VERB>} method, unless the
+    security policy or the limits refuse it first.
     """
 
-    def act(self, server: ServerCore, unit: Any) -> None:
-        if unit.__class__ is bytes:
-            # The common case first: a command line.
-            server.commandReceived(unit)
-        else:
+    def act(self, server: Any, unit: Any) -> None:
+        """
+        Run a command line (its CR, if any, still at its end), or deal with
+        a line too long.
+        """
+        if unit.__class__ is not bytes:
             _LineMode.act(self, server, unit)
+            return
+        if not unit.endswith(b"\r"):
+            server.reply("500 5.5.2 Error: bare LF received; end lines with CRLF")
+            return
+        line = unit[:-1]
+        if b"\r" in line:
+            server.reply("500 5.5.2 Error: bare CR received")
+            return
+        config = server.config
+        if len(line) > config.command_size_limit and len(line) > _lineLimit(
+            server, line
+        ):
+            server.reply(_TOO_LONG_REPLY)
+            return
+        try:
+            text = line.decode("ascii")
+        except UnicodeDecodeError:
+            text = _decodedUTF8(server, line)
+            if text is None:
+                return
+        verb, sep, arg = text.partition(" ")
+        # ASCII first: upper() makes ASCII letters of some others ("ı").
+        if not verb.isascii() or not verb.isalnum():
+            if verb:
+                # Not a command at all (an HTTP header, say): it counts
+                # towards the limit as an unknown one does.
+                refuseUnknown(server, "500 Error: bad syntax")
+            else:
+                server.reply("500 Error: bad syntax")
+            return
+        verb = verb.upper()
+        if config.callLimits is not None and overCallLimit(server, verb):
+            return
+        if config.gated or server.securityRefused:
+            refused = refusal(server, verb)
+            if refused is not None:
+                server.reply(refused)
+                return
+        method = getattr(server, "smtp_" + verb, None)
+        if method is None:
+            refuseUnknownVerb(server, verb)
+            return
+        builtin = getattr(method, "__smtp_command__", None)
+        if builtin is not None:
+            # A command group's command, called without the wrapper that
+            # makes its result awaitable for a subclass's super() call.
+            server.run(builtin, server, arg.strip() or None)
+        else:
+            server.run(method, arg.strip() or None)
 
-    def lineReceived(self, server: ServerCore, line: bytes) -> None:
-        server.commandReceived(line)
+
+def _lineLimit(server: Any, line: bytes) -> int:
+    """
+    The longest command line allowed, without its CRLF: after EHLO, MAIL
+    and RCPT may grow by what their parameters need (RFC 5321 section
+    4.5.3.1.4).
+    """
+    limit = server.config.command_size_limit
+    if server.session.extended_smtp:
+        parameters = {b"MAIL": server.mailParameters, b"RCPT": server.rcptParameters}
+        for parameter in parameters.get(line[:4].upper(), {}).values():
+            limit += parameter.room(server)
+    return limit
+
+
+def _decodedUTF8(server: Any, line: bytes) -> str | None:
+    """
+    A command line that is not ASCII as text: UTF-8 with SMTPUTF8; C{None}
+    after refusing it.
+    """
+    if not server.config.enable_SMTPUTF8:
+        server.reply("500 Error: strict ASCII mode")
+        return None
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        server.reply("500 Error: bad syntax (invalid UTF-8)")
+        return None
 
 
 class AnswerLine(_LineMode):

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_smtp -*-
 """
 L{SMTP}: the connection of L{twisted_smtpd._connection} with the commands
-of its command groups, aiosmtpd's attributes and the dispatch of command
-lines.
+of its command groups (which the command-line mode of
+L{twisted_smtpd._lines} runs) and aiosmtpd's attributes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from twisted_smtpd._authcommand import Auth
 from twisted_smtpd._authmechanisms import cramMD5, login, plain
 from twisted_smtpd._basiccommands import BasicCommands
 from twisted_smtpd._connection import Connection
-from twisted_smtpd._policy import overCallLimit, refusal, refuseUnknown
 from twisted_smtpd._starttls import StartTLS
 from twisted_smtpd._transaction import Transaction
 from twisted_smtpd._verbs import CommandGroup, installCommands
@@ -127,93 +126,6 @@ class SMTP(Connection):
         TLS.
         """
         return self.config.require_starttls
-
-    # Commands.
-
-    def commandReceived(self, line: bytes) -> None:
-        """
-        Decode and dispatch one command line (with its CR, if any).
-        """
-        if not line.endswith(b"\r"):
-            self.reply("500 5.5.2 Error: bare LF received; end lines with CRLF")
-            return
-        line = line[:-1]
-        if b"\r" in line:
-            self.reply("500 5.5.2 Error: bare CR received")
-            return
-        config = self.config
-        if len(line) > config.command_size_limit and len(line) > self._lineLimit(line):
-            self.reply("500 Command line too long")
-            return
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError:
-            text = self._decoded(line)
-            if text is None:
-                return
-        verb, sep, arg = text.partition(" ")
-        # ASCII first: upper() makes ASCII letters of some others ("ı").
-        if not verb.isascii() or not verb.isalnum():
-            if verb:
-                # Not a command at all (an HTTP header, say): it counts
-                # towards the limit as an unknown one does.
-                refuseUnknown(self, "500 Error: bad syntax")
-            else:
-                self.reply("500 Error: bad syntax")
-            return
-        verb = verb.upper()
-        if config.callLimits is not None and overCallLimit(self, verb):
-            return
-        if config.gated or self.securityRefused:
-            refused = refusal(self, verb)
-            if refused is not None:
-                self.reply(refused)
-                return
-        method = getattr(self, "smtp_" + verb, None)
-        if method is None:
-            self._unknown(verb)
-            return
-        self.run(method, arg.strip() or None)
-
-    def _decoded(self, line: bytes) -> str | None:
-        """
-        A command line that is not ASCII as text: UTF-8 with SMTPUTF8;
-        C{None} after refusing it.
-        """
-        if not self.config.enable_SMTPUTF8:
-            self.reply("500 Error: strict ASCII mode")
-            return None
-        try:
-            return line.decode("utf-8")
-        except UnicodeDecodeError:
-            self.reply("500 Error: bad syntax (invalid UTF-8)")
-            return None
-
-    def _lineLimit(self, line: bytes) -> int:
-        """
-        The longest command line allowed, without its CRLF: after EHLO, MAIL
-        and RCPT may grow by what their parameters need (RFC 5321 section
-        4.5.3.1.4).
-        """
-        limit = self.config.command_size_limit
-        if self.session.extended_smtp:
-            parameters = {b"MAIL": self.mailParameters, b"RCPT": self.rcptParameters}
-            for parameter in parameters.get(line[:4].upper(), {}).values():
-                limit += parameter.room(self)
-        return limit
-
-    def _unknown(self, verb: str) -> None:
-        """
-        Refuse an unknown command; end the session after too many of them.
-        """
-        if len(verb) > 64:
-            # A reply line must fit in 512 octets (RFC 5321 4.5.3.1.5).
-            verb = verb[:64] + "..."
-        reply = f'500 Error: command "{verb}" not recognized'
-        if verb in self.uncountedVerbs:
-            self.reply(reply)
-        else:
-            refuseUnknown(self, reply)
 
     def ehloKeywords(self) -> list[str]:
         """

@@ -117,6 +117,8 @@ def _command(method: Callable[..., Any], name: str) -> Callable[..., Any]:
             return self.awaitable(result)
         return result
 
+    # The command itself, which the command-line mode calls directly.
+    command.__smtp_command__ = method  # type: ignore[attr-defined]
     command.__name__ = command.__qualname__ = "smtp_" + name
     command.__doc__ = method.__doc__
     for attribute in ("__smtp_syntax__", "__smtp_syntax_extended__"):
