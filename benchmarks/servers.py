@@ -224,9 +224,11 @@ def run_twistedmail(size: int | None) -> None:
 def run_bare(size: int | None) -> None:
     """
     The least a Twisted SMTP receiver can do: a L{LineOnlyReceiver} that
-    answers every command with a canned reply and, after DATA, only looks
-    for the end of the message (CRLF "." CRLF) in what arrives.  No parsing,
-    no state beyond "in a message or not", no handler, no log line.
+    answers every command with a canned reply and finds the end of DATA,
+    nothing else: every line, of the commands and of the message alike,
+    goes through C{lineReceived}, as in any line-based Twisted server.  No
+    parsing, no dot-unstuffing, no state beyond "in a message or not", no
+    handler, no log line.
     """
     from twisted.internet import protocol, reactor
     from twisted.protocols.basic import LineOnlyReceiver
@@ -244,20 +246,15 @@ def run_bare(size: int | None) -> None:
     }
     greeting = b"220 " + HOSTNAME.encode() + b" ESMTP bare\r\n"
     unknown = b"500 Error: command not recognized\r\n"
-    end = b"\r\n.\r\n"
 
     class BareSMTP(LineOnlyReceiver):
         inData = False
-        # The last bytes of the message seen so far, so that an end of data
-        # split across two reads is found; CRLF at the start of a message.
-        tail = b""
 
         def connectionMade(self):
             self.transport.write(greeting)
 
         def lineReceived(self, line):
             if self.inData:
-                # Lines that came in the same read as DATA.
                 if line == b".":
                     self.inData = False
                     self.transport.write(b"250 OK\r\n")
@@ -266,25 +263,8 @@ def run_bare(size: int | None) -> None:
             self.transport.write(replies.get(verb, unknown))
             if verb == b"DATA":
                 self.inData = True
-                self.tail = b"\r\n"
             elif verb == b"QUIT":
                 self.transport.loseConnection()
-
-        def dataReceived(self, data):
-            if not self.inData:
-                return LineOnlyReceiver.dataReceived(self, data)
-            if self._buffer:  # the start of a line read with DATA
-                data, self._buffer = self._buffer + data, b""
-            buf = self.tail + data
-            at = buf.find(end)
-            if at < 0:
-                self.tail = buf[-4:]
-                return
-            self.inData = False
-            self.transport.write(b"250 OK\r\n")
-            rest = buf[at + len(end) :]
-            if rest:
-                LineOnlyReceiver.dataReceived(self, rest)
 
     factory = protocol.ServerFactory.forProtocol(BareSMTP)
     quiet_twisted_logging()
