@@ -5,6 +5,7 @@ and L{makeService}, in memory and over real loopback TCP.
 
 from __future__ import annotations
 
+import json
 import mailbox
 import os
 import pwd
@@ -12,6 +13,7 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import ssl
 import sys
 import tempfile
@@ -1082,3 +1084,106 @@ class TwistdIntegrationTests(TestCase):
             self.assertEqual(code, 1, output)
             self.assertIn(f"\ntwistd -n: {message}", output)
             self.assertNotIn("Traceback", output)
+
+
+class TwistdLogTests(TestCase):
+    """
+    Slow integration tests of the log of C{twistd smtpd}: a child twistd
+    logging to a file (C{--logfile}), C{smtplib} on loopback TCP.
+    """
+
+    timeout = 90
+    scratchDirectory = TwistdIntegrationTests.scratchDirectory
+    spawnTwistd = TwistdIntegrationTests.spawnTwistd
+
+    async def serveAndLog(self, *smtpd: str) -> list[str]:
+        """
+        Run C{twistd --logfile LOG smtpd --handler sink SMTPD...} on a free
+        port, send two messages in one session, stop it with SIGTERM, and
+        return the lines of its log file.
+        """
+        log = os.path.abspath(self.mktemp())
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        number = probe.getsockname()[1]
+        probe.close()
+        process = self.spawnTwistd(
+            "--logfile",
+            log,
+            "smtpd",
+            "--handler",
+            "sink",
+            "--hostname",
+            "mx.example",
+            "--listen",
+            f"tcp:{number}:interface=127.0.0.1",
+            *smtpd,
+        )
+
+        def send():
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    client = smtplib.SMTP(
+                        "127.0.0.1", number, local_hostname="client.example", timeout=10
+                    )
+                    break
+                except ConnectionRefusedError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            with client:
+                for _ in range(2):
+                    client.sendmail("a@example.com", ["b@example.com"], b"Hi.\r\n")
+
+        await deferToThread(send)
+        process.transport.signalProcess("TERM")
+        await process.ended.addTimeout(30, reactor)
+        with open(log, encoding="utf-8") as f:
+            return f.read().splitlines()
+
+    async def test_text(self) -> None:
+        """
+        By default the log file has twistd's lines: its own start and stop,
+        and one line per transaction, the last lines included at a clean
+        stop.
+        """
+        lines = await self.serveAndLog()
+        transactions = [line for line in lines if "message from" in line]
+        self.assertEqual(len(transactions), 2, lines)
+        self.assertRegex(
+            transactions[0],
+            r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
+            r" \[twisted_smtpd.server#info\] \('127.0.0.1', \d+\) message from"
+            r" a@example.com to 1 recipient\(s\), 5 bytes: 250 in \d+\.\d{3}s$",
+        )
+        self.assertIn("Server Shut Down.", lines[-1])
+
+    async def test_json(self) -> None:
+        """
+        With C{--log-format json} every line is a JSON object; the
+        transactions' have their fields.
+        """
+        lines = await self.serveAndLog("--log-format", "json")
+        records = [json.loads(line) for line in lines]
+        transactions = [r for r in records if r.get("sender") == "a@example.com"]
+        self.assertEqual(len(transactions), 2, lines)
+        self.assertEqual(
+            {k: transactions[0][k] for k in ("level", "namespace", "size", "result")},
+            {
+                "level": "info",
+                "namespace": "twisted_smtpd.server",
+                "size": 5,
+                "result": "250",
+            },
+        )
+        self.assertEqual(records[-1]["text"], "Server Shut Down.")
+
+    async def test_level(self) -> None:
+        """
+        With C{--log-level warn} the transactions are not logged, and
+        twistd's own lines at info are not either.
+        """
+        lines = await self.serveAndLog("--log-level", "warn")
+        self.assertEqual([line for line in lines if "message from" in line], [])
+        self.assertEqual([line for line in lines if "Server Shut Down" in line], [])

@@ -10,14 +10,17 @@ import errno
 import hashlib
 import hmac
 import io
+import json
 import os
 import pwd
+import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import trustme
-from twisted.application.service import IServiceMaker
+from twisted.application.service import Application, IServiceMaker
 from twisted.cred.checkers import FilePasswordDB
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -29,7 +32,7 @@ from twisted.internet.testing import (
     RaisingMemoryReactor,
     StringTransport,
 )
-from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.logger import ILogObserver, LogLevel, capturedLogs, formatEvent
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.python.usage import UsageError
@@ -46,6 +49,12 @@ from twisted_smtpd import (
 )
 from twisted_smtpd._daemon import _listenFailure, _switchedUser
 from twisted_smtpd.handlers import Debugging, Mailbox, Proxy, Sink
+from twisted_smtpd.log import (
+    LogFileObserver,
+    jsonLine,
+    jsonToStdout,
+    textToStdout,
+)
 from twisted_smtpd.service import SMTPService
 from twisted_smtpd.tap import (
     HandlerArgumentParser,
@@ -1990,3 +1999,152 @@ class PluginTests(TestCase):
         self.assertIs(maker.options, Options)
         self.assertEqual(maker.description, "An SMTP/LMTP receiving server")
         self.assertIs(maker.makeService, makeService)
+
+
+class LoggingOptionTests(TestCase):
+    """
+    Tests for C{--log-level}, C{--log-format} and the log observer that
+    C{twistd smtpd} gives C{twistd}.
+    """
+
+    def parseUnder(self, *twistd: str, smtpd: tuple[str, ...] = ()) -> Options:
+        """
+        Parse C{twistd TWISTD... smtpd --hostname=mx SMTPD...} as twistd does,
+        on an in-memory reactor.
+        """
+        reactor = MemoryReactorClock()
+        config = ServerOptions()
+        self.patch(Options, "__init__", _optionsOn(reactor))
+        config.parseOptions([*twistd, "smtpd", "--hostname=mx", *smtpd])
+        return config.subOptions
+
+    def test_defaults(self) -> None:
+        """
+        The log level is info and the format twistd's text by default.
+        """
+        options = Options(reactor=MemoryReactorClock())
+        options.parseOptions(["--hostname=mx"])
+        self.assertEqual(
+            (options["log-level"], options["log-format"]), ("info", "text")
+        )
+
+    def test_badValues(self) -> None:
+        """
+        An unknown level or format is a usage error naming the option.
+        """
+        for arguments, message in [
+            (
+                ["--log-level", "loud"],
+                "--log-level must be one of debug, info,"
+                " warn, error, critical, not 'loud'",
+            ),
+            (
+                ["--log-format", "xml"],
+                "--log-format must be one of text, json, not 'xml'",
+            ),
+        ]:
+            options = Options(reactor=MemoryReactorClock())
+            error = self.assertRaises(
+                UsageError, options.parseOptions, ["--hostname=mx", *arguments]
+            )
+            self.assertEqual(str(error), message)
+
+    def test_notWithLoggerOrSyslog(self) -> None:
+        """
+        C{--log-level} and C{--log-format} cannot change twistd's C{--logger}
+        or C{--syslog}: a usage error says so.
+        """
+        self.patch(sys, "stdout", io.StringIO())
+        for twistd, smtpd, message in [
+            (
+                ["--logger", "twisted_smtpd.log.textToStdout"],
+                ["--log-level", "warn"],
+                "--log-level cannot be used with twistd's --logger",
+            ),
+            (
+                ["--syslog"],
+                ["--log-format", "json"],
+                "--log-format cannot be used with twistd's --syslog",
+            ),
+        ]:
+            error = self.assertRaises(
+                SystemExit, self.parseUnder, "-n", *twistd, smtpd=tuple(smtpd)
+            )
+            self.assertEqual(error.code, 1)
+            self.assertIn(message, sys.stdout.getvalue())
+
+    def test_observerOnApplication(self) -> None:
+        """
+        Under twistd, the service gives the application a L{LogFileObserver}
+        as its L{ILogObserver} component, which twistd then logs through,
+        writing to C{--logfile} with the level and format asked for.
+        """
+        self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
+        path = self.mktemp()
+        options = self.parseUnder(
+            "-n",
+            "--logfile",
+            path,
+            smtpd=("--log-level", "warn", "--log-format", "json"),
+        )
+        service = makeService(options)
+        application = Application("smtpd")
+        service.setServiceParent(application)
+        observer = application.getComponent(ILogObserver)
+        self.assertIsInstance(observer, LogFileObserver)
+        self.assertIs(observer, service.logObserver)
+        self.assertEqual(observer.minimumLevel, LogLevel.warn)
+        observer({"log_format": "dropped", "log_level": LogLevel.info})
+        observer({"log_format": "kept {n}", "n": 1, "log_level": LogLevel.error})
+        observer._file.close()
+        [line] = Path(path).read_text().splitlines()
+        self.assertEqual(json.loads(line)["text"], "kept 1")
+
+    def test_stdout(self) -> None:
+        """
+        With C{-n} and no C{--logfile}, the observer writes to standard
+        output, as twistd would.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        options = self.parseUnder("-n")
+        self.assertIs(makeService(options).logObserver._file, out)
+
+    def test_twistdDecides(self) -> None:
+        """
+        With twistd's C{--logger} or C{--syslog}, or without twistd, the
+        service gives no observer: twistd (or the program) logs its own way.
+        """
+        self.patch(sys, "stdout", io.StringIO())
+        for twistd in (["--logger", "twisted_smtpd.log.textToStdout"], ["--syslog"]):
+            self.assertIsNone(makeService(self.parseUnder("-n", *twistd)).logObserver)
+        options = Options(reactor=MemoryReactorClock())
+        options.parseOptions(["--hostname=mx"])
+        self.assertIsNone(makeService(options).logObserver)
+
+    def test_loggerFactories(self) -> None:
+        """
+        The factories for twistd's C{--logger} make observers of standard
+        output, in twistd's text and in JSON lines.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        for factory, formatter in [(textToStdout, None), (jsonToStdout, jsonLine)]:
+            observer = factory()
+            self.assertIsInstance(observer, LogFileObserver)
+            self.assertIs(observer._file, out)
+            if formatter is not None:
+                self.assertIs(observer._format, formatter)
+
+
+def _optionsOn(reactor: MemoryReactorClock) -> Any:
+    """
+    An C{__init__} for L{Options} that twistd calls without arguments and
+    that uses C{reactor}.
+    """
+    original = Options.__init__
+
+    def __init__(self: Options, *, reactor: Any = reactor) -> None:
+        original(self, reactor=reactor)
+
+    return __init__

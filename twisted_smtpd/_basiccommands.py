@@ -128,8 +128,7 @@ class BasicCommands(CommandGroup):
         responses = [f"250-{name}" for name in names[:-1]] + [f"250 {names[-1]}"]
         if "EHLO" not in server.config.hooks:
             session.host_name = arg
-            for line in responses:
-                server.replyPlain(line)
+            server.replyPlain("\r\n".join(responses))
             return None
         if server.config.ehloStyle == "old":
             # aiosmtpd's old form: the hook gives the last line only.
@@ -147,8 +146,9 @@ class BasicCommands(CommandGroup):
         def thenNew(lines: Any) -> None:
             if lines is None:
                 session.host_name = session.host_name or arg
-                lines = responses
-            elif isinstance(lines, (str, bytes)):
+                server.replyPlain("\r\n".join(responses))
+                return
+            if isinstance(lines, (str, bytes)):
                 lines = [lines]
             for line in lines:
                 server.replyPlain(line)

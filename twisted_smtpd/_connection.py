@@ -150,7 +150,9 @@ class Connection(Channel):
         config = self.config
         if config.idle is not None:
             config.idle.touch(self)
-        self.setMode(COMMAND)
+        if self._mode is not COMMAND:
+            # After a PROXY header.
+            self.setMode(COMMAND)
         if config.implicit_tls and not self._tlsActive:
             self._tlsActive = self._handshakePending = True
             early = self._unread[self._offset :]

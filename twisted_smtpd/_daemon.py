@@ -2,21 +2,25 @@
 """
 What C{twistd smtpd} needs to start, beyond its options: the service that
 reports an endpoint it cannot listen on as one line instead of a
-traceback, and the Maildir of a mailbox handler made usable by the user
-that C{twistd --uid} switches to.
+traceback, the log observer it gives C{twistd}, and the Maildir of a
+mailbox handler made usable by the user that C{twistd --uid} switches to.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
+from twisted.python.logfile import LogFile
 
 from twisted_smtpd._endpoints import listeningService
+from twisted_smtpd.log import LEVELS, LogFileObserver, classicText, jsonLine
 from twisted_smtpd.service import SMTPService
 
 if TYPE_CHECKING:
@@ -209,6 +213,7 @@ class CommandLineService(SMTPService):
         listeners: Iterable[Listener],
         *,
         reactor: Any = None,
+        logObserver: Any = None,
     ) -> None:
         """
         @param factory: The factory that builds a server per connection.
@@ -216,11 +221,24 @@ class CommandLineService(SMTPService):
             descriptions.
         @param reactor: The reactor to listen with; the global one by
             default.
+        @param logObserver: The log observer to give C{twistd}, or C{None}
+            to let it make its own.
         """
         super().__init__(factory, (), reactor=reactor)
+        self.logObserver = logObserver
         self._listeners = list(listeners)
         for listener in self._listeners:
             listeningService(listener.endpoint, factory).setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        """
+        Join C{twistd}'s application, and give it the log observer:
+        C{twistd} logs through an application's L{ILogObserver} component,
+        when it has one, instead of making its own.
+        """
+        super().setServiceParent(parent)
+        if self.logObserver is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.logObserver)
 
     def privilegedStartService(self) -> None:
         """
@@ -260,3 +278,41 @@ class CommandLineService(SMTPService):
                     endpoint=listener.description.given,
                     reason=_listenFailure(e),
                 ) from None
+
+
+def logObserverFor(
+    twistd: Any, level: str, format: str, reactor: Any
+) -> LogFileObserver | None:
+    """
+    Make the log observer of C{twistd smtpd}: a L{LogFileObserver} writing
+    where C{twistd} itself would write (C{--logfile}, C{twistd.log} for a
+    daemon, standard output with C{-n}), rotated as C{twistd} rotates its
+    file (every megabyte, and on C{SIGUSR1}).
+
+    @param twistd: C{twistd}'s own options.
+    @param level: The name of the least level logged (C{--log-level}).
+    @param format: C{"text"} (C{twistd}'s lines) or C{"json"} (JSON lines).
+    @return: The observer, or C{None} where C{twistd} makes its own: with
+        C{--logger} or C{--syslog}, and where C{twistd} refuses the options
+        (a daemon logging to standard output) or is not the Unix one.
+    """
+    if twistd.get("logger") or twistd.get("syslog") or os.name != "posix":
+        return None
+    logfile = twistd.get("logfile")
+    nodaemon = twistd.get("nodaemon")
+    if logfile == "-" or (nodaemon and not logfile):
+        if not nodaemon:
+            return None
+        outFile: Any = sys.stdout
+    else:
+        outFile = LogFile.fromFullPath(logfile or "twistd.log")
+        if not signal.getsignal(signal.SIGUSR1):
+            # As twistd does for its own log file.
+            signal.signal(
+                signal.SIGUSR1,
+                lambda number, frame: reactor.callFromThread(outFile.rotate),
+            )
+    formatter = jsonLine if format == "json" else classicText()
+    return LogFileObserver(
+        outFile, formatter, minimumLevel=LEVELS[level], reactor=reactor
+    )

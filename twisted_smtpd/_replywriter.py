@@ -18,7 +18,7 @@ from twisted.protocols.basic import LineReceiver
 
 from twisted_smtpd._hooks import DONE
 from twisted_smtpd._replies import encode, withEnhancedCodes
-from twisted_smtpd._transport import send
+from twisted_smtpd._transport import mayHoldWrites, send
 
 
 class ReplyWriter(LineReceiver):
@@ -150,13 +150,14 @@ class ReplyWriter(LineReceiver):
         if self._handshakePending:
             # The reply cannot go out before the handshake that never ends.
             self.transport.abortConnection()
-        else:
+            return
+        if mayHoldWrites(self.transport):
             # loseConnection() waits for the replies to be written, which
             # is forever if the client reads nothing.
             self._closeTimer = self.config.reactor.callLater(
                 self.closeTimeout, self.transport.abortConnection
             )
-            self.transport.loseConnection()
+        self.transport.loseConnection()
 
     def abort(self) -> None:
         """

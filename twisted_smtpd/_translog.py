@@ -18,10 +18,25 @@ from twisted.logger import Logger, LogLevel
 
 log = Logger(namespace="twisted_smtpd.server")
 
+#: The C{log_format} of a transaction's event. Observers that know it (see
+#: L{twisted_smtpd.log}) recognise the event by it (by identity) and format
+#: it with L{transactionText}.
 TRANSACTION_FORMAT = (
     "{peer} message from {sender} to {recipients} recipient(s),"
     " {size} bytes: {result} in {duration:.3f}s"
 )
+
+
+def transactionText(event: Any) -> str:
+    """
+    The text of a transaction's event: what Twisted's formatter makes of
+    L{TRANSACTION_FORMAT}, made without it.
+    """
+    return (
+        f"{event['peer']} message from {event['sender']} to"
+        f" {event['recipients']} recipient(s), {event['size']} bytes:"
+        f" {event['result']} in {event['duration']:.3f}s"
+    )
 
 
 def logTransaction(

@@ -49,6 +49,21 @@ def send(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
+def mayHoldWrites(transport: Any) -> bool:
+    """
+    Whether a transport may still hold bytes to write, which a client that
+    reads nothing could keep it from sending (and so from closing): C{False}
+    only for a plain (no TLS) L{twisted.internet.tcp.Server} whose buffers
+    are empty, which closes as soon as it is asked to.
+    """
+    if type(transport) is not _TCPServer:
+        return True
+    try:
+        return bool(transport.TLS or transport.dataBuffer or transport._tempDataBuffer)
+    except AttributeError:
+        return True
+
+
 def peerOf(address: Any) -> Any:
     """
     Give a transport address in aiosmtpd's (that is, asyncio's) shape:

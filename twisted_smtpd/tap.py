@@ -41,9 +41,11 @@ from twisted_smtpd._daemon import (
     CommandLineService,
     StartupError,
     giveCreatedDirectories,
+    logObserverFor,
     missingMaildirDirectories,
 )
 from twisted_smtpd._endpoints import Listener
+from twisted_smtpd.log import LEVELS
 from twisted_smtpd.service import DEFAULT_ENDPOINTS, SMTPService
 
 __all__ = [
@@ -199,6 +201,22 @@ _PARAMETERS = [
         " listeners that nothing but the proxy can reach. [default: off]",
         number("proxy-protocol", float, 0, positive=True),
     ],
+    [
+        "log-level",
+        None,
+        "info",
+        "The least level of the events logged: debug, info (a line per"
+        " message), warn, error or critical.",
+        choice("log-level", tuple(LEVELS)),
+    ],
+    [
+        "log-format",
+        None,
+        "text",
+        "How the log is written: text (twistd's lines) or json (a JSON object"
+        " per line, for log shippers).",
+        choice("log-format", ("text", "json")),
+    ],
 ]
 
 #: What a shell completes for the options that take a value.
@@ -210,6 +228,8 @@ _COMPLETIONS = usage.Completions(
         "tls-key": usage.CompleteFiles("*.pem"),
         "tls-chain": usage.CompleteFiles("*.pem"),
         "auth-file": usage.CompleteFiles(),
+        "log-level": usage.CompleteList(list(LEVELS)),
+        "log-format": usage.CompleteList(["text", "json"]),
     },
 )
 
@@ -347,6 +367,7 @@ class Options(usage.Options):
         if not self["listen"]:
             self["listen"] = list(DEFAULT_ENDPOINTS)
         self.listeners = self._listeners()
+        self._checkLogging()
         self.tlsContext = self._tlsOptions()
         path = self["auth-file"]
         self.checker = None if path is None else passwordChecker(path)
@@ -381,6 +402,25 @@ class Options(usage.Options):
                     " give the options of smtpd before the handler's arguments)"
                 )
         return ""
+
+    def _checkLogging(self) -> None:
+        """
+        Refuse C{--log-level} and C{--log-format} where C{twistd} logs its
+        own way (C{--logger}, C{--syslog}), which they cannot change.
+        """
+        parent = getattr(self, "parent", None)
+        twistd = parent if isinstance(parent, dict) else {}
+        chosen = [
+            f"--{name}"
+            for name, default in (("log-level", "info"), ("log-format", "text"))
+            if self[name] != default
+        ]
+        for other in ("logger", "syslog"):
+            if chosen and twistd.get(other):
+                raise usage.UsageError(
+                    f"{chosen[0]} cannot be used with twistd's --{other},"
+                    " which logs its own way"
+                )
 
     def _listeners(self) -> list[Listener]:
         """
@@ -496,6 +536,16 @@ def makeService(options: Options) -> SMTPService:
     @raise StartupError: If the directories cannot be given.
     """
     giveCreatedDirectories(options)
+    parent = getattr(options, "parent", None)
+    observer = None
+    if isinstance(parent, dict):
+        # Under twistd: log through an observer that costs little per event.
+        observer = logObserverFor(
+            parent, options["log-level"], options["log-format"], options.reactor
+        )
     return CommandLineService(
-        options["factory"], options.listeners, reactor=options.reactor
+        options["factory"],
+        options.listeners,
+        reactor=options.reactor,
+        logObserver=observer,
     )
