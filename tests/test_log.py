@@ -197,7 +197,7 @@ class JSONLineTests(SynchronousTestCase):
 
 class LogFileObserverTests(SynchronousTestCase):
     """
-    L{LogFileObserver} writes the events of a reactor turn together.
+    L{LogFileObserver} writes the events of a tenth of a second together.
     """
 
     def setUp(self) -> None:
@@ -206,15 +206,16 @@ class LogFileObserverTests(SynchronousTestCase):
         self.file = RecordingFile()
         self.observer = LogFileObserver(self.file, reactor=self.reactor)
 
-    def test_batchedPerTurn(self) -> None:
+    def test_batched(self) -> None:
         """
-        Events logged while the reactor runs are written in one write at the
-        end of the turn, then flushed.
+        Events logged while the reactor runs are written in one write a
+        tenth of a second after the first, then flushed.
         """
         for _ in range(3):
             self.observer(transaction())
+        self.reactor.advance(log.FLUSH_INTERVAL * 0.99)
         self.assertEqual(self.file.writes, [])
-        self.reactor.advance(0)
+        self.reactor.advance(log.FLUSH_INTERVAL * 0.01)
         self.assertEqual(self.file.writes, [twistdText(transaction()) * 3])
         self.assertEqual(self.file.flushes, 1)
 
@@ -237,7 +238,7 @@ class LogFileObserverTests(SynchronousTestCase):
         self.assertEqual(
             self.file.writes, [twistdText(transaction()) + twistdText(error)]
         )
-        self.reactor.advance(0)
+        self.reactor.advance(log.FLUSH_INTERVAL)
         self.assertEqual(len(self.file.writes), 1)
 
     def test_limit(self) -> None:
@@ -272,7 +273,7 @@ class LogFileObserverTests(SynchronousTestCase):
         observer(transaction())
         observer(transaction(log_level=LogLevel.warn))
         observer({"log_format": "no level", "log_time": WHEN})
-        self.reactor.advance(0)
+        self.reactor.advance(log.FLUSH_INTERVAL)
         self.assertEqual(
             self.file.writes,
             [
@@ -288,12 +289,12 @@ class LogFileObserverTests(SynchronousTestCase):
         """
         self.observer({"log_time": WHEN})
         self.assertEqual(self.reactor.getDelayedCalls(), [])
-        self.reactor.advance(0)
+        self.reactor.advance(log.FLUSH_INTERVAL)
         self.assertEqual(self.file.writes, [])
 
-    def test_oneCallPerTurn(self) -> None:
+    def test_oneCallPerBatch(self) -> None:
         """
-        However many events a turn logs, one call is scheduled for them.
+        However many events wait, one call is scheduled to write them.
         """
         for _ in range(5):
             self.observer(transaction())

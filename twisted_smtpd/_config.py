@@ -174,6 +174,9 @@ class Config:
     @ivar reactor: The reactor of the timers.
     @ivar asyncioLoop: The asyncio loop behind C{reactor}, or C{None}.
     @ivar gated: Whether some commands wait for STARTTLS or AUTH.
+    @ivar memo: Values that follow from the configuration and the server
+        class, worked out by the first connection that needs them (the
+        greeting, the EHLO keywords) and kept for the others.
     """
 
     handler: Any
@@ -208,6 +211,7 @@ class Config:
     auth_require_tls: bool
     auth_exclude_mechanism: frozenset[str]
     auth_failure_limit: int
+    memo: dict[Any, Any] = field(factory=dict, repr=False)
 
 
 def findHooks(handler: Any) -> tuple[dict[str, Any], str]:

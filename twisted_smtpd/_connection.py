@@ -33,7 +33,7 @@ from twisted_smtpd._lines import ANSWER, COMMAND
 from twisted_smtpd._proxyphase import ProxyHeader
 from twisted_smtpd._session import Envelope, Session
 from twisted_smtpd._translog import logTransaction
-from twisted_smtpd._transport import peerOf, send, tlsDetails
+from twisted_smtpd._transport import peerOfTransport, send, tlsDetails
 
 log = Logger(namespace="twisted_smtpd.server")
 
@@ -127,7 +127,7 @@ class Connection(Channel):
         """
         session = self.session = self._create_session()
         session.transport = self.transport
-        session.peer = peerOf(self.transport.getPeer())
+        session.peer = peerOfTransport(self.transport)
         if ISSLTransport.providedBy(self.transport):
             # Implicit TLS (RFC 8314): the listener is an ssl: endpoint.
             self._tlsActive = self._handshakePending = True
@@ -160,8 +160,12 @@ class Connection(Channel):
             self.transport.startTLS(config.tls_context)
             if early:
                 self.transport.protocol.dataReceived(early)
-        ident = config.ident or self.__ident__
-        send(self.transport, f"220 {config.hostname} {ident}\r\n".encode())
+        key = ("greeting", type(self))
+        greeting = config.memo.get(key)
+        if greeting is None:
+            ident = config.ident or self.__ident__
+            greeting = config.memo[key] = f"220 {config.hostname} {ident}\r\n".encode()
+        send(self.transport, greeting)
         self._process()
 
     def connectionLost(self, reason: Failure = None) -> None:

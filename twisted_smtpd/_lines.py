@@ -184,17 +184,40 @@ class CommandLines(_LineMode):
             if refused is not None:
                 server.reply(refused)
                 return
+        commands = _commandTables.get(server.__class__)
+        if commands is None:
+            commands = _commandTables[server.__class__] = {}
+        builtin = commands.get(verb)
+        if builtin is None:
+            builtin = commands[verb] = _builtinCommand(server.__class__, verb)
+        if builtin is not _NOT_BUILTIN:
+            # A command group's command, called without the wrapper that
+            # makes its result awaitable for a subclass's super() call.
+            server.run(builtin, server, arg.strip() or None)
+            return
         method = getattr(server, "smtp_" + verb, None)
         if method is None:
             refuseUnknownVerb(server, verb)
             return
-        builtin = getattr(method, "__smtp_command__", None)
-        if builtin is not None:
-            # A command group's command, called without the wrapper that
-            # makes its result awaitable for a subclass's super() call.
-            server.run(builtin, server, arg.strip() or None)
-        else:
-            server.run(method, arg.strip() or None)
+        server.run(method, arg.strip() or None)
+
+
+#: What each server class runs for each verb seen: a command group's
+#: command (called with the server and the argument), or L{_NOT_BUILTIN}
+#: for a verb that is the class's own method, or none.
+_commandTables: dict[type, dict[str, Any]] = {}
+_NOT_BUILTIN = object()
+
+
+def _builtinCommand(cls: type, verb: str) -> Any:
+    """
+    The command group's command that a server class runs for C{verb}, if
+    its C{smtp_<VERB>} is one that L{twisted_smtpd._verbs} made (and no
+    subclass replaced), else L{_NOT_BUILTIN}.
+    """
+    method = getattr(cls, "smtp_" + verb, None)
+    builtin = getattr(method, "__smtp_command__", None)
+    return _NOT_BUILTIN if builtin is None else builtin
 
 
 def _lineLimit(server: Any, line: bytes) -> int:

@@ -39,17 +39,20 @@ class Session:
     @ivar transport: The Twisted transport of the connection.
     """
 
+    # The attributes' values before they are set: class attributes, so that
+    # making a session for every connection costs little.
+    peer: Any = None
+    ssl: dict[str, Any] | None = None
+    host_name: str | None = None
+    extended_smtp = False
+    proxy_data: Any = None
+    authenticated: bool | None = None
+    auth_data: Any = None
+    _login_data: Any = None
+    transport: Any = None
+
     def __init__(self, loop: Any = None) -> None:
-        self.peer: Any = None
-        self.ssl: dict[str, Any] | None = None
-        self.host_name: str | None = None
-        self.extended_smtp = False
         self.loop = loop
-        self.proxy_data: Any = None
-        self.authenticated: bool | None = None
-        self.auth_data: Any = None
-        self._login_data: Any = None
-        self.transport: Any = None
 
     @property
     def login_data(self) -> Any:

@@ -130,11 +130,19 @@ class SMTP(Connection):
     def ehloKeywords(self) -> list[str]:
         """
         The EHLO keywords offered now, from every command group.
+
+        They depend on the options, the server class and whether TLS is
+        active (see L{CommandGroup.keywords}), so each combination is worked
+        out once per configuration.
         """
-        keywords = []
-        for group in self.commandGroups:
-            keywords.extend(group.keywords(self))
-        return keywords
+        key = ("ehlo", type(self), self._tlsActive)
+        keywords = self.config.memo.get(key)
+        if keywords is None:
+            keywords = []
+            for group in self.commandGroups:
+                keywords.extend(group.keywords(self))
+            keywords = self.config.memo[key] = tuple(keywords)
+        return list(keywords)
 
     def refuseAll(self) -> None:
         """

@@ -174,19 +174,45 @@ class Transaction(CommandGroup):
         except PathRefused as e:
             server.reply(e.reply)
             return None
-        stored = [table[key].stored(server, key, value) for key, value in options]
+        stored = (
+            [table[key].stored(server, key, value) for key, value in options]
+            if options
+            else []
+        )
         envelope.smtp_utf8 = smtputf8
+        if "MAIL" not in server.config.hooks:
+            # The common case, without a hook to wait for.
+            self._mailAccepted(None, server, envelope, address, stored)
+            return None
+        return server.hook(
+            "MAIL",
+            lambda status: self._mailAccepted(
+                status, server, envelope, address, stored
+            ),
+            address,
+            stored,
+        )
 
-        def then(status: Any) -> None:
-            if status is None:
-                if envelope.mail_from is None:
-                    envelope.mail_from = address
+    def _mailAccepted(
+        self,
+        status: Any,
+        server: ServerCore,
+        envelope: Any,
+        address: str,
+        stored: list[str],
+    ) -> None:
+        """
+        Reply to MAIL as C{handle_MAIL} decided; without its reply, start the
+        transaction (unless the hook started it).
+        """
+        if status is None:
+            if envelope.mail_from is None:
+                envelope.mail_from = address
+                if stored:
                     envelope.mail_options.extend(stored)
-                status = "250 OK"
-            server.transactionStarted()
-            server.reply(status)
-
-        return server.hook("MAIL", then, address, stored)
+            status = "250 OK"
+        server.transactionStarted()
+        server.reply(status)
 
     @verb("RCPT")
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
@@ -225,18 +251,45 @@ class Transaction(CommandGroup):
         except PathRefused as e:
             server.reply(e.reply)
             return None
-        stored = [table[key].stored(server, key, value) for key, value in options]
+        stored = (
+            [table[key].stored(server, key, value) for key, value in options]
+            if options
+            else []
+        )
         before = len(envelope.rcpt_tos)
+        if "RCPT" not in server.config.hooks:
+            # The common case, without a hook to wait for.
+            self._rcptAccepted(None, server, envelope, address, stored, before)
+            return None
+        return server.hook(
+            "RCPT",
+            lambda status: self._rcptAccepted(
+                status, server, envelope, address, stored, before
+            ),
+            address,
+            stored,
+        )
 
-        def then(status: Any) -> None:
-            if status is None:
-                if len(envelope.rcpt_tos) == before:
-                    envelope.rcpt_tos.append(address)
+    def _rcptAccepted(
+        self,
+        status: Any,
+        server: ServerCore,
+        envelope: Any,
+        address: str,
+        stored: list[str],
+        before: int,
+    ) -> None:
+        """
+        Reply to RCPT as C{handle_RCPT} decided; without its reply, add the
+        recipient (unless the hook added one).
+        """
+        if status is None:
+            if len(envelope.rcpt_tos) == before:
+                envelope.rcpt_tos.append(address)
+                if stored:
                     envelope.rcpt_options.extend(stored)
-                status = "250 OK"
-            server.reply(status)
-
-        return server.hook("RCPT", then, address, stored)
+            status = "250 OK"
+        server.reply(status)
 
     @verb("DATA")
     @syntax("DATA")

@@ -64,6 +64,19 @@ def mayHoldWrites(transport: Any) -> bool:
         return True
 
 
+def peerOfTransport(transport: Any) -> Any:
+    """
+    The client's address of a transport, in the shape of L{peerOf}: for a
+    TCP connection, the address as the socket gave it, which is already
+    that shape (making Twisted's address object for it costs more).
+    """
+    if type(transport) is _TCPServer:
+        client = getattr(transport, "client", None)
+        if type(client) is tuple:
+            return client
+    return peerOf(transport.getPeer())
+
+
 def peerOf(address: Any) -> Any:
     """
     Give a transport address in aiosmtpd's (that is, asyncio's) shape:

@@ -83,6 +83,10 @@ class CommandGroup:
         """
         The EHLO keywords the group adds now, with their parameters (e.g.
         C{"SIZE 1000"}).
+
+        They must follow from the server's options (C{server.config}), its
+        class and whether TLS is active (C{server.tlsActive}) alone: the
+        server works them out once for each combination.
         """
         return []
 

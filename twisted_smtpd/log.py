@@ -6,9 +6,9 @@ message.
 Twisted's own file observer formats the time of every event afresh and
 writes and flushes every event on its own; for a server that logs one line
 per message, that costs more than receiving the message. L{LogFileObserver}
-writes what one turn of the reactor logged in one write, formats the time
-once per second and formats twisted_smtpd's transaction events without
-Twisted's general-purpose formatter. Its text is the same as C{twistd}'s
+writes what was logged in a tenth of a second in one write, formats the
+time once per second and formats twisted_smtpd's transaction events
+without Twisted's general-purpose formatter. Its text is the same as C{twistd}'s
 (L{formatEventAsClassicLogText}); L{jsonLine} gives one JSON object per
 line instead, for log shippers.
 
@@ -56,8 +56,12 @@ __all__ = [
 LEVELS = {level.name: level for level in LogLevel.iterconstants()}
 
 #: How many characters may wait in a L{LogFileObserver} before it writes
-#: them, whatever the reactor does.
+#: them, however recent they are.
 BUFFER_LIMIT = 65536
+
+#: The longest a line waits in a L{LogFileObserver} before it is written,
+#: in seconds.
+FLUSH_INTERVAL = 0.1
 
 
 class _TimeCache:
@@ -153,14 +157,16 @@ def jsonLine(event: LogEvent) -> str | None:
 @implementer(ILogObserver)
 class LogFileObserver:
     """
-    Write formatted events to a file, the events of one turn of the reactor
-    in one write.
+    Write formatted events to a file, those of a tenth of a second in one
+    write.
 
-    While the reactor runs, lines wait until the end of the turn (or until
-    L{BUFFER_LIMIT} characters wait); errors and critical events are written
-    at once, with what waited before them. Before the reactor runs and after
-    it stopped, every line is written at once, so that nothing is lost on a
-    clean stop. The file is flushed after each write.
+    While the reactor runs, lines wait at most L{FLUSH_INTERVAL} seconds
+    (and until L{BUFFER_LIMIT} characters wait); errors and critical events
+    are written at once, with what waited before them. Before the reactor
+    runs and after it stopped, every line is written at once, so that
+    nothing is lost on a clean stop; a process killed outright loses at
+    most the last tenth of a second. The file is flushed after each
+    write.
 
     @ivar minimumLevel: Events below this level are dropped.
     """
@@ -179,8 +185,8 @@ class LogFileObserver:
         @param formatEvent: Makes the line of an event, or C{None} to write
             nothing; L{classicText}C{()} by default.
         @param minimumLevel: The least level written.
-        @param reactor: The reactor whose turns batch the writes; the
-            global one by default.
+        @param reactor: The reactor that runs the writes of waiting lines;
+            the global one by default.
         """
         if reactor is None:
             from twisted.internet import reactor
@@ -199,7 +205,7 @@ class LogFileObserver:
 
     def __call__(self, event: LogEvent) -> None:
         """
-        Format an event and write it, now or at the end of the turn.
+        Format an event and write it, now or a little later.
         """
         level = event.get("log_level")
         if level is not None and level not in self._levels:
@@ -216,7 +222,7 @@ class LogFileObserver:
         ):
             self.flush()
         elif self._pending is None:
-            self._pending = self._reactor.callLater(0, self.flush)
+            self._pending = self._reactor.callLater(FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
         """
