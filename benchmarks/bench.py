@@ -37,6 +37,7 @@ from processes import (  # noqa: E402
     DEFAULT_TREE,
     DESCRIPTIONS,
     KINDS,
+    TWISTD_KINDS,
     OtherLoad,
     Server,
     ServerSpec,
@@ -643,7 +644,7 @@ def parse_args(argv):
     labels = [t.label for t in args.trees]
     if len(set(labels)) != len(labels):
         p.error(f"--tree labels must differ: {', '.join(labels)}")
-    if "twistd" in args.servers:
+    if any(kind in TWISTD_KINDS for kind in args.servers):
         for t in args.trees:
             dropin = os.path.join(
                 t.path, "twisted", "plugins", "twisted_smtpd_plugin.py"

@@ -31,13 +31,24 @@ RUN_TWISTD_PY = os.path.join(HERE, "run_twistd.py")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 #: Every kind of server, in the order of the table.
-KINDS = ("twisted_smtpd", "twistd", "aiosmtpd", "aiosmtpd-cli", "twistedmail", "bare")
+KINDS = (
+    "twisted_smtpd",
+    "twistd",
+    "twistd-warn",
+    "aiosmtpd",
+    "aiosmtpd-cli",
+    "twistedmail",
+    "bare",
+)
 #: The kinds that run twisted_smtpd, once per source tree.
-TREE_KINDS = ("twisted_smtpd", "twistd")
+TREE_KINDS = ("twisted_smtpd", "twistd", "twistd-warn")
+#: The kinds that run twistd, and the options of smtpd each adds.
+TWISTD_KINDS = {"twistd": [], "twistd-warn": ["--log-level", "warn"]}
 #: Short names for the table's headings.
 SHORT = {
     "twisted_smtpd": "tsmtpd",
     "twistd": "twistd",
+    "twistd-warn": "tw-warn",
     "aiosmtpd": "aiosmtpd",
     "aiosmtpd-cli": "aio-cli",
     "twistedmail": "tmail",
@@ -47,6 +58,7 @@ SHORT = {
 DESCRIPTIONS = {
     "twisted_smtpd": "twisted_smtpd.SMTPFactory in servers.py, log at warnings",
     "twistd": "twistd -n --logfile FILE smtpd --handler twisted_smtpd.handlers.Sink",
+    "twistd-warn": "the same with --log-level warn (no line per message)",
     "aiosmtpd": "aiosmtpd.smtp.SMTP in servers.py, its logger unconfigured",
     "aiosmtpd-cli": "python -m aiosmtpd -n -c aiosmtpd.handlers.Sink",
     "twistedmail": "twisted.mail.smtp.ESMTP in servers.py, log at warnings",
@@ -133,11 +145,12 @@ class ServerSpec:
         @param size: The largest message it should accept, or C{None} for
             its default.
         """
-        if self.kind == "twistd":
+        if self.kind in TWISTD_KINDS:
             # twistd's own options (--logfile) come before the plugin's name.
             cmd = [sys.executable, RUN_TWISTD_PY, self.tree.path, "-n"]
             cmd += ["--logfile", self.twistd_log(logdir), "smtpd"]
             cmd += ["--handler", "twisted_smtpd.handlers.Sink"]
+            cmd += TWISTD_KINDS[self.kind]
             cmd += ["--listen", "tcp:0:interface=127.0.0.1"]
             cmd += ["--hostname", HOSTNAME]
             return cmd + (["--size", str(size)] if size is not None else [])
@@ -155,7 +168,7 @@ class ServerSpec:
         Whether the server prints its port (those of C{servers.py}); the
         others' port is found in C{/proc}.
         """
-        return self.kind not in ("twistd", "aiosmtpd-cli")
+        return self.kind not in TWISTD_KINDS and self.kind != "aiosmtpd-cli"
 
     def twistd_log(self, logdir: str) -> str:
         return os.path.join(logdir, f"{self.name}.twistd.log")
@@ -443,7 +456,7 @@ class Server:
     def log_tail(self, lines: int = 5) -> str:
         text = []
         paths = [self.logpath]
-        if self.spec.kind == "twistd":
+        if self.spec.kind in TWISTD_KINDS:
             paths.append(self.spec.twistd_log(self.logdir))
         for path in paths:
             try:

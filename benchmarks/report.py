@@ -17,7 +17,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 
-from processes import SHORT, TREE_KINDS, ServerSpec, Tree
+from processes import SHORT, TREE_KINDS, TWISTD_KINDS, ServerSpec, Tree
 
 
 @dataclass
@@ -244,7 +244,9 @@ def reference_ratios_table(sections, specs: list[ServerSpec], tree: Tree, out):
     subjects = [s for s in specs if s.tree == tree and s.kind in TREE_KINDS]
     references = [s for s in specs if s.tree is None]
     quiet = ServerSpec("twisted_smtpd", tree)
-    show_quiet = quiet in specs and ServerSpec("twistd", tree) in specs
+    show_quiet = quiet in specs and any(
+        ServerSpec(kind, tree) in specs for kind in TWISTD_KINDS
+    )
     columns = ([quiet] if show_quiet else []) + references
     if not subjects or not columns:
         return
@@ -260,7 +262,9 @@ def reference_ratios_table(sections, specs: list[ServerSpec], tree: Tree, out):
                     label = f"  {m.label} ({m.better} is better)" if i == 0 else ""
                     cells = [
                         "-"
-                        if ref == subject or ref == quiet and subject.kind != "twistd"
+                        if ref == subject
+                        or ref == quiet
+                        and subject.kind not in TWISTD_KINDS
                         else ratio(
                             m.values.get(subject.name), m.values.get(ref.name), m.floor
                         )
