@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_lines -*-
 """
-The two input modes that read lines: commands, and the answer to an AUTH
-challenge.
+The two input modes that read lines: commands, each checked, decoded and
+run as the server's C{smtp_<VERB>} method (unless the policy of
+L{twisted_smtpd._policy} refuses it), and the answer to an AUTH challenge.
 
 Their C{frame} is a pure framer: bytes in, one line out, no state. A line
 longer than C{line_length_limit} is never parsed: the framer says so as soon

@@ -4,9 +4,10 @@ The replies of one connection as they go on the wire: queued while a batch
 of pipelined commands is read, written in one write, with enhanced status
 codes when they are on; and the last reply before closing.
 
-L{ReplyWriter} is the lowest layer of the server and, with
-L{twisted_smtpd._channel.Channel} above it, the only code that touches the
-transport.
+L{ReplyWriter} is the lowest layer of the server. The transport is touched
+by it (writes, closing), by L{twisted_smtpd._channel.Channel} above it
+(pausing and resuming reads) and by L{twisted_smtpd._connection.Connection}
+(the start of the connection and of TLS), and by no other code.
 """
 
 from __future__ import annotations
