@@ -126,6 +126,59 @@ class Transaction(CommandGroup):
         """
         server.reply(f"503 Error: send {server.helloVerb} first")
 
+    def _argument(
+        self,
+        server: ServerCore,
+        arg: str | None,
+        verbName: str,
+        table: dict[str, Parameter],
+        smtputf8: bool | None = None,
+    ) -> tuple[str, list[str], bool] | None:
+        """
+        Parse and check the argument of MAIL or RCPT: the path and the
+        parameters; reply and return C{None} if it is refused.
+
+        @param table: The parameters understood, by keyword.
+        @param smtputf8: Whether the path may be UTF-8 (RFC 6531); C{None}
+            for MAIL, whose own SMTPUTF8 parameter says.
+        @return: The address, the parameters as C{mail_options} or
+            C{rcpt_options} keep them, and whether UTF-8 was allowed.
+        """
+        keyword = "FROM" if verbName == "MAIL" else "TO"
+        try:
+            path, params = splitArgument(arg or "", keyword)
+            options = (
+                checkedParameters(
+                    server,
+                    params,
+                    table,
+                    f"555 {verbName} {keyword} parameters not recognized or not"
+                    " implemented",
+                )
+                if params
+                else []
+            )
+            if smtputf8 is None:
+                smtputf8 = ("SMTPUTF8", None) in options
+            address = parsePath(
+                path,
+                smtputf8=smtputf8,
+                localPartLimit=server.config.local_part_limit,
+                # The null reverse-path, and RCPT's domain-less postmaster.
+                allowNull=verbName == "MAIL",
+                allowPostmaster=verbName == "RCPT",
+            )
+        except PathSyntaxError:
+            self._refuseSyntax(server, verbName)
+            return None
+        except PathRefused as e:
+            server.reply(e.reply)
+            return None
+        if not options:
+            return address, [], smtputf8
+        stored = [table[key].stored(server, key, value) for key, value in options]
+        return address, stored, smtputf8
+
     def _refuseSyntax(self, server: ServerCore, verbName: str) -> None:
         text = (
             "501 Syntax: MAIL FROM: <address>"
@@ -148,37 +201,10 @@ class Transaction(CommandGroup):
         if envelope.mail_from is not None:
             server.reply("503 Error: nested MAIL command")
             return None
-        try:
-            path, params = splitArgument(arg or "", "FROM")
-            table = server.mailParameters
-            options = (
-                checkedParameters(
-                    server,
-                    params,
-                    table,
-                    "555 MAIL FROM parameters not recognized or not implemented",
-                )
-                if params
-                else []
-            )
-            smtputf8 = ("SMTPUTF8", None) in options
-            address = parsePath(
-                path,
-                smtputf8=smtputf8,
-                localPartLimit=server.config.local_part_limit,
-                allowNull=True,
-            )
-        except PathSyntaxError:
-            self._refuseSyntax(server, "MAIL")
+        parsed = self._argument(server, arg, "MAIL", server.mailParameters)
+        if parsed is None:
             return None
-        except PathRefused as e:
-            server.reply(e.reply)
-            return None
-        stored = (
-            [table[key].stored(server, key, value) for key, value in options]
-            if options
-            else []
-        )
+        address, stored, smtputf8 = parsed
         envelope.smtp_utf8 = smtputf8
         if "MAIL" not in server.config.hooks:
             # The common case, without a hook to wait for.
@@ -226,36 +252,12 @@ class Transaction(CommandGroup):
         if envelope.mail_from is None:
             server.reply("503 Error: need MAIL command")
             return None
-        try:
-            path, params = splitArgument(arg or "", "TO")
-            table = server.rcptParameters
-            options = (
-                checkedParameters(
-                    server,
-                    params,
-                    table,
-                    "555 RCPT TO parameters not recognized or not implemented",
-                )
-                if params
-                else []
-            )
-            address = parsePath(
-                path,
-                smtputf8=envelope.smtp_utf8,
-                localPartLimit=server.config.local_part_limit,
-                allowPostmaster=True,
-            )
-        except PathSyntaxError:
-            self._refuseSyntax(server, "RCPT")
-            return None
-        except PathRefused as e:
-            server.reply(e.reply)
-            return None
-        stored = (
-            [table[key].stored(server, key, value) for key, value in options]
-            if options
-            else []
+        parsed = self._argument(
+            server, arg, "RCPT", server.rcptParameters, envelope.smtp_utf8
         )
+        if parsed is None:
+            return None
+        address, stored, _ = parsed
         before = len(envelope.rcpt_tos)
         if "RCPT" not in server.config.hooks:
             # The common case, without a hook to wait for.
