@@ -7,6 +7,7 @@ time.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -818,6 +819,87 @@ class AwaitSuperCoroutineHookTests(OverrideMixin, ProtocolTestCase):
 
     protocol = AwaitingSMTP
     handlerClass = CoroutineHandler
+
+
+class AsyncioClock(Clock):
+    """
+    A L{Clock} that looks like Twisted's asyncio reactor to the server:
+    coroutines then run as tasks of a real asyncio loop, which the test
+    turns by hand.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._asyncioEventloop = loop
+
+
+class AwaitSuperAsyncioTests(OverrideMixin, ProtocolTestCase):
+    """
+    C{async def} overrides that C{await super().smtp_<VERB>(arg)} run as
+    asyncio tasks (under Twisted's asyncio reactor), with hooks that return
+    a L{Deferred} that fires later: the built-in commands give the task an
+    asyncio future to wait on, since a task cannot wait on a L{Deferred}.
+    """
+
+    protocol = AwaitingSMTP
+    handlerClass = PendingHandler
+
+    def setUp(self) -> None:
+        ProtocolTestCase.setUp(self)
+        self.loop = asyncio.new_event_loop()
+        self.addCleanup(self.loop.close)
+        self.clock = AsyncioClock(self.loop)
+        self.handler = self.handlerClass(self.clock)
+        self.tester = self.makeTester(
+            self.handler, protocol=self.protocol, reactor=self.clock
+        )
+        self.awaits = True
+        self.hookWaits = True
+
+    def answer(self, data: bytes) -> list[Reply]:
+        """
+        Send C{data}, then let time pass and the asyncio tasks run, and
+        return the replies.
+        """
+        self.tester.send(data)
+        self.assertEqual(self.tester.replies(), [])
+        for _ in range(10):
+            self.loop.run_until_complete(asyncio.sleep(0))
+            self.clock.advance(1)
+            self.loop.run_until_complete(asyncio.sleep(0))
+        return self.tester.replies()
+
+    def settle(self, data: bytes) -> list[Reply]:
+        """
+        Send C{data} to an override that needs no hook, and let the asyncio
+        tasks run; return the replies.
+        """
+        self.tester.send(data)
+        for _ in range(3):
+            self.loop.run_until_complete(asyncio.sleep(0))
+        return self.tester.replies()
+
+    def test_data(self) -> None:
+        """
+        The DATA override, run as a task, comes before the built-in
+        command's 354; the message then goes to C{handle_DATA}.
+        """
+        self.greet()
+        self.answer(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+        del self.handler.seen[:]
+        self.assertEqual(self.settle(b"DATA\r\n"), [GO_AHEAD])
+        self.assertEqual(self.handler.seen, [("DATA", None), ("DATA done", None)])
+        self.assertEqual(self.answer(b"Hi\r\n.\r\n"), [OK])
+        self.assertEqual(self.handler.seen[-1], ("handle_DATA", b"Hi\r\n"))
+
+    def test_dataArgument(self) -> None:
+        """
+        The built-in command called by an override run as a task still
+        refuses DATA with an argument.
+        """
+        self.greet()
+        self.answer(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+        self.assertEqual(self.settle(b"DATA now\r\n"), [Reply(501, "Syntax: DATA")])
 
 
 class OverridingLMTP(LMTP):

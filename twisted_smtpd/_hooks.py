@@ -12,7 +12,7 @@ that is still pending comes back as a L{Deferred}.
 from __future__ import annotations
 
 import inspect
-from asyncio import isfuture
+from asyncio import ensure_future, isfuture
 from collections.abc import Generator
 from types import CoroutineType
 from typing import Any
@@ -76,9 +76,7 @@ def settle(result: Any, loop: Any = None) -> Any:
                 return done.value
             result = Deferred.fromCoroutine(_resume(result, awaited))
         else:
-            import asyncio
-
-            result = Deferred.fromFuture(asyncio.ensure_future(result, loop=loop))
+            result = Deferred.fromFuture(ensure_future(result, loop=loop))
     elif not isinstance(result, Deferred):
         if inspect.iscoroutine(result):
             # A coroutine-like object of another type (e.g. Cython's).
