@@ -488,6 +488,20 @@ class AuthLoginTests(SynchronousTestCase):
         self.assertEqual(self.tester.replies(), [])
         self.assertEqual(self.authenticator.calls, [])
 
+    def test_bareLfInAnswer(self) -> None:
+        """
+        A bare LF does not end an answer either: the line up to the CRLF
+        gets one C{500}, which ends the exchange, and the next line is a
+        command again.
+        """
+        self.tester.command("AUTH LOGIN")
+        self.tester.send(LOGIN_USER.encode() + b"\nNOOP\r\nNOOP\r\n")
+        self.assertEqual(
+            self.tester.replies(),
+            [(500, "5.5.2 Error: bare LF received"), (250, "OK")],
+        )
+        self.assertEqual(self.authenticator.calls, [])
+
     def test_badBase64(self) -> None:
         """
         A user name that is not base64 gets 501.
@@ -1541,6 +1555,62 @@ class FailureLimitTests(SynchronousTestCase):
         self.assertEqual(tester.command("AUTH LOGIN"), TOO_MANY_FAILURES)
         self.assertTrue(tester.closed)
 
+    def test_onlyRejectionsCount(self) -> None:
+        """
+        Only rejected credentials count towards the limit: a wrong password
+        (535), an answer the mechanism refuses as malformed (its own 501)
+        and a cancelled challenge (501) leave the right password its 235
+        with the default limit, each exchange ending with exactly one
+        reply.
+        """
+        authenticator = Authenticator()
+        tester = plainTester(authenticator=authenticator)
+        self.assertEqual(self.failOnce(tester), [AUTH_INVALID])
+        tester.send(b"AUTH PLAIN %%%\r\n")
+        self.assertEqual(tester.replies(), [BAD_BASE64])
+        tester.send(b"AUTH PLAIN\r\n")
+        self.assertEqual(tester.replies(), [(334, "")])
+        tester.send(b"*\r\n")
+        self.assertEqual(tester.replies(), [AUTH_ABORTED])
+        tester.send(f"AUTH LOGIN {LOGIN_USER}\r\n")
+        self.assertEqual(tester.replies(), [PASSWORD_CHALLENGE])
+        tester.send(b"*\r\n")
+        self.assertEqual(tester.replies(), [AUTH_ABORTED])
+        tester.send(b"AUTH PLAIN\r\n")
+        tester.send(b"!!!!\r\n")
+        self.assertEqual(tester.replies(), [(334, ""), BAD_BASE64])
+        self.assertEqual(tester.command(f"AUTH PLAIN {PLAIN_BLOB}"), AUTH_OK)
+        self.assertEqual(len(authenticator.calls), 2)
+
+    def test_handlerMechanismCancelled(self) -> None:
+        """
+        An aiosmtpd-style mechanism hook whose challenge is cancelled, and
+        one that refuses a malformed answer with its own 501, do not count
+        either: four such exchanges, then a success.
+        """
+
+        class Handler:
+            async def auth_ECHO(self, server, args):
+                answer = await server.challenge_auth("Say it")
+                if answer is MISSING:
+                    # What aiosmtpd's own mechanisms return when cancelled.
+                    return AuthResult(success=False)
+                if answer != b"right":
+                    await server.push("501 5.5.2 Malformed answer")
+                    return AuthResult(success=False, handled=True)
+                return AuthResult(success=True, auth_data=answer)
+
+        tester = plainTester(Handler())
+        wrong = b64(b"wrong").encode()
+        for answer in (b"*", wrong, b"*", wrong):
+            tester.send(b"AUTH ECHO\r\n" + answer + b"\r\n")
+            [challenge, reply] = tester.replies()
+            self.assertEqual(challenge.code, 334)
+            self.assertEqual(reply.code, 501)
+        tester.send(b"AUTH ECHO\r\n" + b64(b"right").encode() + b"\r\n")
+        self.assertEqual(tester.replies()[1], AUTH_OK)
+        self.assertEqual(tester.server.session.auth_data, b"right")
+
     def test_nothingAfterClose(self) -> None:
         """
         Commands pipelined after the AUTH that ends the connection are not
@@ -1597,7 +1667,8 @@ class CredentialLoggingTests(SynchronousTestCase):
         tester = plainTester(authenticator=Authenticator())
         tester.command("AUTH PLAIN")
         tester.command(PLAIN_BLOB + "!")
-        for _ in range(3):
+        # The bad base64 does not count: three rejections, then the 421.
+        for _ in range(4):
             tester.send(f"AUTH PLAIN {plainBlob(USER, b'Wr0ng-Pa55word')}\r\n")
         self.assertTrue(tester.closed)
         self.assertNoSecrets(events)

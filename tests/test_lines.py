@@ -46,35 +46,36 @@ class NextLineTests(SynchronousTestCase):
 
     def test_line(self) -> None:
         """
-        A complete line comes back with its CR, without its LF, with the
-        index after the LF.
+        A complete line comes back without its CRLF, with the index after
+        the CRLF.
         """
-        self.assertEqual(nextLine(b"NOOP\r\nQUIT\r\n", 0, 100), (b"NOOP\r", 6))
+        self.assertEqual(nextLine(b"NOOP\r\nQUIT\r\n", 0, 100), (b"NOOP", 6))
 
     def test_fromStart(self) -> None:
         """
         Framing starts at C{start}: the bytes before it are not looked at.
         """
-        self.assertEqual(nextLine(b"NOOP\r\nQUIT\r\n", 6, 100), (b"QUIT\r", 12))
+        self.assertEqual(nextLine(b"NOOP\r\nQUIT\r\n", 6, 100), (b"QUIT", 12))
 
     def test_bareLf(self) -> None:
         """
-        A line ended by a bare LF comes back without a CR, for the caller
-        to refuse.
+        A bare LF does not end a line (RFC 5321 section 2.3.8): the line
+        goes on to the CRLF, the LF in it, for the caller to refuse once.
         """
-        self.assertEqual(nextLine(b"NOOP\nQUIT\r\n", 0, 100), (b"NOOP", 5))
+        self.assertEqual(nextLine(b"NOOP\nQUIT\r\n", 0, 100), (b"NOOP\nQUIT", 11))
+        self.assertEqual(nextLine(b"NOOP\n", 0, 100), (None, 0))
 
     def test_emptyLine(self) -> None:
         """
-        An empty line is a line: its CR alone.
+        An empty line is a line.
         """
-        self.assertEqual(nextLine(b"\r\n", 0, 100), (b"\r", 2))
+        self.assertEqual(nextLine(b"\r\n", 0, 100), (b"", 2))
 
     def test_crInsideKept(self) -> None:
         """
-        A CR inside the line is not a line end: only LF is.
+        A CR inside the line is not a line end: only CRLF is.
         """
-        self.assertEqual(nextLine(b"QUIT\rNOOP\r\n", 0, 100), (b"QUIT\rNOOP\r", 11))
+        self.assertEqual(nextLine(b"QUIT\rNOOP\r\n", 0, 100), (b"QUIT\rNOOP", 11))
 
     def test_incomplete(self) -> None:
         """
@@ -93,10 +94,10 @@ class NextLineTests(SynchronousTestCase):
 
     def test_exactlyLimit(self) -> None:
         """
-        A line of exactly C{limit} octets, LF included, is a line.
+        A line of exactly C{limit} octets, CRLF included, is a line.
         """
         line = b"x" * 98 + b"\r\n"
-        self.assertEqual(nextLine(line, 0, 100), (line[:-1], 100))
+        self.assertEqual(nextLine(line, 0, 100), (line[:-2], 100))
 
     def test_oneOverLimit(self) -> None:
         """
@@ -111,7 +112,7 @@ class NextLineTests(SynchronousTestCase):
         bytes before it.
         """
         data = b"y" * 200 + b"x" * 98 + b"\r\n"
-        self.assertEqual(nextLine(data, 200, 100), (data[200:-1], 300))
+        self.assertEqual(nextLine(data, 200, 100), (data[200:-2], 300))
         self.assertEqual(nextLine(data, 199, 100), (TOO_LONG, 300))
 
     def test_incompleteAtLimit(self) -> None:
@@ -122,21 +123,29 @@ class NextLineTests(SynchronousTestCase):
         self.assertEqual(nextLine(b"x" * 100, 0, 100), (OVERLONG, 100))
         self.assertEqual(nextLine(b"NOOP\n" + b"x" * 100, 5, 100), (OVERLONG, 105))
 
+    def test_overlongKeepsFinalCR(self) -> None:
+        """
+        When an overlong tail ends in CR, that CR is not consumed: it may
+        begin the CRLF that ends the line in the next chunk.
+        """
+        self.assertEqual(nextLine(b"x" * 99 + b"\r", 0, 100), (OVERLONG, 99))
+
     def test_incompleteUnderLimit(self) -> None:
         """
-        An incomplete tail of C{limit - 1} octets may still end in time (its
-        LF being the last octet allowed): more input is needed.
+        An incomplete tail of C{limit - 1} octets may still end in time (a
+        CR followed by the LF that is the last octet allowed): more input
+        is needed.
         """
-        self.assertEqual(nextLine(b"x" * 99, 0, 100), (None, 0))
-        self.assertEqual(nextLine(b"x" * 99 + b"\n", 0, 100), (b"x" * 99, 100))
+        self.assertEqual(nextLine(b"x" * 98 + b"\r", 0, 100), (None, 0))
+        self.assertEqual(nextLine(b"x" * 98 + b"\r\n", 0, 100), (b"x" * 98, 100))
 
-    @given(st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b""))))
+    @given(st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\r", b""))))
     def test_framesEveryLine(self, lines: list[bytes]) -> None:
         """
-        Framing from one line end to the next gives back every line, in
-        order, and consumes everything.
+        Framing from one CRLF to the next gives back every line, bare LFs
+        included, in order, and consumes everything.
         """
-        data = b"".join(line + b"\n" for line in lines)
+        data = b"".join(line + b"\r\n" for line in lines)
         found, start = [], 0
         while True:
             line, start = nextLine(data, start, 100)
@@ -153,18 +162,21 @@ class SkipLineTests(SynchronousTestCase):
 
     def test_toLineEnd(self) -> None:
         """
-        The rest of the line is consumed up to and including its LF, as
-        L{TOO_LONG}.
+        The rest of the line is consumed up to and including its CRLF, as
+        L{TOO_LONG}; a bare LF does not end it.
         """
         self.assertEqual(skipLine(b"xxx\r\nNOOP\r\n", 0), (TOO_LONG, 5))
-        self.assertEqual(skipLine(b"NOOP\r\nxxx\nQUIT", 6), (TOO_LONG, 10))
+        self.assertEqual(skipLine(b"NOOP\r\nxxx\nQUIT\r\n", 6), (TOO_LONG, 16))
 
     def test_noLineEnd(self) -> None:
         """
-        Without an LF, everything is consumed and more input is needed.
+        Without a CRLF, everything is consumed and more input is needed,
+        but a final CR, which may begin the CRLF.
         """
         self.assertEqual(skipLine(b"xxxx", 0), (None, 4))
         self.assertEqual(skipLine(b"NOOP\r\nxxx", 6), (None, 9))
+        self.assertEqual(skipLine(b"xxx\r", 0), (None, 3))
+        self.assertEqual(skipLine(b"\r", 0), (None, 0))
 
 
 class CommandSplitTests(ProtocolTestCase):
@@ -185,8 +197,9 @@ class CommandSplitTests(ProtocolTestCase):
 
     def test_commands(self) -> None:
         """
-        Pipelined commands, a bare-LF line, a line with a bare CR and an
-        empty line get the same replies in any split as in one chunk.
+        Pipelined commands, a line with a bare LF (which does not end it),
+        a line with a bare CR and an empty line get the same replies in any
+        split as in one chunk.
         """
         data = (
             b"EHLO c.example\r\nNOOP\r\nHELO x\nVRFY a@example.com\r\n"
@@ -194,7 +207,7 @@ class CommandSplitTests(ProtocolTestCase):
         )
         written, _, closed = assertSplitsAgree(self, self.transcript, data)
         codes = [reply.code for reply in parseReplies(written)]
-        self.assertEqual(codes, [220, 250, 250, 500, 252, 500, 500, 250, 221])
+        self.assertEqual(codes, [220, 250, 250, 500, 500, 500, 250, 221])
         self.assertTrue(closed)
 
     def test_overlongLine(self) -> None:

@@ -340,32 +340,47 @@ class NewlineTests(ProtocolTestCase):
     Bare LF and bare CR in command lines.
     """
 
-    def test_bareLfNotExecuted(self) -> None:
+    def test_bareLfDoesNotEndLine(self) -> None:
         """
-        A command ended by a bare LF gets 500 and is not executed.
+        A bare LF does not end a command line (RFC 5321 section 2.3.8):
+        C{NOOP<LF>NOOP<CRLF>} is one line and gets exactly one reply.
         """
         tester = self.makeTester()
-        tester.send(b"QUIT\n")
+        tester.send(b"NOOP\n")
+        self.assertEqual(tester.replies(), [])
+        tester.send(b"NOOP\r\n")
+        self.assertEqual(
+            tester.transport.value().split(b"\r\n", 1)[1],
+            b"500 5.5.2 Error: bare LF received\r\n",
+        )
+
+    def test_bareLfNotExecuted(self) -> None:
+        """
+        No part of a line holding a bare LF is executed.
+        """
+        tester = self.makeTester()
+        tester.send(b"QUIT\nNOOP\r\n")
         [reply] = tester.replies()
         self.assertEqual(reply.code, 500)
         self.assertOpen(tester)
 
     def test_bareLfRsetKeepsTransaction(self) -> None:
         """
-        RSET ended by a bare LF does not reset the transaction.
+        RSET with a bare LF in its line does not reset the transaction.
         """
         tester = self.ready()
         tester.command("MAIL FROM:<a@example.com>")
-        tester.send(b"RSET\n")
-        self.assertEqual(tester.replies()[0].code, 500)
+        tester.send(b"RSET\nRSET\r\n")
+        self.assertEqual([r.code for r in tester.replies()], [500])
         self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
 
     def test_bareLfThenCrlf(self) -> None:
         """
-        After a bare-LF line, the next CRLF line is answered normally.
+        After a line with a bare LF, the next CRLF line is answered
+        normally.
         """
         tester = self.makeTester()
-        tester.send(b"HELO c.example\nNOOP\r\n")
+        tester.send(b"HELO c.example\nNOOP\r\nNOOP\r\n")
         replies = tester.replies()
         self.assertEqual([r.code for r in replies], [500, 250])
         self.assertIsNone(tester.server.session.host_name)

@@ -96,7 +96,7 @@ class _AuthState:
     """
     What AUTH remembers of one connection.
 
-    @ivar failures: How many attempts failed.
+    @ivar failures: How many attempts had their credentials rejected.
     @ivar lastReply: The last reply sent during the current exchange.
     """
 
@@ -197,9 +197,9 @@ class Auth(CommandGroup):
             if server.session.authenticated:
                 status = _AUTH_OK
             else:
-                server.reply(_AUTH_INVALID)
-                return self._countFailure(server)
+                status = _AUTH_INVALID
         server.reply(status)
+        self._countRejection(server, status)
         return None
 
     def _runMechanism(self, server: ServerCore, args: list[str]) -> Any:
@@ -230,12 +230,14 @@ class Auth(CommandGroup):
     def _decided(self, result: Any, server: ServerCore, mechanism: str) -> None:
         """
         Act on what a mechanism decided, making sure the client gets exactly
-        one final reply (aiosmtpd sends none when a result says the failure
-        was "handled" but no reply was sent).
+        one final reply: aiosmtpd sends none when a result says the failure
+        was "handled" but no reply was sent, and a second one (535 after
+        the 501 that cancelled the exchange) when a built-in mechanism
+        returns a failure that is not "handled".
         """
         session = server.session
         state = server.stateOf(_AuthState, _AuthState)
-        answered = state.answered()
+        final = state.lastReply if state.answered() else None
         server.watchReplies(None)
         state.lastReply = None
         if hasattr(result, "success") and hasattr(result, "handled"):
@@ -249,13 +251,13 @@ class Auth(CommandGroup):
                 )
                 server.reply(result.message or _AUTH_OK)
                 return None
-            if result.message:
-                server.reply(result.message)
-            elif not (result.handled and answered):
-                server.reply(_AUTH_INVALID)
+            if final is None:
+                final = result.message or _AUTH_INVALID
+                server.reply(final)
         elif result is None or result is MISSING or result is False:
-            if not answered:
-                server.reply(_AUTH_INVALID)
+            if final is None:
+                final = _AUTH_INVALID
+                server.reply(final)
         else:
             # aiosmtpd's legacy: any other value means success, with the
             # value as the login data.
@@ -263,7 +265,8 @@ class Auth(CommandGroup):
             server.reply(_AUTH_OK)
             return None
         session.authenticated = False
-        return self._countFailure(server)
+        self._countRejection(server, final)
+        return None
 
     def _succeeded(self, server: ServerCore, authData: Any, loginData: Any) -> None:
         session = server.session
@@ -272,10 +275,16 @@ class Auth(CommandGroup):
         # What aiosmtpd's deprecated login_data gives.
         session._login_data = loginData
 
-    def _countFailure(self, server: ServerCore) -> None:
+    def _countRejection(self, server: ServerCore, reply: str | bytes) -> None:
         """
-        Count a failed AUTH; see L{auth} for what the count does.
+        Count a failed AUTH against C{auth_failure_limit} (see L{auth}) if
+        C{reply}, the reply that ended it, rejected the credentials (535,
+        RFC 4954 section 6). A cancelled exchange (C{*}), an answer that
+        was not even well-formed (501) or a temporary failure (454) does
+        not count: only password guessing is limited.
         """
+        if reply[:3] not in ("535", b"535"):
+            return
         server.stateOf(_AuthState, _AuthState).failures += 1
         log.info("{peer} failed to authenticate", peer=server.session.peer)
 

@@ -66,14 +66,15 @@ class _Skipping:
         """
         Skip to the end of a line too long to be read.
 
-        @return: C{(TOO_LONG, end)} once its LF is found, C{end} being the
-            index after it; otherwise C{(None, len(data))}: everything is
-            consumed.
+        @return: C{(TOO_LONG, end)} once its CRLF is found, C{end} being the
+            index after it; otherwise C{None} and the index up to which
+            everything is consumed: all of it but a final CR, which may
+            begin the CRLF.
         """
-        end = data.find(b"\n", start)
+        end = data.find(b"\r\n", start)
         if end < 0:
-            return None, len(data)
-        return TOO_LONG, end + 1
+            return None, _consumable(data)
+        return TOO_LONG, end + 2
 
     def act(self, server: ServerCore, unit: Any) -> None:
         server.setMode(self._lines)
@@ -96,24 +97,27 @@ class _LineMode:
         Frame the next line of C{data[start:]}: the pure framer of commands
         and answers.
 
+        Only CRLF ends a line (RFC 5321 section 2.3.8): a bare LF or CR is
+        part of the line, for the caller to refuse the whole line once.
+
         @param config: The server's options, for C{line_length_limit}: the
-            longest line accepted, in octets with its LF.
+            longest line accepted, in octets with its CRLF.
         @return: C{(line, end)} for a complete line, C{line} being its
-            bytes up to the LF (a CR before it is kept, for the caller to
-            check) and C{end} the index after the LF; C{(TOO_LONG, end)}
-            for a complete line over the limit; C{(OVERLONG, len(data))}
-            when the incomplete line at the end is already too long to be a
-            line (all of it is consumed); C{(None, start)} when more input
-            is needed.
+            bytes before the CRLF and C{end} the index after it;
+            C{(TOO_LONG, end)} for a complete line over the limit;
+            C{(OVERLONG, end)} when the incomplete line at the end is
+            already too long to be a line (all of it is consumed but a
+            final CR, which may begin the CRLF); C{(None, start)} when more
+            input is needed.
         """
-        end = data.find(b"\n", start)
+        end = data.find(b"\r\n", start)
         if end < 0:
             if len(data) - start >= config.line_length_limit:
-                return OVERLONG, len(data)
+                return OVERLONG, _consumable(data)
             return None, start
-        if end + 1 - start > config.line_length_limit:
-            return TOO_LONG, end + 1
-        return data[start:end], end + 1
+        if end + 2 - start > config.line_length_limit:
+            return TOO_LONG, end + 2
+        return data[start:end], end + 2
 
     def act(self, server: ServerCore, unit: Any) -> None:
         if unit is OVERLONG:
@@ -142,18 +146,15 @@ class CommandLines(_LineMode):
 
     def act(self, server: Any, unit: Any) -> None:
         """
-        Run a command line (its CR, if any, still at its end), or deal with
-        a line too long.
+        Run a command line, or deal with a line too long.
         """
         if unit.__class__ is not bytes:
             _LineMode.act(self, server, unit)
             return
-        if not unit.endswith(b"\r"):
-            server.reply("500 5.5.2 Error: bare LF received; end lines with CRLF")
-            return
-        line = unit[:-1]
-        if b"\r" in line:
-            server.reply("500 5.5.2 Error: bare CR received")
+        line = unit
+        bare = _bareNewline(line)
+        if bare is not None:
+            server.reply(bare)
             return
         config = server.config
         if len(line) > config.command_size_limit and len(line) > _lineLimit(
@@ -201,6 +202,26 @@ class CommandLines(_LineMode):
             refuseUnknownVerb(server, verb)
             return
         server.run(method, arg.strip() or None)
+
+
+def _consumable(data: bytes) -> int:
+    """
+    How much of C{data}, which holds no CRLF where a line is looked for, may
+    be consumed: all of it but a final CR, which may begin the next chunk's
+    CRLF.
+    """
+    return len(data) - 1 if data.endswith(b"\r") else len(data)
+
+
+def _bareNewline(line: bytes) -> str | None:
+    """
+    The reply refusing a line that holds a bare LF or CR, if it does.
+    """
+    if b"\n" in line:
+        return "500 5.5.2 Error: bare LF received"
+    if b"\r" in line:
+        return "500 5.5.2 Error: bare CR received"
+    return None
 
 
 #: What each server class runs for each verb seen: a command group's
@@ -257,8 +278,11 @@ class AnswerLine(_LineMode):
     """
 
     def lineReceived(self, server: ServerCore, line: bytes) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
+        bare = _bareNewline(line)
+        if bare is not None:
+            # A broken line is no answer: the 500 ends the exchange.
+            server.reply(bare)
+            line = None
         server.answerReceived(line)
 
     def lineTooLong(self, server: ServerCore) -> None:
