@@ -777,6 +777,26 @@ class PipeliningTests(TestCase):
         self.assertEqual(rest, b"250 Stored\r\n250 OK\r\n250 OK\r\n221 Bye\r\n")
         self.assertEqual(handler.contents, [b"one\r\n"])
 
+    async def test_bareLfInsideCommandLine(self) -> None:
+        """
+        Over TCP, a bare LF inside a command line does not end it:
+        C{NOOP<LF>NOOP<CRLF>}, even with the LF in a segment of its own, is
+        one line with exactly one reply, and the next command is answered.
+        """
+        listening = listen(self, Recorder())
+
+        def client() -> bytes:
+            with rawConnect(listening.port) as sock:
+                readReplies(sock, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for piece in (b"NOOP\n", b"NOOP\r", b"\nQUIT\r\n"):
+                    sock.sendall(piece)
+                    time.sleep(0.05)
+                return readToEnd(sock)
+
+        replies = await deferToThread(client)
+        self.assertEqual(replies, b"500 5.5.2 Error: bare LF received\r\n221 Bye\r\n")
+
     async def test_commandSplitAcrossSegments(self) -> None:
         """
         Commands and message data that arrive in pieces, in separate TCP
