@@ -6,6 +6,8 @@ L{StringTransport} and a L{Clock}. No sockets, no real time.
 
 from __future__ import annotations
 
+import base64
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
@@ -22,28 +24,54 @@ from tests._protocolsupport import (
     parseReplies,
 )
 from tests.test_tls import certificates, tlsTester
-from twisted_smtpd import SMTPFactory
-from twisted_smtpd.testing import Reply
+from twisted_smtpd import AuthResult, SMTPFactory
+from twisted_smtpd._channel import PROGRESS_BYTES
+from twisted_smtpd.testing import Reply, SMTPTester
 
 
-class TimeoutTests(ProtocolTestCase):
+class NoopGate:
     """
-    The idle timeout, on a L{Clock}.
+    A handler whose C{handle_NOOP} waits for a L{Deferred}: the server is
+    busy until it fires.
+    """
+
+    def __init__(self, gate: Deferred) -> None:
+        self.gate = gate
+
+    def handle_NOOP(self, server, session, envelope, arg):
+        return self.gate
+
+
+class TimeoutTestCase(ProtocolTestCase):
+    """
+    Tests of the idle timeout, on a L{Clock}.
     """
 
     TIMED_OUT = Reply(421, f"4.4.2 {HOST} Error: timeout exceeded")
 
-    def test_defaultTimeout(self) -> None:
+    def assertCutAt(self, tester: SMTPTester, deadline: float) -> None:
         """
-        After 300 idle seconds the server says why and closes.
+        Advance to just before C{deadline}: the connection is open; then to
+        it: the client got the timeout's 421 and the connection is closed.
         """
-        tester = self.makeTester()
-        tester.clock.advance(299.9)
+        tester.clock.advance(deadline - 0.1 - tester.clock.seconds())
         self.assertEqual(tester.replies(), [])
         self.assertFalse(tester.closed)
         tester.clock.advance(0.1)
         self.assertEqual(tester.replies(), [self.TIMED_OUT])
         self.assertTrue(tester.closed)
+
+
+class TimeoutTests(TimeoutTestCase):
+    """
+    The idle timeout, on a L{Clock}.
+    """
+
+    def test_defaultTimeout(self) -> None:
+        """
+        After 300 idle seconds the server says why and closes.
+        """
+        self.assertCutAt(self.makeTester(), 300)
 
     def test_timeoutOption(self) -> None:
         """
@@ -78,9 +106,10 @@ class TimeoutTests(ProtocolTestCase):
         tester.clock.advance(1)
         self.assertTrue(tester.closed)
 
-    def test_partialInputResetsTimer(self) -> None:
+    def test_partialInputStartsLineTime(self) -> None:
         """
-        Any input, even part of a line, starts the idle time again.
+        The first bytes of a command line start its time: the line has the
+        whole timeout from there, not from the end of the previous one.
         """
         tester = self.makeTester(timeout=10)
         tester.clock.advance(8)
@@ -90,20 +119,31 @@ class TimeoutTests(ProtocolTestCase):
         tester.send(b"OP\r\n")
         self.assertEqual(tester.replies(), [OK])
 
-    def test_dataChunksResetTimer(self) -> None:
+    def test_dataChunksDoNotResetTimer(self) -> None:
         """
-        Chunks of message data start the idle time again.
+        Short chunks of message data do not start the idle time again: the
+        message must be complete within the timeout unless it brings 64 KiB
+        (see L{SlowClientTests}).
         """
         handler = Collector()
         tester = self.inData(handler, timeout=10)
-        for i in range(5):
-            tester.clock.advance(8)
+        for i in range(4):
+            tester.clock.advance(2)
             tester.send(f"line {i}\r\n".encode())
-        self.assertFalse(tester.closed)
-        tester.clock.advance(8)
+        tester.clock.advance(1.9)
         tester.send(b".\r\n")
         self.assertEqual(tester.replies(), [OK])
         self.assertEqual(len(handler.messages), 1)
+        handler.messages.clear()
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), OK)
+        self.assertEqual(tester.command("DATA"), GO_AHEAD)
+        for i in range(5):
+            tester.clock.advance(2)
+            tester.send(f"line {i}\r\n".encode())
+        self.assertEqual(tester.replies(), [self.TIMED_OUT])
+        self.assertTrue(tester.closed)
+        self.assertEqual(handler.messages, [])
 
     def test_stoppedWhileDataHookWorks(self) -> None:
         """
@@ -161,12 +201,7 @@ class TimeoutTests(ProtocolTestCase):
         idle clock of the closed connection again.
         """
         gate: Deferred = Deferred()
-
-        class Handler:
-            def handle_NOOP(self, server, session, envelope, arg):
-                return gate
-
-        tester = self.ready(Handler(), timeout=10)
+        tester = self.ready(NoopGate(gate), timeout=10)
         tester.send(b"NOOP\r\n")
         tester.server.connectionLost(None)
         with capturedLogs() as events:
@@ -209,6 +244,188 @@ class TimeoutTests(ProtocolTestCase):
         self.assertEqual(tester.replies(), [self.TIMED_OUT])
         self.assertTrue(tester.closed)
         self.assertEqual(handler.messages, [])
+
+
+class SlowClientTests(TimeoutTestCase):
+    """
+    Clients that send a byte now and then to hold a connection (slowloris):
+    a command line or an answer must be complete within C{timeout} of its
+    first byte, and message data must bring L{PROGRESS_BYTES} within each
+    C{timeout}. On a L{Clock}.
+    """
+
+    def trickle(self, tester: SMTPTester, data: bytes, seconds: float) -> None:
+        """
+        Send C{data} a byte at a time, C{seconds} apart, the first now.
+        """
+        for i in range(len(data)):
+            if i:
+                tester.clock.advance(seconds)
+            tester.send(data[i : i + 1])
+
+    def test_lineTrickledWithoutEnd(self) -> None:
+        """
+        A client that sends a byte a second and never a line end gets 421
+        and is disconnected C{timeout} seconds after the line began.
+        """
+        tester = self.ready(timeout=10)
+        tester.clock.advance(4)
+        self.trickle(tester, b"NOOP NOOP ", 1)
+        self.assertEqual(tester.clock.seconds(), 13)
+        self.assertCutAt(tester, 14)
+
+    def test_lineCompletedInTime(self) -> None:
+        """
+        A line trickled in but complete within the timeout is answered, and
+        the idle time then starts from its end.
+        """
+        tester = self.ready(timeout=10)
+        tester.clock.advance(4)
+        self.trickle(tester, b"NOOP\r", 2)
+        tester.clock.advance(1.9)
+        tester.send(b"\n")
+        self.assertEqual(tester.replies(), [OK])
+        self.assertCutAt(tester, 23.9)
+
+    def test_nextLineHasItsOwnTime(self) -> None:
+        """
+        The bytes after a line's end, in the same chunk, begin the next
+        line, whose time starts then, however long the first one took.
+        """
+        tester = self.ready(timeout=10)
+        tester.send(b"NO")
+        tester.clock.advance(9)
+        tester.send(b"OP\r\nNO")
+        self.assertEqual(tester.replies(), [OK])
+        tester.clock.advance(9)
+        tester.send(b"O")
+        self.assertCutAt(tester, 19)
+
+    def test_overlongLineTrickled(self) -> None:
+        """
+        The rest of a line too long, which the server skips, does not start
+        the line's time again either.
+        """
+        tester = self.ready(timeout=10, line_length_limit=100, command_size_limit=64)
+        for _ in range(9):
+            tester.send(b"x" * 60)
+            tester.clock.advance(1)
+        self.assertCutAt(tester, 10)
+
+    def test_overlongLineAfterCommand(self) -> None:
+        """
+        A line too long that begins in the chunk of the command before it
+        has its time from that chunk too.
+        """
+        tester = self.ready(timeout=10, line_length_limit=100, command_size_limit=64)
+        tester.send(b"NOOP\r\n" + b"x" * 150)
+        self.assertEqual(tester.replies(), [OK])
+        for _ in range(9):
+            tester.clock.advance(1)
+            tester.send(b"x" * 60)
+        self.assertCutAt(tester, 10)
+
+    def test_answerTrickled(self) -> None:
+        """
+        An answer to an AUTH challenge trickled in without a line end gets
+        421 C{timeout} seconds after its first byte.
+        """
+        tester = self.ready(
+            timeout=10, authenticator=lambda *args: None, auth_require_tls=False
+        )
+        self.assertEqual(tester.command("AUTH PLAIN"), Reply(334, ""))
+        tester.clock.advance(3)
+        self.trickle(tester, b"AGFsaWNl", 1)
+        self.assertCutAt(tester, 13)
+
+    def test_answerCompletedInTime(self) -> None:
+        """
+        An answer trickled in but complete within the timeout is read as
+        the answer.
+        """
+        users = {b"alice": b"secret"}
+
+        def authenticator(server, session, envelope, mechanism, data):
+            ok = users.get(data.login) == data.password
+            return AuthResult(success=ok, handled=False)
+
+        tester = self.ready(
+            timeout=10, authenticator=authenticator, auth_require_tls=False
+        )
+        self.assertEqual(tester.command("AUTH PLAIN"), Reply(334, ""))
+        answer = base64.b64encode(b"\0alice\0secret") + b"\r\n"
+        self.trickle(tester, answer, 9.9 / (len(answer) - 1))
+        self.assertEqual(
+            tester.replies(), [Reply(235, "2.7.0 Authentication successful")]
+        )
+
+    def test_messageInBigChunks(self) -> None:
+        """
+        A big message whose 64 KiB chunks each come just under the timeout
+        apart is received whole: every 64 KiB starts the clock again.
+        """
+        self.assertEqual(PROGRESS_BYTES, 65536)
+        handler = Collector()
+        tester = self.inData(handler, timeout=10)
+        chunk = b"a" * 62 + b"\r\n"
+        block = chunk * (PROGRESS_BYTES // len(chunk))
+        for _ in range(20):
+            tester.clock.advance(9.9)
+            tester.send(block)
+        tester.clock.advance(9.9)
+        tester.send(b".\r\n")
+        self.assertEqual(tester.replies(), [OK])
+        self.assertEqual(handler.messages[0][2], block * 20)
+
+    def test_progressCountsBytesNotChunks(self) -> None:
+        """
+        The clock starts again each time another 64 KiB has arrived, in
+        whatever chunks; no sooner.
+        """
+        handler = Collector()
+        tester = self.inData(handler, timeout=10)
+        half = (b"a" * 62 + b"\r\n") * (PROGRESS_BYTES // 128)
+        tester.clock.advance(5)
+        tester.send(half)
+        tester.clock.advance(4)
+        tester.send(half[:-1])
+        # 64 KiB but a byte: the clock still runs from the 354.
+        self.assertCutAt(tester, 10)
+
+    def test_shortLinesAfterProgress(self) -> None:
+        """
+        Short lines trickled after 64 KiB of data are cut C{timeout} seconds
+        after the 64 KiB were complete, and the handler gets nothing.
+        """
+        handler = Collector()
+        tester = self.inData(handler, timeout=10)
+        block = (b"a" * 62 + b"\r\n") * (PROGRESS_BYTES // 64)
+        tester.clock.advance(5)
+        tester.send(block[:1000])
+        tester.clock.advance(3)
+        tester.send(block[1000:])
+        for _ in range(9):
+            tester.clock.advance(1)
+            tester.send(b"line\r\n")
+        self.assertCutAt(tester, 18)
+        self.assertEqual(handler.messages, [])
+
+    def test_serverTimeNotCounted(self) -> None:
+        """
+        A line begun while a hook works has its time from when the hook is
+        done: the server's slowness is not the client's.
+        """
+        gate: Deferred = Deferred()
+        tester = self.ready(NoopGate(gate), timeout=10)
+        tester.send(b"NOOP\r\nRS")
+        tester.clock.advance(100)
+        self.assertFalse(tester.closed)
+        gate.callback(None)
+        self.assertEqual(tester.replies(), [OK])
+        tester.clock.advance(9)
+        tester.send(b"ET\r\n")
+        self.assertEqual(tester.replies(), [OK])
+        self.assertCutAt(tester, 119)
 
 
 class PipeliningTests(ProtocolTestCase):

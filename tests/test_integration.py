@@ -7,6 +7,7 @@ raw sockets) against L{twisted_smtpd.SMTPFactory} over real TCP on
 from __future__ import annotations
 
 import io
+import select
 import smtplib
 import socket
 import threading
@@ -510,6 +511,34 @@ class SmtplibTests(TestCase):
         self.assertEqual(
             rest, f"421 4.4.2 {HOSTNAME} Error: timeout exceeded\r\n".encode()
         )
+
+    async def test_trickledLineCut(self) -> None:
+        """
+        A client that sends a byte every tenth of a second and never a line
+        end is not kept alive by its bytes: it reads the timeout's 421 about
+        C{timeout} after the line began, then the end of the connection.
+        """
+        listening = listen(self, Recorder(), timeout=0.5)
+
+        def client() -> Any:
+            with rawConnect(listening.port) as sock:
+                readReplies(sock, 1)
+                start = time.monotonic()
+                sent = 0
+                while time.monotonic() - start < 5:
+                    if select.select([sock], [], [], 0.1)[0]:
+                        break
+                    sock.sendall(b"NOOP "[sent % 5 : sent % 5 + 1])
+                    sent += 1
+                return readToEnd(sock), time.monotonic() - start, sent
+
+        rest, waited, sent = await deferToThread(client)
+        self.assertEqual(
+            rest, f"421 4.4.2 {HOSTNAME} Error: timeout exceeded\r\n".encode()
+        )
+        self.assertGreaterEqual(waited, 0.4)
+        self.assertLess(waited, 3)
+        self.assertGreater(sent, 2)
 
     async def test_eightBitDecodeData(self) -> None:
         """

@@ -226,6 +226,7 @@ class OptionsTests(TestCase):
                 "tls_context": None,
                 "require_starttls": False,
                 "implicit_tls": False,
+                "tls_handshake_timeout": 60,
                 "portal": None,
                 "auth_required": False,
                 "auth_require_tls": True,
@@ -280,6 +281,7 @@ class OptionsTests(TestCase):
             f"--tls-key={files.key}",
             f"--tls-chain={files.chain}",
             "--require-starttls",
+            "--tls-handshake-timeout=7.5",
             f"--auth-file={files.passwords}",
             "--auth-required",
             "--auth-allow-plaintext",
@@ -303,6 +305,7 @@ class OptionsTests(TestCase):
                 "tls_context": tls,
                 "require_starttls": True,
                 "implicit_tls": False,
+                "tls_handshake_timeout": 7.5,
                 "portal": options.checker,
                 "auth_required": True,
                 "auth_require_tls": False,
@@ -740,7 +743,7 @@ class ProtocolOptionTests(_ParseMixin, TestCase):
 class TLSOptionTests(_ParseMixin, TestCase):
     """
     Tests for C{--tls-cert}, C{--tls-key}, C{--tls-chain},
-    C{--require-starttls} and C{--implicit-tls}.
+    C{--require-starttls}, C{--implicit-tls} and C{--tls-handshake-timeout}.
     """
 
     def setUp(self) -> None:
@@ -990,6 +993,40 @@ class TLSOptionTests(_ParseMixin, TestCase):
         options["factory"].buildProtocol(None).makeConnection(transport)
         self.assertEqual(transport.tlsStarted, [options.tlsContext])
         self.assertIs(self.parse().factoryOptions()["implicit_tls"], False)
+
+    def test_tlsHandshakeTimeout(self) -> None:
+        """
+        C{--tls-handshake-timeout SECONDS} is the factory's
+        C{tls_handshake_timeout}: a handshake that takes longer drops the
+        connection. The default is 60 seconds.
+        """
+        options = self.parse(
+            "--tls-cert",
+            self.files.combined,
+            "--implicit-tls",
+            "--tls-handshake-timeout",
+            "2.5",
+        )
+        self.assertEqual(options.factoryOptions()["tls_handshake_timeout"], 2.5)
+        transport = TLSRecordingTransport()
+        options["factory"].buildProtocol(None).makeConnection(transport)
+        options.reactor.advance(2.4)
+        self.assertFalse(transport.disconnected)
+        options.reactor.advance(0.1)
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(self.parse().factoryOptions()["tls_handshake_timeout"], 60)
+
+    def test_tlsHandshakeTimeoutBad(self) -> None:
+        """
+        C{--tls-handshake-timeout} takes a positive, finite number of
+        seconds.
+        """
+        for value in ["0", "-1", "soon", "nan", "inf"]:
+            self.assertUsageError(
+                ["--tls-handshake-timeout", value],
+                "--tls-handshake-timeout must be a number greater than 0,"
+                f" not {value!r}",
+            )
 
     def test_requireStartTLSAndImplicit(self) -> None:
         """

@@ -683,9 +683,12 @@ class STARTTLSCommandTests(SynchronousTestCase):
 
     def test_handshakeTimeout(self) -> None:
         """
-        A handshake that never completes is ended by the idle timeout.
+        A handshake that never completes is ended by
+        C{tls_handshake_timeout} (see also L{tests.test_handshake}).
         """
-        tester = tlsTester(self, Recorder(), tls_context=self.options, timeout=0.5)
+        tester = tlsTester(
+            self, Recorder(), tls_context=self.options, tls_handshake_timeout=0.5
+        )
         self.assertEqual(tester.command("STARTTLS"), (220, "Ready to start TLS"))
         tester.clock.advance(0.4)
         self.assertFalse(tester.closed)
@@ -1228,10 +1231,10 @@ class RealSTARTTLSTests(TestCase):
 
     async def test_handshakeTimeout(self) -> None:
         """
-        A client that says STARTTLS and then nothing is disconnected by the
-        idle timeout.
+        A client that says STARTTLS and then nothing is disconnected by
+        C{tls_handshake_timeout}.
         """
-        server = await self.listen(timeout=0.5)
+        server = await self.listen(tls_handshake_timeout=0.5)
 
         def client() -> bytes:
             c = LineClient(server.port)

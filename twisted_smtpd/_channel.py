@@ -20,8 +20,14 @@ from twisted.python.failure import Failure
 
 from twisted_smtpd._hooks import DONE, settle
 from twisted_smtpd._interfaces import InputMode
-from twisted_smtpd._lines import ANSWER, COMMAND
+from twisted_smtpd._lines import ANSWER, COMMAND, OVERLONG
 from twisted_smtpd._replywriter import ReplyWriter
+
+#: In a mode that reads a stream of bytes rather than lines (message data),
+#: the idle clock starts again once for every this many bytes received, not
+#: for every chunk: a message flowing at 64 KiB per C{timeout} or faster is
+#: never cut, a client trickling bytes or short lines is.
+PROGRESS_BYTES = 64 * 1024
 
 
 class _Waiting:
@@ -60,38 +66,59 @@ class Channel(ReplyWriter):
     _answer: Deferred | None = None
     _writePaused = False
     _readPaused = False
+    # Whether bytes of a unit (a command line, an answer) that is not
+    # complete were received: its time runs from its first byte, and more
+    # of its bytes do not start it again.
+    _unitOpen = False
+    # Bytes received in a streamed mode since its clock last started.
+    _streamed = 0
 
     # Input.
 
     def dataReceived(self, data: bytes) -> None:
         """
         Take bytes from the transport and read them in the current mode.
+
+        The idle clock does not start again for every chunk, which would
+        let a client hold the connection with a byte now and then
+        (slowloris): a command line or an answer must be complete within
+        C{timeout} of its first byte, and message data must bring
+        L{PROGRESS_BYTES} within each C{timeout}.
         """
         if self._closing:
             # After the last reply (a TLS transport goes on reading until
             # the client's close_notify): nothing more is kept.
             return
-        idle = self.config.idle
-        if idle is not None and self._mode.timed:
-            idle.touch(self)
         unread = self._unread
         if unread:
             self._unread = unread[self._offset :] + data
             self._offset = 0
         else:
             self._unread = data
-        self._process()
+        if getattr(self._mode, "streamed", False):
+            streamed = self._streamed + len(data)
+            if streamed >= PROGRESS_BYTES:
+                streamed %= PROGRESS_BYTES
+                self._clockStarts()
+            self._streamed = streamed
+            self._process()
+        else:
+            self._process(not self._unitOpen)
 
-    def _process(self) -> None:
+    def _process(self, begun: bool = False) -> None:
         """
         Read the unread bytes, one unit at a time in whatever mode each
         unit leaves the connection, until they are used up or the mode
         reads no more; then write the replies of the whole batch at once.
+
+        @param begun: Whether the bytes just received begin a unit, whose
+            time then starts now.
         """
         if self._busy:
             return
         self._busy = True
         config = self.config
+        ended = False
         try:
             while not (self._writePaused or self._closing):
                 mode = self._mode
@@ -104,6 +131,8 @@ class Channel(ReplyWriter):
                 # (STARTTLS), or more may arrive while it runs.
                 self._offset = end
                 if unit is not None:
+                    # The start of a line too long is not the end of a unit.
+                    ended = ended or unit is not OVERLONG
                     mode.act(self, unit)
                 elif end == start:
                     break
@@ -112,10 +141,40 @@ class Channel(ReplyWriter):
             if self._closing:
                 # After the last reply nothing more is read, nor kept.
                 self._unread, self._offset = b"", 0
-            elif self._offset:
-                self._unread = self._unread[self._offset :]
-                self._offset = 0
+            else:
+                if self._offset:
+                    self._unread = self._unread[self._offset :]
+                    self._offset = 0
+                if ended or begun:
+                    self._unitStarted()
             self.flush()
+
+    def _unitStarted(self) -> None:
+        """
+        A unit ended, or the first bytes of one arrived: the time of the
+        next one (or the idle time before it) starts now.
+        """
+        mode = self._mode
+        # A unit is open if bytes of it are left, or if the rest of a line
+        # too long (which leaves none) is being skipped.
+        self._unitOpen = bool(self._unread) or (
+            mode is COMMAND.skipping or mode is ANSWER.skipping
+        )
+        self._clockStarts()
+
+    def _clockStarts(self) -> None:
+        """
+        Start the idle clock again from now, if it runs in the current mode,
+        the connection is open and no TLS handshake (which has its own
+        deadline) is under way.
+        """
+        idle = self.config.idle
+        if (
+            idle is not None
+            and self._mode.timed
+            and not (self._handshakePending or self._closing)
+        ):
+            idle.touch(self)
 
     def setMode(self, mode: InputMode) -> None:
         """
@@ -123,6 +182,7 @@ class Channel(ReplyWriter):
         """
         old = self._mode
         self._mode = mode
+        self._streamed = 0
         if mode.reads != old.reads or mode.timed != old.timed:
             self._waitingChanged()
 
@@ -131,6 +191,7 @@ class Channel(ReplyWriter):
         Forget the bytes received and not read yet.
         """
         self._unread, self._offset = b"", 0
+        self._unitOpen = False
 
     # Flow control: reading pauses while the mode reads nothing (a command
     # or hook works) or while the client does not read our replies.
@@ -152,7 +213,7 @@ class Channel(ReplyWriter):
         idle = self.config.idle
         if idle is not None and not self._closing:
             if self._mode.timed:
-                idle.touch(self)
+                self._clockStarts()
             else:
                 idle.forget(self)
 

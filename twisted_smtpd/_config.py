@@ -45,6 +45,7 @@ from twisted_smtpd._validate import (
     oneLine,
     onlyOne,
     optionalCallable,
+    required,
     seconds,
     tlsOptions,
 )
@@ -122,6 +123,13 @@ class SMTPOptions:
     )
     tls_context: Any = field(default=None, validator=tlsOptions)
     implicit_tls: bool = field(default=False, validator=[boolean, needs("tls_context")])
+    tls_handshake_timeout: float = field(
+        default=60,
+        validator=[
+            required,
+            seconds("tls_handshake_timeout must be positive, not {value!r}"),
+        ],
+    )
     auth_required: bool = field(default=False, validator=boolean)
     auth_require_tls: bool = field(default=True, validator=boolean)
     auth_failure_limit: int = field(default=3, validator=integer(1))
@@ -199,6 +207,7 @@ class Config:
     max_unknown_commands: int
     proxy_protocol_timeout: float | None
     implicit_tls: bool
+    tls_handshake_timeout: float
     reactor: Any
     asyncioLoop: Any
     gated: bool
@@ -337,6 +346,7 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         max_unknown_commands=given.max_unknown_commands,
         proxy_protocol_timeout=given.proxy_protocol_timeout,
         implicit_tls=given.implicit_tls,
+        tls_handshake_timeout=given.tls_handshake_timeout,
         reactor=reactor,
         asyncioLoop=asyncioLoopOf(reactor),
         gated=given.require_starttls or given.auth_required,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_connection -*-
+# -*- test-case-name: tests.test_connection,tests.test_handshake -*-
 """
 The session of one connection, below the commands.
 
@@ -28,6 +28,7 @@ from zope.interface import implementer
 from twisted_smtpd._channel import WAITING, Channel
 from twisted_smtpd._config import Config, makeConfig
 from twisted_smtpd._errors import errorReply
+from twisted_smtpd._handshake import Handshake
 from twisted_smtpd._hooks import settle
 from twisted_smtpd._lines import ANSWER, COMMAND
 from twisted_smtpd._proxyphase import ProxyHeader
@@ -56,6 +57,7 @@ class Connection(Channel):
     factory: Any = None
     _tlsActive = False
     _handshake: Deferred | None = None
+    _tlsHandshake: Handshake | None = None
     _atClose: list[Callable[[], Any]] | None = None
     _states: dict[object, Any] | None = None
     _envelope: Envelope | None = None
@@ -131,6 +133,7 @@ class Connection(Channel):
         if ISSLTransport.providedBy(self.transport):
             # Implicit TLS (RFC 8314): the listener is an ssl: endpoint.
             self._tlsActive = self._handshakePending = True
+            self._tlsHandshake = Handshake(self)
         self.transport.registerProducer(self, True)
         factory = self.factory
         if factory is not None and not factory.admitConnection(self):
@@ -148,18 +151,19 @@ class Connection(Channel):
         handshake), then the greeting.
         """
         config = self.config
-        if config.idle is not None:
-            config.idle.touch(self)
         if self._mode is not COMMAND:
             # After a PROXY header.
             self.setMode(COMMAND)
         if config.implicit_tls and not self._tlsActive:
             self._tlsActive = self._handshakePending = True
+            self._tlsHandshake = Handshake(self)
             early = self._unread[self._offset :]
             self._unread, self._offset = b"", 0
             self.transport.startTLS(config.tls_context)
             if early:
                 self.transport.protocol.dataReceived(early)
+        # Not while a handshake is under way: that has its own deadline.
+        self._clockStarts()
         key = ("greeting", type(self))
         greeting = config.memo.get(key)
         if greeting is None:
@@ -180,11 +184,7 @@ class Connection(Channel):
         self._mode = WAITING
         self._unread, self._offset = b"", 0
         if self._handshakePending:
-            log.info(
-                "{peer} TLS handshake failed: {reason}",
-                peer=self.session.peer,
-                reason=reason.getErrorMessage() if reason is not None else None,
-            )
+            self._tlsHandshake.lost(reason)
         if self._closeTimer is not None and self._closeTimer.active():
             self._closeTimer.cancel()
         if self.factory is not None:
@@ -284,6 +284,7 @@ class Connection(Channel):
         self.flush()
         self.dropUnread()
         self._handshakePending = True
+        self._tlsHandshake = Handshake(self)
         waiter = self._handshake = Deferred()
         self.transport.startTLS(self.config.tls_context)
         return waiter
@@ -294,6 +295,11 @@ class Connection(Channel):
         """
         self._tlsActive = True
         self._handshakePending = False
+        handshake, self._tlsHandshake = self._tlsHandshake, None
+        if handshake is not None:
+            handshake.completed()
+        # The client now has the idle time to speak (EHLO again).
+        self._clockStarts()
         details = self.session.ssl = tlsDetails(self.transport)
         waiter, self._handshake = self._handshake, None
         if waiter is not None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transaction -*-
+# -*- test-case-name: tests.test_transaction,tests.test_channel -*-
 """
 The input mode of a connection that receives a message after C{354}.
 """
@@ -27,6 +27,11 @@ class MessageData(DataReceiver):
 
     reads = True
     timed = True
+
+    #: The idle clock starts again for every
+    #: L{PROGRESS_BYTES <twisted_smtpd._channel.PROGRESS_BYTES>} received,
+    #: not for every chunk: a message must keep flowing.
+    streamed = True
 
     def __init__(
         self,

@@ -31,6 +31,13 @@ class InputMode(Protocol):
     framed, so that a unit may switch to another mode and the next unit is
     framed by that one. A mode holds no bytes of its own but what its framer
     must remember between chunks.
+
+    A timed mode that reads a stream of bytes rather than units (message
+    data) says so with a class attribute C{streamed = True}: its idle clock
+    then starts again for every
+    L{PROGRESS_BYTES <twisted_smtpd._channel.PROGRESS_BYTES>} received, not
+    at the first byte of each unit. Without it, a unit must be complete
+    within C{timeout} of its first byte.
     """
 
     #: Whether the connection reads from the client in this mode (C{False}

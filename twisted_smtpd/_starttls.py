@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tls -*-
+# -*- test-case-name: tests.test_tls,tests.test_handshake -*-
 """
 STARTTLS (RFC 3207) as a command group.
 """

@@ -90,6 +90,17 @@ def seconds(notPositive: str) -> Validator:
     return check
 
 
+def required(instance: Any, attribute: Attribute[Any], value: Any) -> None:
+    """
+    Refuse C{None} for an option that must have a value: a bound that may
+    not be turned off, such as C{tls_handshake_timeout}.
+
+    @raise TypeError: For C{None}.
+    """
+    if value is None:
+        raise TypeError(f"{attribute.name} must not be None")
+
+
 def oneLine(instance: Any, attribute: Attribute[Any], value: Any) -> None:
     """
     Accept C{None} or a C{str} that cannot break the line of a reply it

@@ -181,6 +181,14 @@ _PARAMETERS = [
         " --tls-cert, if not in that file.",
     ],
     [
+        "tls-handshake-timeout",
+        None,
+        _DEFAULTS.tls_handshake_timeout,
+        "Seconds a TLS handshake (after STARTTLS, or on an implicit-TLS"
+        " listener) may take before the connection is dropped.",
+        number("tls-handshake-timeout", float, 0, positive=True),
+    ],
+    [
         "auth-file",
         None,
         None,
@@ -515,6 +523,7 @@ class Options(usage.Options):
             "tls_context": self.tlsContext,
             "require_starttls": bool(self["require-starttls"]),
             "implicit_tls": bool(self["implicit-tls"]),
+            "tls_handshake_timeout": self["tls-handshake-timeout"],
             "portal": self.checker,
             "auth_required": bool(self["auth-required"]),
             "auth_require_tls": not self["auth-allow-plaintext"],
