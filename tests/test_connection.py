@@ -135,7 +135,26 @@ class SessionEnvelopeTests(ProtocolTestCase):
 
     def test_newEnvelopeAfterException(self) -> None:
         """
-        After an exception in a hook, a new envelope.
+        After an exception in a hook that ends the transaction (here
+        C{handle_VRFY}), a new envelope.
+        """
+
+        class Handler:
+            def handle_VRFY(self, server, session, envelope, address):
+                raise Boom(SECRET)
+
+        tester = self.ready(Handler())
+        tester.command("MAIL FROM:<a@example.com>")
+        old = tester.server.envelope
+        self.assertEqual(tester.command("VRFY b@example.com"), LOCAL_ERROR)
+        self.assertIsNot(tester.server.envelope, old)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.flushLoggedErrors(Boom)
+
+    def test_sameEnvelopeAfterExceptionInRcpt(self) -> None:
+        """
+        An exception in C{handle_RCPT} answers that RCPT and keeps the
+        envelope, as aiosmtpd does.
         """
 
         class Handler:
@@ -146,7 +165,8 @@ class SessionEnvelopeTests(ProtocolTestCase):
         tester.command("MAIL FROM:<a@example.com>")
         old = tester.server.envelope
         self.assertEqual(tester.command("RCPT TO:<b@example.com>"), LOCAL_ERROR)
-        self.assertIsNot(tester.server.envelope, old)
+        self.assertIs(tester.server.envelope, old)
+        self.assertEqual(old.mail_from, "a@example.com")
         self.flushLoggedErrors(Boom)
 
     def test_envelopeAfterData(self) -> None:

@@ -822,7 +822,7 @@ class PipeliningTests(TestCase):
         2000 NOOPs sent in one write, by a client that reads nothing for a
         while, all get C{250 OK}, and a QUIT behind them gets C{221 Bye}.
         """
-        listening = listen(self, Recorder())
+        listening = listen(self, Recorder(), junk_command_limit=0)
 
         def client() -> tuple[bytes, bytes]:
             with rawConnect(listening.port) as sock:
@@ -844,7 +844,9 @@ class PipeliningTests(TestCase):
         client catches up, and no reply is lost or out of order.
         """
         PauseCountingSMTP.pauses = 0
-        listening = listen(self, EchoNoop(), protocol=PauseCountingSMTP)
+        listening = listen(
+            self, EchoNoop(), protocol=PauseCountingSMTP, junk_command_limit=0
+        )
         padding = "x" * 400
         arguments = [f"{i:04d}-{padding}" for i in range(2000)]
         batch = "".join(f"NOOP {a}\r\n" for a in arguments).encode()
@@ -908,7 +910,9 @@ class ClosingTests(TestCase):
 
         ImpatientSMTP.lost = Deferred()
         PauseCountingSMTP.pauses = 0
-        listening = listen(self, EchoNoop(), protocol=ImpatientSMTP, timeout=1)
+        listening = listen(
+            self, EchoNoop(), protocol=ImpatientSMTP, timeout=1, junk_command_limit=0
+        )
         batch = b"".join(b"NOOP %04d-%s\r\n" % (i, b"x" * 400) for i in range(2000))
         stop = threading.Event()
 

@@ -226,21 +226,40 @@ class Connection(Channel):
     # Running commands and hooks: the one place hooks are called, and the
     # one place their exceptions become replies.
 
-    def hook(self, verb: str, then: Callable[[Any], Any], *args: Any) -> Any:
+    def hook(
+        self,
+        verb: str,
+        then: Callable[[Any], Any],
+        *args: Any,
+        keepTransaction: bool = False,
+    ) -> Any:
         """
         Call the handler's C{handle_<verb>} hook, if it has one, and pass its
         result (C{None} without a hook) to C{then}, now or once it is known.
 
+        @param keepTransaction: Whether an exception in the hook leaves the
+            transaction as it is, as aiosmtpd does for C{handle_MAIL} and
+            C{handle_RCPT}: the error's reply answers the command, and the
+            client goes on with the recipients accepted. Otherwise (and for
+            an exception in C{then}) the error policy ends the transaction.
         @return: What C{then} returns, or a L{Deferred} while the hook is
             pending.
         """
         hook = self.config.hooks.get(verb)
         if hook is None:
             return then(None)
-        result = settle(
-            hook(self, self.session, self.envelope, *args), self.config.asyncioLoop
-        )
+        try:
+            result = settle(
+                hook(self, self.session, self.envelope, *args),
+                self.config.asyncioLoop,
+            )
+        except Exception:
+            if not keepTransaction:
+                raise
+            return self._hookFailed(Failure())
         if isinstance(result, Deferred):
+            if keepTransaction:
+                return result.addCallbacks(then, self._hookFailed)
             return result.addCallback(then)
         return then(result)
 
@@ -249,13 +268,34 @@ class Connection(Channel):
         Turn an exception in a command or a hook into a reply, never into a
         traceback for the client, and abort the transaction.
         """
-        log.failure(
-            "{peer} error while handling a command", failure, peer=self.session.peer
-        )
+        self._logFailure(failure)
         if self._mode is not WAITING and self._mode is not ANSWER:
             # Whatever the command was reading (the data, say) is over.
             self.setMode(COMMAND)
         self.resetTransaction()
+        return self._errorReplies(failure, errorReplies)
+
+    def _hookFailed(self, failure: Failure) -> Any:
+        """
+        Answer the command whose hook raised with the error's reply, and
+        leave the transaction as it is (see L{hook}).
+        """
+        self._logFailure(failure)
+        return self._errorReplies(failure, 1)
+
+    def _logFailure(self, failure: Failure) -> None:
+        log.failure(
+            "{peer} error while handling a command", failure, peer=self.session.peer
+        )
+
+    def _errorReplies(self, failure: Failure, count: int) -> Any:
+        """
+        Send C{count} replies to an exception, as C{handle_exception} says
+        (or C{451}); they are the server's trouble, not the client's errors
+        (see L{twisted_smtpd._policy.countError}).
+
+        @return: C{None}, or a L{Deferred} while C{handle_exception} works.
+        """
         status = errorReply(
             self.event_handler,
             failure.value,
@@ -263,12 +303,12 @@ class Connection(Channel):
             self.config.asyncioLoop,
         )
         if isinstance(status, Deferred):
-            return status.addCallback(self._replyError, errorReplies)
-        return self._replyError(status, errorReplies)
+            return status.addCallback(self._replyError, count)
+        return self._replyError(status, count)
 
     def _replyError(self, status: str | bytes, count: int) -> None:
         for _ in range(count):
-            self.push(status)
+            self.uncounted(self.push, status)
 
     # TLS (RFC 3207, RFC 8314).
 
