@@ -28,7 +28,6 @@ from twisted_smtpd._policy import countError
 from twisted_smtpd._replies import encode, withEnhancedCodes
 from twisted_smtpd._transport import mayHoldWrites, send
 
-
 #: The first octet of the replies that count as errors.
 _ERRORS = (b"4", b"5")
 
