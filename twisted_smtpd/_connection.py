@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from twisted_smtpd._channel import WAITING, Channel
 from twisted_smtpd._config import Config, makeConfig
-from twisted_smtpd._errors import errorReply
+from twisted_smtpd._errors import answerError
 from twisted_smtpd._hooks import settle
 from twisted_smtpd._lines import ANSWER, COMMAND
 from twisted_smtpd._proxyphase import ProxyHeader
@@ -237,11 +237,9 @@ class Connection(Channel):
         Call the handler's C{handle_<verb>} hook, if it has one, and pass its
         result (C{None} without a hook) to C{then}, now or once it is known.
 
-        @param keepTransaction: Whether an exception in the hook leaves the
-            transaction as it is, as aiosmtpd does for C{handle_MAIL} and
-            C{handle_RCPT}: the error's reply answers the command, and the
-            client goes on with the recipients accepted. Otherwise (and for
-            an exception in C{then}) the error policy ends the transaction.
+        @param keepTransaction: Whether an exception in the hook (not in
+            C{then}) only answers the command and keeps the transaction, as
+            aiosmtpd does for C{handle_MAIL} and C{handle_RCPT}.
         @return: What C{then} returns, or a L{Deferred} while the hook is
             pending.
         """
@@ -256,59 +254,27 @@ class Connection(Channel):
         except Exception:
             if not keepTransaction:
                 raise
-            return self._hookFailed(Failure())
+            return self._failed(Failure(), 1, True)
         if isinstance(result, Deferred):
             if keepTransaction:
-                return result.addCallbacks(then, self._hookFailed)
+                return result.addCallbacks(then, self._failed, errbackArgs=(1, True))
             return result.addCallback(then)
         return then(result)
 
-    def _failed(self, failure: Failure, errorReplies: int = 1) -> Any:
+    def _failed(
+        self, failure: Failure, errorReplies: int = 1, keepTransaction: bool = False
+    ) -> Any:
         """
         Turn an exception in a command or a hook into a reply, never into a
-        traceback for the client, and abort the transaction.
+        traceback for the client (see L{answerError}), and abort the
+        transaction unless told to keep it (see L{hook}).
         """
-        self._logFailure(failure)
-        if self._mode is not WAITING and self._mode is not ANSWER:
-            # Whatever the command was reading (the data, say) is over.
-            self.setMode(COMMAND)
-        self.resetTransaction()
-        return self._errorReplies(failure, errorReplies)
-
-    def _hookFailed(self, failure: Failure) -> Any:
-        """
-        Answer the command whose hook raised with the error's reply, and
-        leave the transaction as it is (see L{hook}).
-        """
-        self._logFailure(failure)
-        return self._errorReplies(failure, 1)
-
-    def _logFailure(self, failure: Failure) -> None:
-        log.failure(
-            "{peer} error while handling a command", failure, peer=self.session.peer
-        )
-
-    def _errorReplies(self, failure: Failure, count: int) -> Any:
-        """
-        Send C{count} replies to an exception, as C{handle_exception} says
-        (or C{451}); they are the server's trouble, not the client's errors
-        (see L{twisted_smtpd._policy.countError}).
-
-        @return: C{None}, or a L{Deferred} while C{handle_exception} works.
-        """
-        status = errorReply(
-            self.event_handler,
-            failure.value,
-            self.session.peer,
-            self.config.asyncioLoop,
-        )
-        if isinstance(status, Deferred):
-            return status.addCallback(self._replyError, count)
-        return self._replyError(status, count)
-
-    def _replyError(self, status: str | bytes, count: int) -> None:
-        for _ in range(count):
-            self.uncounted(self.push, status)
+        if not keepTransaction:
+            if self._mode is not WAITING and self._mode is not ANSWER:
+                # Whatever the command was reading (the data, say) is over.
+                self.setMode(COMMAND)
+            self.resetTransaction()
+        return answerError(self, failure, errorReplies)
 
     # TLS (RFC 3207, RFC 8314).
 
