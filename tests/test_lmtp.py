@@ -211,6 +211,15 @@ class LHLOTests(SynchronousTestCase):
         self.assertEqual(tester.server.session.host_name, "client.example")
         self.assertEqual(tester.command("MAIL FROM:<alice@example.com>"), OK)
 
+    def test_heloEhloNotCountedAsErrors(self) -> None:
+        """
+        HELO and EHLO do not count toward C{hard_error_limit} either.
+        """
+        tester = lmtpTester(Recorder(), hard_error_limit=2)
+        for verb in ("HELO", "EHLO") * 3:
+            self.assertEqual(tester.command(f"{verb} x").code, 500)
+        self.assertFalse(tester.closed)
+
     def test_heloEhloNotCountedAsUnknown(self) -> None:
         """
         HELO and EHLO do not count toward C{max_unknown_commands}; unknown

@@ -1363,6 +1363,25 @@ class HookExceptionTests(ProtocolTestCase):
         self.assertEqual(tester.server.envelope.rcpt_tos, ["b@example.com"])
         self.flushLoggedErrors(Boom)
 
+    def test_mailHookChangesKept(self) -> None:
+        """
+        What a raising C{handle_MAIL} did to the envelope stays too, as with
+        aiosmtpd: here the sender it set, so the transaction is open.
+        """
+
+        class Handler(Collector):
+            def handle_MAIL(self, server, session, envelope, address, options):
+                envelope.mail_from = address
+                raise Boom(SECRET)
+
+        tester = self.ready(Handler())
+        envelope = tester.server.envelope
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), LOCAL_ERROR)
+        self.assertIs(tester.server.envelope, envelope)
+        self.assertEqual(envelope.mail_from, "a@example.com")
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), OK)
+        self.flushLoggedErrors(Boom)
+
     def test_dataRaisesEndsTransaction(self) -> None:
         """
         An exception in C{handle_DATA} still ends the transaction: the next

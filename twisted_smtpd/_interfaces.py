@@ -75,7 +75,7 @@ class ServerCore(Protocol):
     @ivar rcptParameters: The RCPT parameters understood, by keyword.
     @ivar securityRefused: Whether every command but QUIT is refused.
     @ivar uncountedVerbs: Unknown verbs not counted towards
-        C{max_unknown_commands}.
+        C{max_unknown_commands}, nor as errors.
     """
 
     session: Session

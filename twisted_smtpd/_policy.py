@@ -110,14 +110,15 @@ def refuseUnknown(server: ServerCore, reply: str) -> None:
 def refuseUnknownVerb(server: Any, verb: str) -> None:
     """
     Refuse an unknown command; end the session after too many of them,
-    unless the server does not count this verb (LMTP's HELO and EHLO).
+    unless the server does not count this verb (LMTP's HELO and EHLO, which
+    count as no error at all).
     """
     if len(verb) > 64:
         # A reply line must fit in 512 octets (RFC 5321 4.5.3.1.5).
         verb = verb[:64] + "..."
     reply = f'500 Error: command "{verb}" not recognized'
     if verb in server.uncountedVerbs:
-        server.reply(reply)
+        server.uncounted(server.reply, reply)
     else:
         refuseUnknown(server, reply)
 
