@@ -1185,6 +1185,20 @@ class LimitTests(TestCase):
 
     timeout = 30
 
+    async def converse(self, port: int, data: bytes) -> bytes:
+        """
+        Connect, read the greeting, send C{data} in one write, and return
+        all the server sends until it closes the connection.
+        """
+
+        def client() -> bytes:
+            with rawConnect(port) as sock:
+                readReplies(sock, 1)
+                sock.sendall(data)
+                return readToEnd(sock)
+
+        return await deferToThread(client)
+
     async def test_tooManyErrors(self) -> None:
         """
         A client that pipelines nothing but mistakes gets its replies up to
@@ -1193,18 +1207,12 @@ class LimitTests(TestCase):
         """
         handler = Recorder()
         listening = listen(self, handler, hard_error_limit=3)
-
-        def client() -> bytes:
-            with rawConnect(listening.port) as sock:
-                readReplies(sock, 1)
-                sock.sendall(
-                    b"EHLO bad\x1bhost\r\nEHLO client.example\r\nDATA\r\n"
-                    b"RCPT TO:<b@example.com>\r\nMAIL FROM:<a@example.com>\r\n"
-                    b"RCPT TO:<b@example.com>\r\nDATA\r\nhello\r\n.\r\n"
-                )
-                return readToEnd(sock)
-
-        rest = await deferToThread(client)
+        rest = await self.converse(
+            listening.port,
+            b"EHLO bad\x1bhost\r\nEHLO client.example\r\nDATA\r\n"
+            b"RCPT TO:<b@example.com>\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\nhello\r\n.\r\n",
+        )
         self.assertEqual(
             rest,
             b"501 Syntax: EHLO hostname\r\n"
@@ -1223,18 +1231,12 @@ class LimitTests(TestCase):
         handler = Recorder()
         listening = listen(self, handler, max_recipients=100)
         recipients = [f"r{i}@example.com".encode() for i in range(102)]
-
-        def client() -> bytes:
-            with rawConnect(listening.port) as sock:
-                readReplies(sock, 1)
-                sock.sendall(
-                    b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\n"
-                    + b"".join(b"RCPT TO:<%s>\r\n" % r for r in recipients)
-                    + b"DATA\r\nhello\r\n.\r\nQUIT\r\n"
-                )
-                return readToEnd(sock)
-
-        rest = await deferToThread(client)
+        rest = await self.converse(
+            listening.port,
+            b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\n"
+            + b"".join(b"RCPT TO:<%s>\r\n" % r for r in recipients)
+            + b"DATA\r\nhello\r\n.\r\nQUIT\r\n",
+        )
         self.assertEqual(
             rest,
             EHLO_REPLY
