@@ -218,7 +218,8 @@ class Transaction(CommandGroup):
             ),
             address,
             stored,
-            # An exception answers MAIL, and starts no transaction.
+            # An exception answers MAIL alone, as aiosmtpd: the envelope
+            # stays as the hook left it (without a sender, normally).
             keepTransaction=True,
         )
 
