@@ -51,6 +51,75 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester()
         self.assertEqual(tester.command("HELO   "), Reply(501, "Syntax: HELO hostname"))
 
+    def test_controlCharacters(self) -> None:
+        """
+        A host name with a control character (NUL, TAB, ESC, US, DEL...)
+        gets C{501}, which names the verb; the client stays ungreeted and
+        the hook is not called.
+        """
+        seen = []
+
+        class Handler:
+            def handle_HELO(self, server, session, envelope, hostname):
+                seen.append(hostname)
+
+            def handle_EHLO(self, server, session, envelope, hostname, responses):
+                seen.append(hostname)
+
+        for control in "\x00\x01\t\x1b\x1f\x7f":
+            tester = self.makeTester(Handler())
+            for verb in ["HELO", "EHLO"]:
+                self.assertEqual(
+                    tester.command(f"{verb} client{control}.example"),
+                    Reply(501, f"Syntax: {verb} hostname"),
+                    repr(control),
+                )
+            self.assertIsNone(tester.server.session.host_name)
+            self.assertFalse(tester.server.session.extended_smtp)
+            self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), SEND_HELO)
+        self.assertEqual(seen, [])
+
+    def test_controlCharactersRawBytes(self) -> None:
+        """
+        The same on the wire: the raw bytes of a NUL, an ESC sequence and a
+        DEL in EHLO.
+        """
+        tester = self.makeTester()
+        tester.transport.clear()
+        tester.send(b"EHLO a\x00b\r\nEHLO \x1b[31mred\r\nHELO c\x7f\r\nNOOP\r\n")
+        self.assertEqual(
+            tester.transport.value(),
+            b"501 Syntax: EHLO hostname\r\n501 Syntax: EHLO hostname\r\n"
+            b"501 Syntax: HELO hostname\r\n250 OK\r\n",
+        )
+        self.assertIsNone(tester.server.session.host_name)
+
+    def test_controlCharactersUTF8(self) -> None:
+        """
+        With SMTPUTF8, the C1 control characters (U+0080 to U+009F) are
+        refused too; other letters are not.
+        """
+        tester = self.makeTester(enable_SMTPUTF8=True)
+        self.assertEqual(
+            tester.command("EHLO a\u009bb.example"), Reply(501, "Syntax: EHLO hostname")
+        )
+        self.assertEqual(tester.command("EHLO bücher.example").code, 250)
+        self.assertEqual(tester.server.session.host_name, "bücher.example")
+
+    def test_controlCharacterKeepsSession(self) -> None:
+        """
+        A refused HELO changes nothing: the name given before and the
+        transaction stay.
+        """
+        tester = self.makeTester()
+        tester.command("EHLO client.example")
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(
+            tester.command("HELO evil\x00.example"), Reply(501, "Syntax: HELO hostname")
+        )
+        self.assertEqual(tester.server.session.host_name, "client.example")
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+
     def test_ehloWithoutArgument(self) -> None:
         """
         EHLO without an argument gets C{501 Syntax: EHLO hostname}.

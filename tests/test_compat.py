@@ -246,6 +246,33 @@ class SyncExceptionHandler:
         return "542 Internal server error"
 
 
+class PickyRecipientHandler:
+    """
+    An aiosmtpd-style handler whose C{handle_RCPT} raises for one
+    recipient, with C{handle_exception}'s reply; it keeps the messages.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == "broken@example.com":
+            raise LookupError(address)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+        )
+        return "250 Message accepted for delivery"
+
+    async def handle_exception(self, error):
+        self.errors.append(error)
+        return "451 4.3.0 Directory unavailable, try later"
+
+
 class SilentExceptionHandler:
     """
     A C{handle_exception} that returns C{None}: C{handlers.rst} promises a
@@ -744,6 +771,31 @@ class ExceptionHookTests(TestCase):
             (451, b"Requested action aborted: local error in processing"),
         )
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    async def test_rcptExceptionKeepsTransaction(self) -> None:
+        """
+        As with aiosmtpd, a C{handle_RCPT} that raises answers that RCPT
+        with C{handle_exception}'s reply, and the message goes to the other
+        recipients: C{smtplib} reports the one refused.
+        """
+        handler = PickyRecipientHandler()
+        listening = listen(self, handler)
+        recipients = ["bart@example.com", "broken@example.com", "cleo@example.com"]
+
+        def client() -> Any:
+            with smtpClient(listening.port) as c:
+                return c.sendmail("anne@example.com", recipients, MESSAGE)
+
+        self.assertEqual(
+            await inThread(client),
+            {"broken@example.com": (451, b"4.3.0 Directory unavailable, try later")},
+        )
+        self.assertEqual(
+            handler.messages,
+            [("anne@example.com", ["bart@example.com", "cleo@example.com"], MESSAGE)],
+        )
+        self.assertEqual([type(e) for e in handler.errors], [LookupError])
+        self.assertEqual(len(self.flushLoggedErrors(LookupError)), 1)
 
 
 class BuiltinHandlerTests(TestCase):

@@ -748,6 +748,51 @@ class OptionValidationTests(SynchronousTestCase):
         """
         self.assertRaises(ValueError, SMTPFactory, Collector(), bare_newline="bogus")
 
+    def test_maxRecipients(self) -> None:
+        """
+        C{max_recipients} is C{0} (no limit) or at least 100, which RFC 5321
+        requires a server to take; other values raise L{ValueError} saying
+        so, and a non-int L{TypeError}.
+        """
+        for value in [0, 100, 1000, 50000]:
+            self.assertEqual(config(max_recipients=value).max_recipients, value)
+        for value in [1, 50, 99]:
+            error = self.assertRaises(ValueError, config, max_recipients=value)
+            self.assertEqual(
+                str(error),
+                "max_recipients must be 0 (no limit) or at least 100 (RFC 5321"
+                " section 4.5.3.1.8 requires room for 100 recipients),"
+                f" not {value}",
+            )
+        error = self.assertRaises(ValueError, config, max_recipients=-1)
+        self.assertEqual(str(error), "max_recipients must be at least 0, not -1")
+        for value in [None, True, 100.0, "100"]:
+            self.assertRaises(TypeError, config, max_recipients=value)
+
+    def test_errorLimits(self) -> None:
+        """
+        C{hard_error_limit} and C{junk_command_limit} are ints of at least
+        C{0}, which means no limit.
+        """
+        for name in ["hard_error_limit", "junk_command_limit"]:
+            for value in [0, 1, 500]:
+                self.assertEqual(getattr(config(**{name: value}), name), value)
+            error = self.assertRaises(ValueError, config, **{name: -1})
+            self.assertEqual(str(error), f"{name} must be at least 0, not -1")
+            for value in [None, False, 1.5, "20"]:
+                self.assertRaises(TypeError, config, **{name: value})
+
+    def test_limitDefaults(self) -> None:
+        """
+        The limits of a public MX default to Postfix's: 1000 recipients, 20
+        errors, 100 junk commands.
+        """
+        made = config()
+        self.assertEqual(
+            (made.max_recipients, made.hard_error_limit, made.junk_command_limit),
+            (1000, 20, 100),
+        )
+
     def test_handlerNone(self) -> None:
         """
         A C{None} handler raises L{TypeError}.

@@ -6,6 +6,8 @@ sees, and their lifetimes), driven in memory. No sockets, no real time.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -133,21 +135,42 @@ class SessionEnvelopeTests(ProtocolTestCase):
         self.assertEqual(tester.replies()[0].code, 552)
         self.assertIsNot(tester.server.envelope, old)
 
-    def test_newEnvelopeAfterException(self) -> None:
+    def envelopeKept(self, verb: str, line: str) -> bool:
         """
-        After an exception in a hook, a new envelope.
+        Whether the envelope of a transaction is still the server's after
+        C{line}, whose hook C{handle_<verb>} raises.
         """
 
         class Handler:
-            def handle_RCPT(self, server, session, envelope, address, options):
+            def fail(self, *args: Any) -> None:
                 raise Boom(SECRET)
 
-        tester = self.ready(Handler())
+        handler = Handler()
+        setattr(handler, "handle_" + verb, handler.fail)
+        tester = self.ready(handler)
         tester.command("MAIL FROM:<a@example.com>")
         old = tester.server.envelope
-        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), LOCAL_ERROR)
-        self.assertIsNot(tester.server.envelope, old)
-        self.flushLoggedErrors(Boom)
+        self.assertEqual(tester.command(line), LOCAL_ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        if tester.server.envelope is not old:
+            self.assertIsNone(tester.server.envelope.mail_from)
+            return False
+        self.assertEqual(old.mail_from, "a@example.com")
+        return True
+
+    def test_newEnvelopeAfterException(self) -> None:
+        """
+        After an exception in a hook that ends the transaction (here
+        C{handle_VRFY}), a new envelope.
+        """
+        self.assertFalse(self.envelopeKept("VRFY", "VRFY b@example.com"))
+
+    def test_sameEnvelopeAfterExceptionInRcpt(self) -> None:
+        """
+        An exception in C{handle_RCPT} answers that RCPT and keeps the
+        envelope, as aiosmtpd does.
+        """
+        self.assertTrue(self.envelopeKept("RCPT", "RCPT TO:<b@example.com>"))
 
     def test_envelopeAfterData(self) -> None:
         """

@@ -19,9 +19,10 @@ from tests._protocolsupport import (
     Boom,
     ProtocolTestCase,
 )
-from twisted_smtpd import SMTP
+from twisted_smtpd import LMTP, SMTP
 from twisted_smtpd._errors import LOCAL_ERROR as LOCAL_REPLY
 from twisted_smtpd._errors import errorReply
+from twisted_smtpd.testing import Reply
 
 PEER = ("192.0.2.1", 4242)
 
@@ -223,3 +224,28 @@ class ServerErrorReplyTests(ProtocolTestCase):
         self.assertEqual(tester.replies(), [LOCAL_ERROR, OK])
         self.assertNotIn(SECRET.encode(), tester.transport.value())
         self.assertEqual(len(self.flushLoggedErrors(Boom, ValueError)), 2)
+
+    def test_repliesNotCounted(self) -> None:
+        """
+        The replies to an exception, one per recipient after LMTP's data,
+        report the server's trouble: they do not count towards
+        C{hard_error_limit}, and the session goes on.
+        """
+
+        class Handler:
+            def handle_DATA(self, server, session, envelope):
+                raise Boom(SECRET)
+
+        tester = self.makeTester(Handler(), protocol=LMTP, hard_error_limit=1)
+        tester.send(
+            b"LHLO c.example\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\n"
+            b"DATA\r\nHello\r\n.\r\n"
+        )
+        self.assertEqual(
+            [reply.code for reply in tester.replies()],
+            [250, 250, 250, 250, 354, 451, 451],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        self.assertFalse(tester.closed)
+        self.assertEqual(tester.command("NOOP"), Reply(250, "2.0.0 OK"))

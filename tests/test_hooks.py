@@ -470,12 +470,28 @@ class HookStyleMixin:
 
     def test_exceptionInRcpt(self) -> None:
         """
-        An exception in C{handle_RCPT} gives 451 and clears the envelope.
+        An exception in C{handle_RCPT} gives 451 for that recipient alone:
+        the transaction goes on, and the message goes to the recipients
+        accepted, as with aiosmtpd.
         """
-        tester = self.greeted(self.handler(RCPT=Boom(SECRET)))
-        self.command(tester, "MAIL FROM:<a@example.com>")
-        self.assertLocalError(tester, self.command(tester, "RCPT TO:<b@example.com>"))
-        self.assertEqual(self.command(tester, "RCPT TO:<c@example.com>"), NEED_MAIL)
+
+        def rcpt(server, session, envelope, address, options):
+            return Boom(SECRET) if address == "b@example.com" else None
+
+        handler = self.handler(RCPT=rcpt, DATA=lambda *args: None)
+        tester = self.greeted(handler)
+        self.assertEqual(self.command(tester, "MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(self.command(tester, "RCPT TO:<b@example.com>"), LOCAL_ERROR)
+        self.assertNotIn(SECRET.encode(), tester.transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        self.assertEqual(self.command(tester, "RCPT TO:<c@example.com>"), OK)
+        envelope = tester.server.envelope
+        self.assertEqual(self.command(tester, "DATA"), GO_AHEAD)
+        self.assertEqual(self.command(tester, "Hello\r\n."), OK)
+        self.assertEqual(
+            (envelope.mail_from, envelope.rcpt_tos, envelope.content),
+            ("a@example.com", ["c@example.com"], b"Hello\r\n"),
+        )
 
     def test_exceptionInRset(self) -> None:
         """

@@ -869,9 +869,10 @@ class PipeliningTests(TestCase):
     async def test_noopBatch(self) -> None:
         """
         2000 NOOPs sent in one write, by a client that reads nothing for a
-        while, all get C{250 OK}, and a QUIT behind them gets C{221 Bye}.
+        while, all get C{250 OK}, and a QUIT behind them gets C{221 Bye}
+        (with C{junk_command_limit} off, which would end the session).
         """
-        listening = listen(self, Recorder())
+        listening = listen(self, Recorder(), junk_command_limit=0)
 
         def client() -> tuple[bytes, bytes]:
             with rawConnect(listening.port) as sock:
@@ -890,10 +891,13 @@ class PipeliningTests(TestCase):
         """
         When a client pipelines 2000 commands (800 kB) and does not read the
         (800 kB of) replies for a while, the server stops reading until the
-        client catches up, and no reply is lost or out of order.
+        client catches up, and no reply is lost or out of order (with
+        C{junk_command_limit} off, which would end the session).
         """
         PauseCountingSMTP.pauses = 0
-        listening = listen(self, EchoNoop(), protocol=PauseCountingSMTP)
+        listening = listen(
+            self, EchoNoop(), protocol=PauseCountingSMTP, junk_command_limit=0
+        )
         padding = "x" * 400
         arguments = [f"{i:04d}-{padding}" for i in range(2000)]
         batch = "".join(f"NOOP {a}\r\n" for a in arguments).encode()
@@ -951,13 +955,16 @@ class ClosingTests(TestCase):
         """
         A client that pipelines much more than it reads, then stops, times
         out; the 421 cannot be delivered, so the connection is dropped once
-        C{closeTimeout} has passed.
+        C{closeTimeout} has passed (with C{junk_command_limit} off, whose
+        421 would come first).
         """
         from twisted.internet import reactor
 
         ImpatientSMTP.lost = Deferred()
         PauseCountingSMTP.pauses = 0
-        listening = listen(self, EchoNoop(), protocol=ImpatientSMTP, timeout=1)
+        listening = listen(
+            self, EchoNoop(), protocol=ImpatientSMTP, timeout=1, junk_command_limit=0
+        )
         batch = b"".join(b"NOOP %04d-%s\r\n" % (i, b"x" * 400) for i in range(2000))
         stop = threading.Event()
 
@@ -1216,4 +1223,78 @@ class DirectSendTests(TestCase):
         self.assertEqual(
             rest,
             b"250-written by the hook\r\n250 returned by the hook\r\n221 Bye\r\n",
+        )
+
+
+class LimitTests(TestCase):
+    """
+    The limits of a public MX (C{max_recipients}, C{hard_error_limit}) and
+    the refusal of control characters, seen by a raw socket client.
+    """
+
+    timeout = 30
+
+    async def converse(self, port: int, data: bytes) -> bytes:
+        """
+        Connect, read the greeting, send C{data} in one write, and return
+        all the server sends until it closes the connection.
+        """
+
+        def client() -> bytes:
+            with rawConnect(port) as sock:
+                readReplies(sock, 1)
+                sock.sendall(data)
+                return readToEnd(sock)
+
+        return await deferToThread(client)
+
+    async def test_tooManyErrors(self) -> None:
+        """
+        A client that pipelines nothing but mistakes gets its replies up to
+        the C{hard_error_limit}th, then C{421}, and the connection closes;
+        what it sent after is never answered.
+        """
+        handler = Recorder()
+        listening = listen(self, handler, hard_error_limit=3)
+        rest = await self.converse(
+            listening.port,
+            b"EHLO bad\x1bhost\r\nEHLO client.example\r\nDATA\r\n"
+            b"RCPT TO:<b@example.com>\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\nhello\r\n.\r\n",
+        )
+        self.assertEqual(
+            rest,
+            b"501 Syntax: EHLO hostname\r\n"
+            + EHLO_REPLY
+            + b"503 Error: need RCPT command\r\n"
+            b"503 Error: need MAIL command\r\n"
+            + f"421 4.7.0 {HOSTNAME} Error: too many errors\r\n".encode(),
+        )
+        self.assertEqual(handler.messages, [])
+
+    async def test_tooManyRecipients(self) -> None:
+        """
+        The recipients beyond C{max_recipients} get C{452}, and the message
+        goes to the others.
+        """
+        handler = Recorder()
+        listening = listen(self, handler, max_recipients=100)
+        recipients = [f"r{i}@example.com".encode() for i in range(102)]
+        rest = await self.converse(
+            listening.port,
+            b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\n"
+            + b"".join(b"RCPT TO:<%s>\r\n" % r for r in recipients)
+            + b"DATA\r\nhello\r\n.\r\nQUIT\r\n",
+        )
+        self.assertEqual(
+            rest,
+            EHLO_REPLY
+            + b"250 OK\r\n" * 101
+            + b"452 Too many recipients\r\n" * 2
+            + DATA_GO_AHEAD
+            + b"250 OK\r\n221 Bye\r\n",
+        )
+        self.assertEqual(
+            [m.rcpt_tos for m in handler.messages],
+            [[r.decode() for r in recipients[:100]]],
         )

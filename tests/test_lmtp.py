@@ -167,6 +167,19 @@ class LHLOTests(SynchronousTestCase):
             ),
         )
 
+    def test_lhloControlCharacters(self) -> None:
+        """
+        LHLO with a control character in the host name gets C{501} and
+        greets nobody.
+        """
+        tester = lmtpTester(Recorder())
+        for control in "\x00\t\x1b\x7f":
+            self.assertEqual(
+                tester.command(f"LHLO client{control}.example"),
+                (501, "5.5.4 Syntax: LHLO hostname"),
+            )
+        self.assertIsNone(tester.server.session.host_name)
+
     def test_lhloWithoutArgument(self) -> None:
         """
         LHLO without a host name gets 501 and greets nobody.
@@ -197,6 +210,15 @@ class LHLOTests(SynchronousTestCase):
         )
         self.assertEqual(tester.server.session.host_name, "client.example")
         self.assertEqual(tester.command("MAIL FROM:<alice@example.com>"), OK)
+
+    def test_heloEhloNotCountedAsErrors(self) -> None:
+        """
+        HELO and EHLO do not count toward C{hard_error_limit} either.
+        """
+        tester = lmtpTester(Recorder(), hard_error_limit=2)
+        for verb in ("HELO", "EHLO") * 3:
+            self.assertEqual(tester.command(f"{verb} x").code, 500)
+        self.assertFalse(tester.closed)
 
     def test_heloEhloNotCountedAsUnknown(self) -> None:
         """
@@ -603,6 +625,98 @@ class PerRecipientReplyTests(SynchronousTestCase):
         startTransaction(self, tester, ["bob@example.com", "carol@example.com"])
         tester.send(b"Hello\r\n.\r\n")
         self.assertEqual(tester.replies(), [(250, "2.0.0 Delivered")] * 2)
+
+
+class LimitTests(SynchronousTestCase):
+    """
+    C{max_recipients}, C{hard_error_limit} and exceptions in
+    C{handle_RCPT} under LMTP, in memory.
+    """
+
+    def test_maxRecipients(self) -> None:
+        """
+        The RCPT beyond C{max_recipients} gets C{452 4.5.3 Too many
+        recipients}; the recipients accepted get their replies after the
+        data.
+        """
+        handler = Recorder()
+        tester = lmtpTester(handler, max_recipients=100)
+        recipients = [f"r{i}@example.com" for i in range(101)]
+        tester.command("LHLO client.example")
+        tester.command("MAIL FROM:<alice@example.com>")
+        tester.send("".join(f"RCPT TO:<{r}>\r\n" for r in recipients))
+        self.assertEqual(
+            tester.replies(), [OK] * 100 + [(452, "4.5.3 Too many recipients")]
+        )
+        tester.send(b"DATA\r\nHello\r\n.\r\n")
+        self.assertEqual(tester.replies(), [GO_AHEAD] + [OK] * 100)
+        self.assertEqual(handler.messages[0].rcpt_tos, recipients[:100])
+
+    def test_refusedDataCountsOnce(self) -> None:
+        """
+        A message refused for every recipient gets one reply each, and
+        counts as one error towards C{hard_error_limit}.
+        """
+        refused = (550, "5.7.1 Refused")
+        tester = lmtpTester(Recorder("550 5.7.1 Refused"), hard_error_limit=2)
+        startTransaction(self, tester, ["bob@example.com", "carol@example.com"])
+        tester.send(b"Hello\r\n.\r\n")
+        self.assertEqual(tester.replies(), [refused, refused])
+        self.assertFalse(tester.closed)
+        tester.send(b"DATA\r\n")
+        self.assertEqual(
+            tester.replies(),
+            [
+                (503, "5.5.1 Error: need RCPT command"),
+                (421, f"4.7.0 {HOSTNAME} Error: too many errors"),
+            ],
+        )
+
+    def test_partlyDeliveredForgives(self) -> None:
+        """
+        A message delivered to one recipient and refused for another
+        forgives the errors so far (here a recipient refused at RCPT time).
+        """
+        statuses = ["250 2.1.5 Delivered", "550 5.2.1 Mailbox disabled"]
+        tester = lmtpTester(Recorder(statuses), hard_error_limit=2)
+        startTransaction(
+            self, tester, ["nobody@example.com", "bob@example.com", "carol@example.com"]
+        )
+        tester.send(b"Hello\r\n.\r\n")
+        self.assertEqual(
+            tester.replies(),
+            [(250, "2.1.5 Delivered"), (550, "5.2.1 Mailbox disabled")],
+        )
+        self.assertEqual(
+            tester.command("RCPT TO:<dave@example.com>"),
+            (503, "5.5.1 Error: need MAIL command"),
+        )
+        self.assertFalse(tester.closed)
+
+    def test_rcptRaises(self) -> None:
+        """
+        An exception in C{handle_RCPT} answers that RCPT alone; the message
+        goes to the others, with one reply each.
+        """
+
+        class Handler(Recorder):
+            def handle_RCPT(self, server, session, envelope, address, options):
+                if address == "bad@example.com":
+                    raise ValueError("no")
+
+        handler = Handler()
+        tester = lmtpTester(handler)
+        tester.command("LHLO client.example")
+        tester.send(
+            b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\n"
+            b"RCPT TO:<bad@example.com>\r\nRCPT TO:<carol@example.com>\r\n"
+            b"DATA\r\nHello\r\n.\r\n"
+        )
+        self.assertEqual(tester.replies(), [OK, OK, LOCAL_ERROR, OK, GO_AHEAD, OK, OK])
+        self.assertEqual(
+            handler.messages[0].rcpt_tos, ["bob@example.com", "carol@example.com"]
+        )
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
 
 class EnhancedStatusCodeTests(SynchronousTestCase):

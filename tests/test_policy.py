@@ -1,7 +1,8 @@
 """
 Tests for L{twisted_smtpd._policy}: what is refused before a command runs
-and the limits that end a session, driven in memory. No sockets, no real
-time.
+and the limits that end a session (C{command_call_limit},
+C{max_unknown_commands}, C{hard_error_limit}, C{junk_command_limit}),
+driven in memory. No sockets, no real time.
 """
 
 from __future__ import annotations
@@ -9,12 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.ssl import CertificateOptions
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests._protocolsupport import (
+    GO_AHEAD,
     HOST,
+    LOCAL_ERROR,
+    NEED_MAIL,
+    NEED_RCPT,
     OK,
+    SECRET,
+    Boom,
     Collector,
     ProtocolTestCase,
     connect,
@@ -22,8 +29,18 @@ from tests._protocolsupport import (
 )
 from twisted_smtpd import SMTP, Session, SMTPFactory
 from twisted_smtpd._config import makeConfig
-from twisted_smtpd._policy import overCallLimit, refusal, refuseUnknown
-from twisted_smtpd.testing import Reply
+from twisted_smtpd._policy import (
+    countError,
+    dataAnswered,
+    junkCommand,
+    overCallLimit,
+    refusal,
+    refuseUnknown,
+)
+from twisted_smtpd.testing import Reply, SMTPTester
+
+#: The last reply of a client that made too many errors.
+TOO_MANY_ERRORS = Reply(421, f"4.7.0 {HOST} Error: too many errors")
 
 
 class CallLimitTests(ProtocolTestCase):
@@ -162,6 +179,12 @@ class FakeServer:
     def disconnect(self, reply: str) -> None:
         self.closedWith.append(reply)
 
+    def errors(self) -> int:
+        """
+        The errors counted so far.
+        """
+        return sum(getattr(state, "errors", 0) for state in self.states.values())
+
 
 VERBS = ["HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY"]
 VERBS += ["HELP", "STARTTLS", "AUTH", "EXPN", "PING"]
@@ -292,3 +315,434 @@ class LimitTests(SynchronousTestCase):
         refuseUnknown(server, "500 What?")
         [counts] = server.states.values()
         self.assertEqual((counts.unknown, counts.calls), (1, {"NOOP": 1}))
+
+    def test_countErrorLimit(self) -> None:
+        """
+        L{countError} closes the connection with C{421 4.7.0 <hostname>
+        Error: too many errors} at the C{hard_error_limit}th error.
+        """
+        server = FakeServer(hard_error_limit=3)
+        countError(server)
+        countError(server)
+        self.assertEqual(server.closedWith, [])
+        countError(server)
+        self.assertEqual(
+            server.closedWith, [f"421 4.7.0 {HOST} Error: too many errors"]
+        )
+
+    def test_countErrorOff(self) -> None:
+        """
+        With C{hard_error_limit=0} nothing is counted, nor kept.
+        """
+        server = FakeServer(hard_error_limit=0)
+        for _ in range(50):
+            countError(server)
+        self.assertEqual((server.closedWith, server.states), ([], {}))
+
+    def test_junkCommand(self) -> None:
+        """
+        L{junkCommand} says whether a junk command is beyond
+        C{junk_command_limit}; with C{0}, none ever is.
+        """
+        server = FakeServer(junk_command_limit=2)
+        self.assertEqual(
+            [junkCommand(server) for _ in range(4)], [False, False, True, True]
+        )
+        server = FakeServer(junk_command_limit=0)
+        self.assertEqual([junkCommand(server) for _ in range(4)], [False] * 4)
+
+    def test_dataAnswered(self) -> None:
+        """
+        L{dataAnswered}: a message delivered to any recipient forgives the
+        errors and junk commands; refused with a 5yz (for any recipient
+        and none delivered), it counts one error; a 4yz alone counts none.
+        """
+        server = FakeServer(hard_error_limit=10, junk_command_limit=1)
+        for codes, errors in [
+            ("550", 1),
+            ("451", 1),
+            ("550,550,550", 2),
+            ("451,554", 3),
+            ("451,451", 3),
+            ("250", 0),
+            ("552", 1),
+            ("550,250", 0),
+        ]:
+            dataAnswered(server, codes)
+            self.assertEqual(server.errors(), errors, codes)
+        junkCommand(server)
+        self.assertTrue(junkCommand(server))
+        dataAnswered(server, "250")
+        self.assertFalse(junkCommand(server))
+
+
+def refusingRcpt(status: str) -> Any:
+    """
+    A L{Collector} whose C{handle_RCPT} refuses every recipient with
+    C{status}.
+    """
+
+    class Handler(Collector):
+        def handle_RCPT(self, server, session, envelope, address, options):
+            return status
+
+    return Handler()
+
+
+class HardErrorLimitTests(ProtocolTestCase):
+    """
+    The C{hard_error_limit} option: the error replies to the client's
+    commands, without a message delivered in between, after which the
+    connection is closed; the server's own trouble does not count.
+    """
+
+    def sendErrors(self, tester: SMTPTester, count: int) -> None:
+        """
+        Send C{count} RCPT commands outside a transaction, each answered
+        C{503}, and check the connection is still open.
+        """
+        for _ in range(count):
+            self.assertEqual(tester.command("RCPT TO:<b@example.com>"), NEED_MAIL)
+        self.assertFalse(tester.closed)
+
+    def assertLastError(self, tester: SMTPTester, line: str, reply: Reply) -> None:
+        """
+        Assert that C{line} is answered with C{reply}, then C{421}, and
+        that the connection is closed.
+        """
+        tester.send(line.encode() + b"\r\n")
+        self.assertEqual(tester.replies(), [reply, TOO_MANY_ERRORS])
+        self.assertTrue(tester.closed)
+
+    def test_limitCloses(self) -> None:
+        """
+        The error that reaches the limit is answered, then followed by
+        C{421 4.7.0 <hostname> Error: too many errors} and the close.
+        """
+        tester = self.ready(hard_error_limit=3)
+        self.sendErrors(tester, 2)
+        self.assertLastError(tester, "RCPT TO:<b@example.com>", NEED_MAIL)
+
+    def test_default(self) -> None:
+        """
+        By default, Postfix's C{smtpd_hard_error_limit}: the 20th error
+        closes the connection.
+        """
+        tester = self.ready()
+        self.sendErrors(tester, 19)
+        self.assertLastError(tester, "RCPT TO:<b@example.com>", NEED_MAIL)
+
+    def test_zeroIsNoLimit(self) -> None:
+        """
+        C{hard_error_limit=0} counts no errors.
+        """
+        tester = self.ready(hard_error_limit=0)
+        self.sendErrors(tester, 100)
+        self.assertOpen(tester)
+
+    def test_pipelined(self) -> None:
+        """
+        The commands pipelined after the one that reached the limit are
+        neither run nor answered.
+        """
+        handler = Collector()
+        tester = self.ready(handler, hard_error_limit=2)
+        tester.send(
+            b"DATA\r\nDATA\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n"
+        )
+        self.assertEqual(tester.replies(), [NEED_RCPT, NEED_RCPT, TOO_MANY_ERRORS])
+        self.assertEqual(handler.messages, [])
+        self.assertTrue(tester.closed)
+
+    def test_kindsOfErrors(self) -> None:
+        """
+        Every error reply to a client's command counts: an unknown or
+        malformed command, a syntax error, a command out of sequence, an
+        address or parameter refused, a line too long, a bare LF, a command
+        not implemented.
+        """
+        lines = [
+            ("XYZZY", Reply(500, 'Error: command "XYZZY" not recognized')),
+            ("<html>", Reply(500, "Error: bad syntax")),
+            ("MAIL FROM:", Reply(501, "Syntax: MAIL FROM: <address>")),
+            ("RCPT TO:<b@example.com>", NEED_MAIL),
+            (
+                "MAIL FROM:<a..b@example.com>",
+                Reply(553, "5.1.3 Error: malformed address"),
+            ),
+            ("EXPN list", Reply(502, "EXPN not implemented")),
+            ("NOOP\rNOOP", Reply(500, "5.5.2 Error: bare CR received")),
+            ("x" * 1200, Reply(500, "Command line too long")),
+        ]
+        for line, reply in lines:
+            tester = self.ready(greet="HELO", hard_error_limit=1)
+            self.assertLastError(tester, line, reply)
+
+    def test_bareLineFeed(self) -> None:
+        """
+        A command line holding a bare LF counts.
+        """
+        tester = self.ready(hard_error_limit=1)
+        tester.send(b"NOOP\nNOOP\r\n")
+        self.assertEqual(
+            tester.replies(),
+            [Reply(500, "5.5.2 Error: bare LF received"), TOO_MANY_ERRORS],
+        )
+
+    def test_parameterRefused(self) -> None:
+        """
+        A MAIL parameter refused counts.
+        """
+        tester = self.ready(hard_error_limit=1)
+        self.assertLastError(
+            tester,
+            "MAIL FROM:<a@example.com> FOO=1",
+            Reply(555, "MAIL FROM parameters not recognized or not implemented"),
+        )
+
+    def test_policyRefusalCounts(self) -> None:
+        """
+        A command refused by the security policy (C{auth_required}) counts.
+        """
+        tester = self.ready(hard_error_limit=1, auth_required=True)
+        self.assertLastError(
+            tester,
+            "MAIL FROM:<a@example.com>",
+            Reply(530, "5.7.0 Authentication required"),
+        )
+
+    def test_handlerRefusalCounts(self) -> None:
+        """
+        A recipient refused by C{handle_RCPT} counts, as in Postfix.
+        """
+        tester = self.ready(refusingRcpt("550 No such user"), hard_error_limit=2)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(
+            tester.command("RCPT TO:<b@example.com>"), Reply(550, "No such user")
+        )
+        self.assertLastError(
+            tester, "RCPT TO:<c@example.com>", Reply(550, "No such user")
+        )
+
+    def test_refusedMessageCounts(self) -> None:
+        """
+        A message refused at the end of its data, by C{handle_DATA} or by
+        the size limit, counts once.
+        """
+        for handler, options, reply in [
+            (Collector("554 5.7.1 Rejected"), {}, Reply(554, "5.7.1 Rejected")),
+            (
+                Collector(),
+                {"data_size_limit": 10},
+                Reply(552, "Error: Too much mail data"),
+            ),
+        ]:
+            tester = self.inData(handler, hard_error_limit=2, **options)
+            tester.send(b"x" * 20 + b"\r\n.\r\n")
+            self.assertEqual(tester.replies(), [reply])
+            self.assertLastError(tester, "RCPT TO:<b@example.com>", NEED_MAIL)
+
+    def test_temporaryFailureOfDataNotCounted(self) -> None:
+        """
+        A C{4yz} from C{handle_DATA} is the server's trouble: it does not
+        count.
+        """
+        tester = self.ready(Collector("451 4.3.0 Try later"), hard_error_limit=1)
+        for _ in range(3):
+            replies = tester.sendmail(
+                "a@example.com", ["b@example.com"], b"x", helo=None
+            )
+            self.assertEqual(replies[-1], Reply(451, "4.3.0 Try later"))
+        self.assertFalse(tester.closed)
+
+    def test_deliveredMessageForgives(self) -> None:
+        """
+        A message delivered forgives the errors so far, as in Postfix.
+        """
+        tester = self.ready(hard_error_limit=3)
+        self.sendErrors(tester, 2)
+        replies = tester.sendmail("a@example.com", ["b@example.com"], b"x", helo=None)
+        self.assertEqual(replies[-1], OK)
+        self.sendErrors(tester, 2)
+        self.assertLastError(tester, "RCPT TO:<b@example.com>", NEED_MAIL)
+
+    def test_exceptionsNotCounted(self) -> None:
+        """
+        The reply to an exception in a hook (here C{handle_NOOP}, and
+        C{handle_RCPT}, whose transaction goes on) is the server's trouble:
+        it does not count.
+        """
+
+        class Handler(Collector):
+            def handle_NOOP(self, server, session, envelope, arg):
+                raise Boom(SECRET)
+
+            def handle_RCPT(self, server, session, envelope, address, options):
+                raise Boom(SECRET)
+
+        tester = self.ready(Handler(), hard_error_limit=1)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        # RCPT first: an exception in handle_NOOP ends the transaction.
+        for line in ["RCPT TO:<b@example.com>"] * 3 + ["NOOP"] * 3:
+            self.assertEqual(tester.command(line), LOCAL_ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 6)
+        self.assertFalse(tester.closed)
+
+    def test_handleExceptionRefusalNotCounted(self) -> None:
+        """
+        Whatever C{handle_exception} answers, even a C{5yz}, does not count.
+        """
+
+        class Handler(Collector):
+            def handle_NOOP(self, server, session, envelope, arg):
+                raise Boom(SECRET)
+
+            def handle_exception(self, error):
+                return "554 5.3.0 Broken"
+
+        tester = self.ready(Handler(), hard_error_limit=1)
+        for _ in range(3):
+            self.assertEqual(tester.command("NOOP"), Reply(554, "5.3.0 Broken"))
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 3)
+        self.assertFalse(tester.closed)
+
+    def test_multilineReplyCountsOnce(self) -> None:
+        """
+        A refusal of several lines counts once, even when a hook gives its
+        lines one by one (C{handle_EHLO}).
+        """
+
+        class Handler(Collector):
+            def handle_EHLO(self, server, session, envelope, hostname, responses):
+                return ["550-Not", "550 welcome"]
+
+        tester = self.makeTester(Handler(), hard_error_limit=2)
+        self.assertEqual(tester.command("EHLO c.example"), Reply(550, "Not\nwelcome"))
+        self.assertFalse(tester.closed)
+        self.assertLastError(tester, "EHLO c.example", Reply(550, "Not\nwelcome"))
+
+    def test_unknownCommandsCountToo(self) -> None:
+        """
+        Unknown commands count towards both their own limit and this one.
+        """
+        tester = self.ready(hard_error_limit=3, max_unknown_commands=10)
+        self.sendErrors(tester, 1)
+        self.assertEqual(
+            tester.command("XYZZY"), Reply(500, 'Error: command "XYZZY" not recognized')
+        )
+        self.assertLastError(
+            tester, "XYZZY", Reply(500, 'Error: command "XYZZY" not recognized')
+        )
+
+
+class JunkCommandLimitTests(ProtocolTestCase):
+    """
+    The C{junk_command_limit} option: NOOP, VRFY, RSET and HELP beyond it
+    count as errors towards C{hard_error_limit}.
+    """
+
+    def test_beyondLimit(self) -> None:
+        """
+        Each junk command beyond the limit is answered, then counted as an
+        error: the one that reaches C{hard_error_limit} is followed by
+        C{421}.
+        """
+        tester = self.ready(junk_command_limit=2, hard_error_limit=3)
+        for _ in range(4):
+            self.assertEqual(tester.command("NOOP"), OK)
+        tester.send(b"NOOP\r\n")
+        self.assertEqual(tester.replies(), [OK, TOO_MANY_ERRORS])
+        self.assertTrue(tester.closed)
+
+    def test_defaults(self) -> None:
+        """
+        With the defaults (Postfix's), the 120th NOOP in a row is answered
+        and followed by C{421}.
+        """
+        tester = self.ready()
+        tester.send(b"NOOP\r\n" * 119)
+        self.assertEqual(tester.replies(), [OK] * 119)
+        self.assertFalse(tester.closed)
+        tester.send(b"NOOP\r\n")
+        self.assertEqual(tester.replies(), [OK, TOO_MANY_ERRORS])
+
+    def test_junkVerbs(self) -> None:
+        """
+        NOOP, VRFY, RSET and HELP are junk commands, counted together.
+        """
+        lines = ["NOOP", "VRFY a@example.com", "RSET", "HELP"]
+        for line in lines:
+            tester = self.ready(junk_command_limit=4, hard_error_limit=1)
+            answers = [tester.command(each) for each in lines]
+            self.assertFalse(tester.closed)
+            tester.send(line.encode() + b"\r\n")
+            self.assertEqual(
+                tester.replies(), [answers[lines.index(line)], TOO_MANY_ERRORS]
+            )
+
+    def test_otherCommandsNotJunk(self) -> None:
+        """
+        Other commands (EHLO, MAIL, RCPT...) are not junk commands.
+        """
+        tester = self.ready(junk_command_limit=1, hard_error_limit=1)
+        for _ in range(5):
+            self.assertEqual(tester.command("EHLO c.example").code, 250)
+            self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertFalse(tester.closed)
+
+    def test_errorAndJunk(self) -> None:
+        """
+        A junk command beyond the limit that is itself refused counts twice,
+        as in Postfix.
+        """
+        tester = self.ready(junk_command_limit=1, hard_error_limit=3)
+        self.assertEqual(tester.command("NOOP"), OK)
+        self.assertEqual(tester.command("VRFY"), Reply(501, "Syntax: VRFY <address>"))
+        self.assertFalse(tester.closed)
+        tester.send(b"NOOP\r\n")
+        self.assertEqual(tester.replies(), [OK, TOO_MANY_ERRORS])
+
+    def test_pendingHook(self) -> None:
+        """
+        When the junk command's hook answers later, its reply still comes
+        before the C{421}.
+        """
+
+        class Handler(Collector):
+            def handle_NOOP(self, server, session, envelope, arg):
+                return deferLater(server.config.reactor, 1, lambda: "250 Later")
+
+        tester = self.ready(Handler(), junk_command_limit=1, hard_error_limit=1)
+        tester.send(b"NOOP\r\n")
+        tester.clock.advance(1)
+        self.assertEqual(tester.replies(), [Reply(250, "Later")])
+        tester.send(b"NOOP\r\n")
+        self.assertEqual(tester.replies(), [])
+        tester.clock.advance(1)
+        self.assertEqual(tester.replies(), [Reply(250, "Later"), TOO_MANY_ERRORS])
+        self.assertTrue(tester.closed)
+
+    def test_deliveredMessageResets(self) -> None:
+        """
+        A message delivered starts the count of junk commands again, as in
+        Postfix.
+        """
+        tester = self.ready(junk_command_limit=2, hard_error_limit=1)
+        for _ in range(2):
+            self.assertEqual(tester.command("NOOP"), OK)
+        replies = tester.sendmail("a@example.com", ["b@example.com"], b"x", helo=None)
+        self.assertEqual(replies[-2:], [GO_AHEAD, OK])
+        for _ in range(2):
+            self.assertEqual(tester.command("RSET"), OK)
+        tester.send(b"RSET\r\n")
+        self.assertEqual(tester.replies(), [OK, TOO_MANY_ERRORS])
+
+    def test_zeroIsNoLimit(self) -> None:
+        """
+        C{junk_command_limit=0} counts no junk command.
+        """
+        tester = self.ready(junk_command_limit=0, hard_error_limit=1)
+        tester.send(b"NOOP\r\n" * 300)
+        self.assertEqual(tester.replies(), [OK] * 300)
+        self.assertFalse(tester.closed)

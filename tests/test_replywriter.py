@@ -192,3 +192,96 @@ class ReplyWriterTests(ProtocolTestCase):
         self.assertTrue(transport.disconnected)
         self.assertTrue(server.closing)
         self.assertEqual(transport.value(), b"")
+
+
+class ErrorCountTests(ProtocolTestCase):
+    """
+    Error replies count towards C{hard_error_limit} where they are queued,
+    unless the server sends them through L{ReplyWriter.uncounted}.
+    """
+
+    TOO_MANY = Reply(421, f"4.7.0 {HOST} Error: too many errors")
+
+    def test_errorRepliesCount(self) -> None:
+        """
+        A 4yz or 5yz reply, even one a handler pushes itself, counts; at
+        the limit the C{421} follows it and the connection closes.
+        """
+        tester = self.makeTester(hard_error_limit=2)
+        tester.server.push("450 busy")
+        self.assertFalse(tester.closed)
+        tester.server.push(b"550 no")
+        self.assertEqual(
+            tester.replies(), [Reply(450, "busy"), Reply(550, "no"), self.TOO_MANY]
+        )
+        self.assertTrue(tester.closed)
+
+    def test_otherRepliesNotCounted(self) -> None:
+        """
+        Other replies (2yz, 3yz) do not count.
+        """
+        tester = self.makeTester(hard_error_limit=1)
+        for status in ["250 OK", "354 Go", "221 later", "334 VXNlcg=="] * 10:
+            tester.server.push(status)
+        self.assertFalse(tester.closed)
+
+    def test_uncounted(self) -> None:
+        """
+        The replies queued by a call made through C{uncounted} do not count,
+        and it returns what the call returns; later ones count again.
+        """
+        tester = self.makeTester(hard_error_limit=1)
+        server = tester.server
+
+        def troubles() -> str:
+            for _ in range(5):
+                server.push("451 trouble")
+            return "done"
+
+        self.assertEqual(server.uncounted(troubles), "done")
+        self.assertFalse(tester.closed)
+        server.push("550 no")
+        self.assertEqual(tester.replies()[-2:], [Reply(550, "no"), self.TOO_MANY])
+
+    def test_uncountedNestedAndRaising(self) -> None:
+        """
+        C{uncounted} may be nested, and an exception in the call ends it
+        too.
+        """
+        tester = self.makeTester(hard_error_limit=1)
+        server = tester.server
+
+        def fails() -> None:
+            server.uncounted(server.push, "451 inner")
+            server.push("451 outer")
+            raise ValueError("no")
+
+        self.assertRaises(ValueError, server.uncounted, fails)
+        self.assertFalse(tester.closed)
+        server.push("550 counted")
+        self.assertTrue(tester.closed)
+
+    def test_plainLinesCountOnce(self) -> None:
+        """
+        Reply lines queued one by one (C{replyPlain}, as EHLO's) count once,
+        at the last line.
+        """
+        tester = self.makeTester(hard_error_limit=2)
+        server = tester.server
+        for line in ["550-one", "550-two", "550 three"]:
+            server.replyPlain(line)
+        server.flush()
+        self.assertFalse(tester.closed)
+        server.replyPlain("550-again")
+        self.assertFalse(tester.closed)
+        server.replyPlain("550 last")
+        self.assertTrue(tester.closed)
+
+    def test_closingReplyNotCounted(self) -> None:
+        """
+        The last reply of a closing connection is not counted: it is sent
+        alone.
+        """
+        tester = self.makeTester(hard_error_limit=1)
+        tester.server.disconnect("421 4.3.2 Shutting down")
+        self.assertEqual(tester.replies(), [Reply(421, "4.3.2 Shutting down")])

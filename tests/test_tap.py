@@ -222,6 +222,9 @@ class OptionsTests(TestCase):
                 "timeout": 300,
                 "command_call_limit": None,
                 "bare_newline": "reject",
+                "max_recipients": 1000,
+                "hard_error_limit": 20,
+                "junk_command_limit": 100,
                 "max_connections": None,
                 "tls_context": None,
                 "require_starttls": False,
@@ -273,6 +276,9 @@ class OptionsTests(TestCase):
             "--command-call-limit=7",
             "--command-call-limit=mail=3",
             "--bare-newline=allow",
+            "--max-recipients=500",
+            "--hard-error-limit=0",
+            "--junk-command-limit=7",
             "--handler=sink",
             "--lmtp",
             "--max-connections=10",
@@ -301,6 +307,9 @@ class OptionsTests(TestCase):
                 "timeout": None,
                 "command_call_limit": {"*": 7, "MAIL": 3},
                 "bare_newline": "allow",
+                "max_recipients": 500,
+                "hard_error_limit": 0,
+                "junk_command_limit": 7,
                 "max_connections": 10,
                 "tls_context": tls,
                 "require_starttls": True,
@@ -640,7 +649,8 @@ class _ParseMixin:
 
 class ProtocolOptionTests(_ParseMixin, TestCase):
     """
-    Tests for C{--lmtp}, C{--max-connections} and C{--proxy-protocol}.
+    Tests for C{--lmtp}, C{--max-connections}, the limits and
+    C{--proxy-protocol}.
     """
 
     def test_lmtp(self) -> None:
@@ -695,6 +705,54 @@ class ProtocolOptionTests(_ParseMixin, TestCase):
                 f"--max-connections must be a whole number of at least 1,"
                 f" not {value!r}",
             )
+
+    def test_limits(self) -> None:
+        """
+        C{--max-recipients}, C{--hard-error-limit} and
+        C{--junk-command-limit} are the factory's options of the same names,
+        with the library's defaults; C{0} turns each off.
+        """
+        self.assertEqual(
+            self.limits(self.parse()),
+            {"max_recipients": 1000, "hard_error_limit": 20, "junk_command_limit": 100},
+        )
+        options = self.parse(
+            "--max-recipients=200", "--hard-error-limit=3", "--junk-command-limit=0"
+        )
+        self.assertEqual(
+            self.limits(options),
+            {"max_recipients": 200, "hard_error_limit": 3, "junk_command_limit": 0},
+        )
+        tester = SMTPTester(Sink(), **options.factoryOptions())
+        for _ in range(2):
+            self.assertEqual(tester.command("DATA").code, 503)
+        tester.send(b"DATA\r\n")
+        self.assertEqual([reply.code for reply in tester.replies()], [503, 421])
+        self.assertTrue(tester.closed)
+
+    def limits(self, options: Options) -> dict[str, Any]:
+        """
+        The limit options of the factory options of C{options}.
+        """
+        names = ["max_recipients", "hard_error_limit", "junk_command_limit"]
+        return {name: options.factoryOptions()[name] for name in names}
+
+    def test_limitsBad(self) -> None:
+        """
+        The limits take whole numbers of at least 0, and C{--max-recipients}
+        no number from 1 to 99.
+        """
+        for option in ["max-recipients", "hard-error-limit", "junk-command-limit"]:
+            for value in ["-1", "x", "1.5", ""]:
+                self.assertUsageError(
+                    [f"--{option}", value],
+                    f"--{option} must be a whole number of at least 0, not {value!r}",
+                )
+        self.assertUsageError(
+            ["--max-recipients=99"],
+            "max_recipients must be 0 (no limit) or at least 100 (RFC 5321"
+            " section 4.5.3.1.8 requires room for 100 recipients), not 99",
+        )
 
     def test_proxyProtocol(self) -> None:
         """

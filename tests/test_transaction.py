@@ -1,25 +1,33 @@
 """
 Tests for L{twisted_smtpd._transaction} and L{twisted_smtpd._datamode}:
-MAIL, RCPT and DATA (their order, arguments and parameters) and the
-message data, driven in memory. No sockets, no real time.
+MAIL, RCPT and DATA (their order, arguments and parameters, the
+C{max_recipients} limit, exceptions in their hooks) and the message data,
+driven in memory. No sockets, no real time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
+
 from tests._protocolsupport import (
     GO_AHEAD,
+    HOST,
+    LOCAL_ERROR,
     MAIL_SYNTAX,
     NEED_MAIL,
     NEED_RCPT,
     OK,
+    SECRET,
     SEND_HELO,
+    Boom,
     Collector,
     ProtocolTestCase,
     assertSplitsAgree,
     parseReplies,
 )
+from twisted_smtpd import SMTP
 from twisted_smtpd.testing import Reply, SMTPTester
 
 MAIL_SYNTAX_EXT = Reply(501, "Syntax: MAIL FROM: <address> [SP <mail-parameters>]")
@@ -981,3 +989,430 @@ class MessageDataSplitTests(ProtocolTestCase):
         codes = [reply.code for reply in parseReplies(written)]
         self.assertEqual(codes, [220, 250, 250, 250, 354, 550, 250])
         self.assertEqual(contents, [])
+
+
+TOO_MANY_RECIPIENTS = Reply(452, "Too many recipients")
+
+
+class EnhancedSMTP(SMTP):
+    """
+    A server that gives its replies enhanced status codes.
+    """
+
+    enhancedStatusCodes = True
+
+
+class MaxRecipientsTests(ProtocolTestCase):
+    """
+    The C{max_recipients} option: a RCPT beyond it gets C{452} and the
+    transaction goes on with the recipients accepted.
+    """
+
+    def recipients(self, count: int, start: int = 0) -> bytes:
+        """
+        C{count} RCPT commands, for distinct recipients.
+        """
+        return b"".join(
+            b"RCPT TO:<r%d@example.com>\r\n" % i for i in range(start, start + count)
+        )
+
+    def test_overLimit(self) -> None:
+        """
+        The RCPT beyond the limit gets C{452 Too many recipients}; DATA
+        delivers to those accepted.
+        """
+        handler = Collector()
+        tester = self.ready(handler, max_recipients=100)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        tester.send(self.recipients(102))
+        self.assertEqual(tester.replies(), [OK] * 100 + [TOO_MANY_RECIPIENTS] * 2)
+        self.assertEqual(tester.command("DATA"), GO_AHEAD)
+        tester.send(b"x\r\n.\r\n")
+        self.assertEqual(tester.replies(), [OK])
+        [(sender, recipients, content, _)] = handler.messages
+        self.assertEqual(recipients, [f"r{i}@example.com" for i in range(100)])
+
+    def test_default(self) -> None:
+        """
+        By default, Postfix's C{smtpd_recipient_limit}: 1000 recipients.
+        """
+        tester = self.ready()
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        tester.send(self.recipients(1001))
+        self.assertEqual(tester.replies(), [OK] * 1000 + [TOO_MANY_RECIPIENTS])
+        self.assertEqual(len(tester.server.envelope.rcpt_tos), 1000)
+
+    def test_zeroIsNoLimit(self) -> None:
+        """
+        C{max_recipients=0} sets no limit.
+        """
+        tester = self.ready(max_recipients=0)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        tester.send(self.recipients(1500))
+        self.assertEqual(tester.replies(), [OK] * 1500)
+
+    def test_enhancedStatusCode(self) -> None:
+        """
+        With enhanced status codes, the reply is C{452 4.5.3 Too many
+        recipients} (RFC 3463: too many recipients).
+        """
+        tester = self.ready(protocol=EnhancedSMTP, max_recipients=100)
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.send(self.recipients(101))
+        self.assertEqual(tester.replies()[-1], Reply(452, "4.5.3 Too many recipients"))
+
+    def test_newTransaction(self) -> None:
+        """
+        The limit is per transaction: after the message, the next one takes
+        as many recipients again.
+        """
+        handler = Collector()
+        tester = self.ready(handler, max_recipients=100)
+        for _ in range(2):
+            tester.command("MAIL FROM:<a@example.com>")
+            tester.send(self.recipients(101) + b"DATA\r\nx\r\n.\r\n")
+            self.assertEqual(
+                tester.replies(), [OK] * 100 + [TOO_MANY_RECIPIENTS, GO_AHEAD, OK]
+            )
+        self.assertEqual([len(m[1]) for m in handler.messages], [100, 100])
+
+    def test_notCountedAsErrors(self) -> None:
+        """
+        The C{452}s do not count towards C{hard_error_limit} until the
+        transaction has had as many again as the limit (Postfix's
+        C{smtpd_recipient_overshoot_limit}); each one beyond counts.
+        """
+        tester = self.ready(max_recipients=100, hard_error_limit=3)
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.send(self.recipients(200))
+        self.assertEqual(tester.replies(), [OK] * 100 + [TOO_MANY_RECIPIENTS] * 100)
+        self.assertFalse(tester.closed)
+        tester.send(self.recipients(3, 200))
+        self.assertEqual(
+            tester.replies(),
+            [TOO_MANY_RECIPIENTS] * 3
+            + [Reply(421, f"4.7.0 {HOST} Error: too many errors")],
+        )
+
+    def test_overshootPerTransaction(self) -> None:
+        """
+        A new transaction starts the count of the recipients refused again.
+        """
+        tester = self.ready(max_recipients=100, hard_error_limit=1)
+        for _ in range(3):
+            tester.command("MAIL FROM:<a@example.com>")
+            tester.send(self.recipients(200) + b"RSET\r\n")
+            self.assertEqual(
+                tester.replies(), [OK] * 100 + [TOO_MANY_RECIPIENTS] * 100 + [OK]
+            )
+        self.assertFalse(tester.closed)
+
+    def test_syntaxFirst(self) -> None:
+        """
+        A malformed RCPT beyond the limit gets its syntax error, not C{452}.
+        """
+        tester = self.ready(max_recipients=100)
+        tester.command("MAIL FROM:<a@example.com>")
+        tester.send(self.recipients(100))
+        tester.replies()
+        self.assertEqual(tester.command("RCPT TO:"), RCPT_SYNTAX_EXT)
+        self.assertEqual(tester.command("RCPT TO:<x@example.com>"), TOO_MANY_RECIPIENTS)
+
+
+class ControlCharacterTests(ProtocolTestCase):
+    """
+    No control character reaches C{mail_from} or C{rcpt_tos}, nor the
+    hooks: addresses and parameters holding one are refused.
+    """
+
+    CONTROLS = ["\x00", "\x1b", "\x7f", "\t", "\x01", "\x1f"]
+
+    def assertRefused(self, tester: SMTPTester, forms: list[tuple[str, Reply]]) -> None:
+        """
+        Send each of C{forms} (a command line with C{{}} for the control
+        character, and its reply) with each of L{CONTROLS}, and check the
+        reply; a control character that is white space at the end of the
+        line is left out, since it is stripped from the argument.
+        """
+        for form, reply in forms:
+            for control in self.CONTROLS:
+                if not (control.isspace() and form.endswith(" {}")):
+                    line = form.format(control)
+                    self.assertEqual(tester.command(line), reply, repr(line))
+
+    def test_mail(self) -> None:
+        """
+        MAIL with a control character in its address gets C{553}, in its
+        parameters C{501}.
+        """
+        handler = HookRecorder()
+        tester = self.ready(handler, hard_error_limit=0)
+        self.assertRefused(
+            tester,
+            [
+                ("MAIL FROM:<a{}b@example.com>", ADDRESS_REFUSED),
+                ("MAIL FROM:<ab@exa{}mple.com>", ADDRESS_REFUSED),
+                ('MAIL FROM:<"a{}b"@example.com>', ADDRESS_REFUSED),
+                ("MAIL FROM:<a@example.com{}>", ADDRESS_REFUSED),
+                ("MAIL FROM:{}<a@example.com>", ADDRESS_REFUSED),
+                ("MAIL FROM:<a@example.com> SIZE=1{}0", MAIL_SYNTAX_EXT),
+                ("MAIL FROM:<a@example.com> BODY=8BIT{}MIME", MAIL_SYNTAX_EXT),
+                ("MAIL FROM:<a@example.com>{}SIZE=10", MAIL_SYNTAX_EXT),
+            ],
+        )
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(handler.calls, [])
+
+    def test_rcpt(self) -> None:
+        """
+        RCPT with a control character in its address gets C{553}, in its
+        parameters C{501}.
+        """
+        handler = HookRecorder()
+        tester = self.ready(handler, hard_error_limit=0)
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertRefused(
+            tester,
+            [
+                ("RCPT TO:<a{}b@example.com>", ADDRESS_REFUSED),
+                ('RCPT TO:<"a{}b"@example.com>', ADDRESS_REFUSED),
+                ("RCPT TO:<postmaster{}>", ADDRESS_REFUSED),
+                ("RCPT TO:<a@example.com> X{}=1", RCPT_SYNTAX_EXT),
+                ("RCPT TO:<a@example.com> {}", RCPT_SYNTAX_EXT),
+            ],
+        )
+        self.assertEqual(tester.server.envelope.rcpt_tos, [])
+        self.assertEqual(handler.calls, [("MAIL", "a@example.com")])
+
+    def test_rawBytes(self) -> None:
+        """
+        The same on the wire, as raw bytes: NUL, ESC and DEL in a path.
+        """
+        tester = self.ready()
+        tester.send(
+            b"MAIL FROM:<a\x00b@example.com>\r\nMAIL FROM:<a@example.com>\r\n"
+            b"RCPT TO:<c\x1bd@example.com>\r\nRCPT TO:<e\x7ff@example.com>\r\n"
+        )
+        self.assertEqual(
+            tester.transport.value().split(b"\r\n")[-5:],
+            [
+                b"553 5.1.3 Error: malformed address",
+                b"250 OK",
+                b"553 5.1.3 Error: malformed address",
+                b"553 5.1.3 Error: malformed address",
+                b"",
+            ],
+        )
+
+
+ADDRESS_REFUSED = Reply(553, "5.1.3 Error: malformed address")
+
+
+class HookRecorder(Collector):
+    """
+    A L{Collector} that records the calls of C{handle_MAIL} and
+    C{handle_RCPT}, and raises L{Boom} from C{handle_RCPT} for the
+    addresses in C{failing}.
+    """
+
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.failing = failing
+        self.calls: list[tuple[str, str]] = []
+
+    def handle_MAIL(self, server, session, envelope, address, options):
+        self.calls.append(("MAIL", address))
+
+    def handle_RCPT(self, server, session, envelope, address, options):
+        self.calls.append(("RCPT", address))
+        if address in self.failing:
+            raise Boom(SECRET)
+
+
+class HookExceptionTests(ProtocolTestCase):
+    """
+    An exception in C{handle_MAIL} or C{handle_RCPT} answers that command
+    and keeps the transaction, as aiosmtpd does; one in C{handle_DATA}
+    ends it (RFC 5321 section 4.1.1.4).
+    """
+
+    def test_rcptRaises(self) -> None:
+        """
+        After a C{handle_RCPT} that raised, later RCPTs get C{250} and DATA
+        delivers to exactly the recipients accepted.
+        """
+        handler = HookRecorder(failing=("bad@example.com",))
+        tester = self.ready(handler)
+        tester.send(
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+            b"RCPT TO:<bad@example.com>\r\nRCPT TO:<c@example.com>\r\n"
+            b"DATA\r\nHello\r\n.\r\n"
+        )
+        self.assertEqual(tester.replies(), [OK, OK, LOCAL_ERROR, OK, GO_AHEAD, OK])
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+        self.assertEqual(
+            handler.messages,
+            [
+                (
+                    "a@example.com",
+                    ["b@example.com", "c@example.com"],
+                    b"Hello\r\n",
+                    b"Hello\r\n",
+                )
+            ],
+        )
+
+    def test_onlyRecipientRaises(self) -> None:
+        """
+        When the only recipient's C{handle_RCPT} raised, the transaction is
+        still there, without recipients: DATA wants a RCPT, not a MAIL.
+        """
+        tester = self.ready(HookRecorder(failing=("bad@example.com",)))
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), OK)
+        self.assertEqual(tester.command("RCPT TO:<bad@example.com>"), LOCAL_ERROR)
+        self.assertEqual(tester.command("DATA"), NEED_RCPT)
+        self.assertEqual(tester.command("MAIL FROM:<b@example.com>"), NESTED_MAIL)
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+        self.flushLoggedErrors(Boom)
+
+    def test_rcptRaisesLater(self) -> None:
+        """
+        A C{handle_RCPT} whose L{Deferred} fails later: the same, and the
+        commands pipelined meanwhile are answered after its reply.
+        """
+        pending: list[Deferred] = []
+
+        class Handler(Collector):
+            def handle_RCPT(self, server, session, envelope, address, options):
+                pending.append(Deferred())
+                return pending[-1]
+
+        handler = Handler()
+        tester = self.ready(handler)
+        tester.send(
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+            b"RCPT TO:<c@example.com>\r\nDATA\r\nHello\r\n.\r\n"
+        )
+        self.assertEqual(tester.replies(), [OK])
+        pending[0].errback(Boom(SECRET))
+        self.assertEqual(tester.replies(), [LOCAL_ERROR])
+        pending[1].callback(None)
+        self.assertEqual(tester.replies(), [OK, GO_AHEAD, OK])
+        self.assertEqual(handler.messages[0][1], ["c@example.com"])
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+
+    def test_handleExceptionAnswers(self) -> None:
+        """
+        C{handle_exception}'s reply answers the RCPT, even when it comes
+        later, and the transaction goes on.
+        """
+        answer: list[Deferred] = []
+
+        class Handler(HookRecorder):
+            def handle_exception(self, error):
+                answer.append(Deferred())
+                return answer[-1]
+
+        handler = Handler(failing=("bad@example.com",))
+        tester = self.ready(handler)
+        tester.send(
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<bad@example.com>\r\n"
+            b"RCPT TO:<c@example.com>\r\n"
+        )
+        self.assertEqual(tester.replies(), [OK])
+        answer[0].callback("450 4.2.0 Mailbox busy")
+        self.assertEqual(tester.replies(), [Reply(450, "4.2.0 Mailbox busy"), OK])
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["c@example.com"])
+        self.flushLoggedErrors(Boom)
+
+    def test_mailRaises(self) -> None:
+        """
+        After a C{handle_MAIL} that raised, there is no transaction (none
+        was started, as with aiosmtpd): RCPT wants a MAIL, and a new MAIL
+        is not nested.
+        """
+
+        class Handler(Collector):
+            def handle_MAIL(self, server, session, envelope, address, options):
+                if address == "bad@example.com":
+                    raise Boom(SECRET)
+
+        tester = self.ready(Handler())
+        tester.send(
+            b"MAIL FROM:<bad@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+        )
+        self.assertEqual(tester.replies(), [LOCAL_ERROR, NEED_MAIL, OK, OK])
+        self.assertEqual(tester.server.envelope.mail_from, "a@example.com")
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+
+    def test_hookChangesKept(self) -> None:
+        """
+        What a raising C{handle_RCPT} did to the envelope stays, as with
+        aiosmtpd, which leaves the envelope alone.
+        """
+
+        class Handler(Collector):
+            def handle_RCPT(self, server, session, envelope, address, options):
+                envelope.rcpt_tos.append(address)
+                raise Boom(SECRET)
+
+        tester = self.ready(Handler())
+        tester.command("MAIL FROM:<a@example.com>")
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), LOCAL_ERROR)
+        self.assertEqual(tester.server.envelope.rcpt_tos, ["b@example.com"])
+        self.flushLoggedErrors(Boom)
+
+    def test_mailHookChangesKept(self) -> None:
+        """
+        What a raising C{handle_MAIL} did to the envelope stays too, as with
+        aiosmtpd: here the sender it set, so the transaction is open.
+        """
+
+        class Handler(Collector):
+            def handle_MAIL(self, server, session, envelope, address, options):
+                envelope.mail_from = address
+                raise Boom(SECRET)
+
+        tester = self.ready(Handler())
+        envelope = tester.server.envelope
+        self.assertEqual(tester.command("MAIL FROM:<a@example.com>"), LOCAL_ERROR)
+        self.assertIs(tester.server.envelope, envelope)
+        self.assertEqual(envelope.mail_from, "a@example.com")
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), OK)
+        self.flushLoggedErrors(Boom)
+
+    def test_dataRaisesEndsTransaction(self) -> None:
+        """
+        An exception in C{handle_DATA} still ends the transaction: the next
+        RCPT wants a MAIL.
+        """
+
+        class Handler(Collector):
+            def handle_DATA(self, server, session, envelope):
+                raise Boom(SECRET)
+
+        tester = self.inData(Handler())
+        tester.send(b"Hello\r\n.\r\nRCPT TO:<c@example.com>\r\n")
+        self.assertEqual(tester.replies(), [LOCAL_ERROR, NEED_MAIL])
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 1)
+
+    def test_thenFailsEndsTransaction(self) -> None:
+        """
+        A C{handle_RCPT} that returns something that is no reply is a bug of
+        the handler that the error policy answers as before: C{451} and the
+        transaction ended.
+        """
+
+        class Handler(Collector):
+            def handle_RCPT(self, server, session, envelope, address, options):
+                return 550
+
+        tester = self.ready(Handler())
+        tester.command("MAIL FROM:<a@example.com>")
+        self.assertEqual(tester.command("RCPT TO:<b@example.com>"), LOCAL_ERROR)
+        self.assertIsNone(tester.server.envelope.mail_from)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+
+
+NESTED_MAIL = Reply(503, "Error: nested MAIL command")

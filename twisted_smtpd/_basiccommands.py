@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted_smtpd._address import PathRefused, PathSyntaxError, parsePath
 from twisted_smtpd._interfaces import ServerCore
+from twisted_smtpd._policy import countError, junkCommand
 from twisted_smtpd._syntax import syntax
 from twisted_smtpd._verbs import CommandGroup, verb
 
@@ -33,13 +34,41 @@ def shown(text: str, limit: int = 200) -> str:
     return _CONTROLS.sub("?", text)
 
 
-def _replyOr(server: ServerCore, default: str) -> Callable[[Any], None]:
+def refuseHostname(server: ServerCore, verb: str, arg: str | None) -> bool:
     """
-    A hook continuation that sends the hook's reply, or C{default}.
+    Refuse the argument of HELO, EHLO or LHLO with C{501} if it is missing
+    or holds a control character (NUL, ESC, TAB, DEL, C1...), which no
+    host name has and which must never reach C{session.host_name}, the
+    handler or the log.
+
+    @return: Whether it was refused.
+    """
+    if arg and _CONTROLS.search(arg) is None:
+        return False
+    server.reply(f"501 Syntax: {verb} hostname")
+    return True
+
+
+def _answer(server: ServerCore, status: Any, junk: bool) -> None:
+    """
+    Send a reply, then count a junk command beyond C{junk_command_limit}
+    as an error: its reply goes out before the C{421} that may follow.
+    """
+    server.reply(status)
+    if junk:
+        countError(server)
+
+
+def _replyOr(
+    server: ServerCore, default: str, junk: bool = False
+) -> Callable[[Any], None]:
+    """
+    A hook continuation that sends the hook's reply, or C{default} (see
+    L{_answer} for C{junk}).
     """
 
     def then(status: Any) -> None:
-        server.reply(default if status is None else status)
+        _answer(server, default if status is None else status, junk)
 
     return then
 
@@ -91,8 +120,7 @@ class BasicCommands(CommandGroup):
         """
         Greet without extensions (RFC 5321 section 4.1.1.1).
         """
-        if not arg:
-            server.reply("501 Syntax: HELO hostname")
+        if refuseHostname(server, "HELO", arg):
             return None
         server.resetTransaction()
         server.session.extended_smtp = False
@@ -111,8 +139,7 @@ class BasicCommands(CommandGroup):
         """
         Greet and list the extensions offered (RFC 5321 section 4.1.1.1).
         """
-        if not arg:
-            server.reply("501 Syntax: EHLO hostname")
+        if refuseHostname(server, "EHLO", arg):
             return None
         return self.greet(server, arg)
 
@@ -161,7 +188,8 @@ class BasicCommands(CommandGroup):
         """
         Do nothing (RFC 5321 section 4.1.1.9).
         """
-        return server.hook("NOOP", _replyOr(server, "250 OK"), arg)
+        junk = junkCommand(server)
+        return server.hook("NOOP", _replyOr(server, "250 OK", junk), arg)
 
     @verb("QUIT")
     @syntax("QUIT")
@@ -184,11 +212,12 @@ class BasicCommands(CommandGroup):
         """
         Abort the transaction (RFC 5321 section 4.1.1.5).
         """
+        junk = junkCommand(server)
         if arg:
-            server.reply("501 Syntax: RSET")
+            _answer(server, "501 Syntax: RSET", junk)
             return None
         server.resetTransaction()
-        return server.hook("RSET", _replyOr(server, "250 OK"))
+        return server.hook("RSET", _replyOr(server, "250 OK", junk))
 
     @verb("VRFY")
     @syntax("VRFY <address>")
@@ -196,8 +225,9 @@ class BasicCommands(CommandGroup):
         """
         Answer that we cannot verify but will try (RFC 5321 section 3.5.3).
         """
+        junk = junkCommand(server)
         if not arg:
-            server.reply("501 Syntax: VRFY <address>")
+            _answer(server, "501 Syntax: VRFY <address>", junk)
             return None
         smtputf8 = server.config.enable_SMTPUTF8
         if smtputf8 and arg[-9:].upper() == " SMTPUTF8":
@@ -215,7 +245,7 @@ class BasicCommands(CommandGroup):
             if _USER_NAME.match(arg) is None and _QUOTED_STRING.match(arg) is None:
                 # Echoed without control characters (RFC 5321 4.2: reply
                 # text is printable) and short enough for a reply line.
-                server.reply(f"502 Could not VRFY {shown(arg)}")
+                _answer(server, f"502 Could not VRFY {shown(arg)}", junk)
                 return None
             address = arg
         return server.hook(
@@ -223,6 +253,7 @@ class BasicCommands(CommandGroup):
             _replyOr(
                 server,
                 "252 Cannot VRFY user, but will accept message and attempt delivery",
+                junk,
             ),
             address,
         )
@@ -242,13 +273,16 @@ class BasicCommands(CommandGroup):
         4.1.1.8); the codes are RFC 5321's 214 and 504, not aiosmtpd's 250
         and 501.
         """
+        junk = junkCommand(server)
         commands = helpTexts(server)
         if arg:
             text = commands.get(arg.upper())
             if text is not None:
-                server.reply(f"214 Syntax: {text}")
+                _answer(server, f"214 Syntax: {text}", junk)
                 return
             code = 504
         else:
             code = 214
-        server.reply(f"{code} Supported commands: {' '.join(sorted(commands))}")
+        _answer(
+            server, f"{code} Supported commands: {' '.join(sorted(commands))}", junk
+        )

@@ -48,6 +48,7 @@ from twisted_smtpd._validate import (
     required,
     seconds,
     tlsOptions,
+    zeroOrAtLeast,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +119,14 @@ class SMTPOptions:
     local_part_limit: int = field(default=0, validator=integer(0))
     bare_newline: str = field(default="reject", validator=choice(BARE_NEWLINE_POLICIES))
     max_unknown_commands: int = field(default=5, validator=integer(1))
+    max_recipients: int = field(
+        default=1000,
+        validator=zeroOrAtLeast(
+            100, "RFC 5321 section 4.5.3.1.8 requires room for 100 recipients"
+        ),
+    )
+    hard_error_limit: int = field(default=20, validator=integer(0))
+    junk_command_limit: int = field(default=100, validator=integer(0))
     require_starttls: bool = field(
         default=False, validator=[boolean, needs("tls_context")]
     )
@@ -205,6 +214,9 @@ class Config:
     allowBareNewline: bool
     eightBitMIME: bool
     max_unknown_commands: int
+    max_recipients: int
+    hard_error_limit: int
+    junk_command_limit: int
     proxy_protocol_timeout: float | None
     implicit_tls: bool
     tls_handshake_timeout: float
@@ -344,6 +356,9 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         # not (the data is then decoded as UTF-8).
         eightBitMIME=not given.decode_data or given.enable_SMTPUTF8,
         max_unknown_commands=given.max_unknown_commands,
+        max_recipients=given.max_recipients,
+        hard_error_limit=given.hard_error_limit,
+        junk_command_limit=given.junk_command_limit,
         proxy_protocol_timeout=given.proxy_protocol_timeout,
         implicit_tls=given.implicit_tls,
         tls_handshake_timeout=given.tls_handshake_timeout,

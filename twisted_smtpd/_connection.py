@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from twisted_smtpd._channel import WAITING, Channel
 from twisted_smtpd._config import Config, makeConfig
-from twisted_smtpd._errors import errorReply
+from twisted_smtpd._errors import answerError
 from twisted_smtpd._handshake import Handshake
 from twisted_smtpd._hooks import settle
 from twisted_smtpd._lines import ANSWER, COMMAND
@@ -226,49 +226,55 @@ class Connection(Channel):
     # Running commands and hooks: the one place hooks are called, and the
     # one place their exceptions become replies.
 
-    def hook(self, verb: str, then: Callable[[Any], Any], *args: Any) -> Any:
+    def hook(
+        self,
+        verb: str,
+        then: Callable[[Any], Any],
+        *args: Any,
+        keepTransaction: bool = False,
+    ) -> Any:
         """
         Call the handler's C{handle_<verb>} hook, if it has one, and pass its
         result (C{None} without a hook) to C{then}, now or once it is known.
 
+        @param keepTransaction: Whether an exception in the hook (not in
+            C{then}) only answers the command and keeps the transaction, as
+            aiosmtpd does for C{handle_MAIL} and C{handle_RCPT}.
         @return: What C{then} returns, or a L{Deferred} while the hook is
             pending.
         """
         hook = self.config.hooks.get(verb)
         if hook is None:
             return then(None)
-        result = settle(
-            hook(self, self.session, self.envelope, *args), self.config.asyncioLoop
-        )
+        try:
+            result = settle(
+                hook(self, self.session, self.envelope, *args),
+                self.config.asyncioLoop,
+            )
+        except Exception:
+            if not keepTransaction:
+                raise
+            return self._failed(Failure(), 1, True)
         if isinstance(result, Deferred):
+            if keepTransaction:
+                return result.addCallbacks(then, self._failed, errbackArgs=(1, True))
             return result.addCallback(then)
         return then(result)
 
-    def _failed(self, failure: Failure, errorReplies: int = 1) -> Any:
+    def _failed(
+        self, failure: Failure, errorReplies: int = 1, keepTransaction: bool = False
+    ) -> Any:
         """
         Turn an exception in a command or a hook into a reply, never into a
-        traceback for the client, and abort the transaction.
+        traceback for the client (see L{answerError}), and abort the
+        transaction unless told to keep it (see L{hook}).
         """
-        log.failure(
-            "{peer} error while handling a command", failure, peer=self.session.peer
-        )
-        if self._mode is not WAITING and self._mode is not ANSWER:
-            # Whatever the command was reading (the data, say) is over.
-            self.setMode(COMMAND)
-        self.resetTransaction()
-        status = errorReply(
-            self.event_handler,
-            failure.value,
-            self.session.peer,
-            self.config.asyncioLoop,
-        )
-        if isinstance(status, Deferred):
-            return status.addCallback(self._replyError, errorReplies)
-        return self._replyError(status, errorReplies)
-
-    def _replyError(self, status: str | bytes, count: int) -> None:
-        for _ in range(count):
-            self.push(status)
+        if not keepTransaction:
+            if self._mode is not WAITING and self._mode is not ANSWER:
+                # Whatever the command was reading (the data, say) is over.
+                self.setMode(COMMAND)
+            self.resetTransaction()
+        return answerError(self, failure, errorReplies)
 
     # TLS (RFC 3207, RFC 8314).
 

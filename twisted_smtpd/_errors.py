@@ -44,6 +44,31 @@ def errorReply(handler: Any, error: BaseException, peer: Any, loop: Any) -> Any:
     return _reply(result)
 
 
+def answerError(server: Any, failure: Failure, count: int) -> Any:
+    """
+    Log an exception raised while handling a command and answer it with
+    C{count} replies (one per recipient after LMTP's data), which report
+    the server's trouble and so are not the client's errors (see
+    L{twisted_smtpd._policy.countError}).
+
+    @param server: The connection.
+    @return: C{None}, or a L{Deferred} while C{handle_exception} works.
+    """
+    peer = server.session.peer
+    log.failure("{peer} error while handling a command", failure, peer=peer)
+    status = errorReply(
+        server.event_handler, failure.value, peer, server.config.asyncioLoop
+    )
+    if isinstance(status, Deferred):
+        return status.addCallback(_replyError, server, count)
+    return _replyError(status, server, count)
+
+
+def _replyError(status: str | bytes, server: Any, count: int) -> None:
+    for _ in range(count):
+        server.uncounted(server.push, status)
+
+
 def _reply(status: Any) -> str | bytes:
     """
     The reply C{handle_exception} chose, or L{LOCAL_ERROR} if it chose none.

@@ -82,7 +82,7 @@ class ServerCore(Protocol):
     @ivar rcptParameters: The RCPT parameters understood, by keyword.
     @ivar securityRefused: Whether every command but QUIT is refused.
     @ivar uncountedVerbs: Unknown verbs not counted towards
-        C{max_unknown_commands}.
+        C{max_unknown_commands}, nor as errors.
     """
 
     session: Session
@@ -129,6 +129,7 @@ class ServerCore(Protocol):
     def reply(self, status: str | bytes) -> None:
         """
         Queue one reply; the replies of a batch of commands go out together.
+        An error reply counts towards C{hard_error_limit}.
         """
 
     def replyPlain(self, status: str | bytes) -> None:
@@ -150,6 +151,12 @@ class ServerCore(Protocol):
     def abort(self) -> None:
         """
         Drop the connection without a word.
+        """
+
+    def uncounted(self, call: Callable[..., Any], *args: Any) -> Any:
+        """
+        Call C{call}, whose error replies do not count towards
+        C{hard_error_limit} (the server's own trouble).
         """
 
     def watchReplies(self, watcher: Callable[[bytes], None] | None) -> None:
@@ -181,10 +188,17 @@ class ServerCore(Protocol):
 
     # Running commands and hooks.
 
-    def hook(self, verb: str, then: Callable[[Any], Any], *args: Any) -> Any:
+    def hook(
+        self,
+        verb: str,
+        then: Callable[[Any], Any],
+        *args: Any,
+        keepTransaction: bool = False,
+    ) -> Any:
         """
         Call the handler's C{handle_<verb>} hook, if any, and pass its result
-        to C{then}, now or once it is known.
+        to C{then}, now or once it is known; with C{keepTransaction}, an
+        exception in the hook answers the command and keeps the transaction.
         """
 
     def run(self, call: Callable[..., Any], *args: Any, errorReplies: int = 1) -> None:

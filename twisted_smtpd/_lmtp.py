@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted_smtpd._authcommand import Auth
-from twisted_smtpd._basiccommands import BasicCommands
+from twisted_smtpd._basiccommands import BasicCommands, refuseHostname
 from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._smtp import SMTP
 from twisted_smtpd._starttls import StartTLS
@@ -32,8 +32,7 @@ class LMTPCommands(BasicCommands):
         """
         Greet and list the extensions offered (RFC 2033 section 4.1).
         """
-        if not arg:
-            server.reply("501 Syntax: LHLO hostname")
+        if refuseHostname(server, "LHLO", arg):
             return None
         return self.greet(server, arg)
 

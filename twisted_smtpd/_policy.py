@@ -2,8 +2,14 @@
 """
 What the server refuses before a command runs, and the limits that end a
 session: commands that must wait for TLS or authentication, commands
-after C{handle_STARTTLS} said no, C{command_call_limit} and
-C{max_unknown_commands}.
+after C{handle_STARTTLS} said no, C{command_call_limit},
+C{max_unknown_commands}, C{hard_error_limit} and C{junk_command_limit};
+and C{max_recipients}, which ends no session.
+
+The limits on errors are Postfix's (C{smtpd_hard_error_limit},
+C{smtpd_junk_command_limit}, C{smtpd_recipient_limit}): every error reply
+to a client's command counts, a message delivered forgives them, and the
+server's own trouble never counts.
 """
 
 from __future__ import annotations
@@ -26,13 +32,22 @@ class _Counts:
 
     @ivar unknown: Lines that were no command.
     @ivar calls: How many times each verb was sent.
+    @ivar errors: Error replies to the client's commands since the session
+        began or a message was last delivered.
+    @ivar junk: NOOP, VRFY, RSET and HELP commands over the same time.
+    @ivar overshoot: The recipients refused as too many in the transaction
+        of the envelope whose C{id} is C{overshootOf}.
     """
 
-    __slots__ = ("unknown", "calls")
+    __slots__ = ("unknown", "calls", "errors", "junk", "overshoot", "overshootOf")
 
     def __init__(self) -> None:
         self.unknown = 0
         self.calls: dict[str, int] = {}
+        self.errors = 0
+        self.junk = 0
+        self.overshoot = 0
+        self.overshootOf = 0
 
 
 def _counts(server: ServerCore) -> _Counts:
@@ -95,13 +110,89 @@ def refuseUnknown(server: ServerCore, reply: str) -> None:
 def refuseUnknownVerb(server: Any, verb: str) -> None:
     """
     Refuse an unknown command; end the session after too many of them,
-    unless the server does not count this verb (LMTP's HELO and EHLO).
+    unless the server does not count this verb (LMTP's HELO and EHLO, which
+    count as no error at all).
     """
     if len(verb) > 64:
         # A reply line must fit in 512 octets (RFC 5321 4.5.3.1.5).
         verb = verb[:64] + "..."
     reply = f'500 Error: command "{verb}" not recognized'
     if verb in server.uncountedVerbs:
-        server.reply(reply)
+        server.uncounted(server.reply, reply)
     else:
         refuseUnknown(server, reply)
+
+
+def countError(server: ServerCore) -> None:
+    """
+    Count an error reply to one of the client's commands; once there have
+    been C{hard_error_limit} of them without a message delivered, close the
+    connection with C{421}, after the reply that reached the limit.
+    """
+    config = server.config
+    limit = config.hard_error_limit
+    if not limit:
+        return
+    counts = _counts(server)
+    counts.errors += 1
+    if counts.errors >= limit:
+        server.disconnect(f"421 4.7.0 {config.hostname} Error: too many errors")
+
+
+def junkCommand(server: ServerCore) -> bool:
+    """
+    Count a NOOP, VRFY, RSET or HELP, which do nothing for the mail.
+
+    @return: Whether it is beyond C{junk_command_limit}, and so counts as an
+        error once it is answered (see L{countError}).
+    """
+    limit = server.config.junk_command_limit
+    if not limit:
+        return False
+    counts = _counts(server)
+    counts.junk += 1
+    return counts.junk > limit
+
+
+def dataAnswered(server: ServerCore, codes: str) -> None:
+    """
+    Judge the end of the data by its reply codes (several, joined by commas,
+    for LMTP): a message delivered, to any recipient, forgives the errors
+    and junk commands so far, as in Postfix; one refused with a 5yz counts
+    as one error; a 4yz only is the server's trouble and does not count.
+    """
+    classes = codes[:1] if "," not in codes else {c[:1] for c in codes.split(",")}
+    if "2" in classes:
+        config = server.config
+        if config.hard_error_limit or config.junk_command_limit:
+            counts = _counts(server)
+            counts.errors = counts.junk = 0
+    elif "5" in classes:
+        countError(server)
+
+
+def refuseRecipient(server: ServerCore, envelope: Any) -> None:
+    """
+    Refuse a recipient beyond C{max_recipients} with C{452} (RFC 5321
+    section 4.5.3.1.10: the client sends the others in another
+    transaction), which the transaction survives.
+
+    As with Postfix's C{smtpd_recipient_overshoot_limit}, these refusals do
+    not count as errors, so that a client sending many recipients at once
+    does not reach C{hard_error_limit}; beyond as many again as the limit,
+    they do.
+    """
+    counts = _counts(server)
+    # The transaction is told by its envelope; an id reused by a later
+    # envelope only makes the refusals count a little sooner.
+    if counts.overshootOf != id(envelope):
+        counts.overshootOf, counts.overshoot = id(envelope), 0
+    counts.overshoot += 1
+    if server.enhancedStatusCodes:
+        reply = "452 4.5.3 Too many recipients"
+    else:
+        reply = "452 Too many recipients"
+    if counts.overshoot > server.config.max_recipients:
+        server.reply(reply)
+    else:
+        server.uncounted(server.reply, reply)

@@ -4,6 +4,12 @@ The replies of one connection as they go on the wire: queued while a batch
 of pipelined commands is read, written in one write, with enhanced status
 codes when they are on; and the last reply before closing.
 
+Every error reply (4yz, 5yz) queued here counts as the client's error
+towards C{hard_error_limit} (see L{twisted_smtpd._policy.countError}),
+unless the server queues it through L{ReplyWriter.uncounted}: an
+exception's reply, or the 421 of a closing connection, reports the
+server's own trouble.
+
 L{ReplyWriter} is the lowest layer of the server. The transport is touched
 by it (writes, closing), by L{twisted_smtpd._channel.Channel} above it
 (pausing and resuming reads) and by L{twisted_smtpd._connection.Connection}
@@ -18,8 +24,12 @@ from typing import Any
 from twisted.protocols.basic import LineReceiver
 
 from twisted_smtpd._hooks import DONE
+from twisted_smtpd._policy import countError
 from twisted_smtpd._replies import encode, withEnhancedCodes
 from twisted_smtpd._transport import mayHoldWrites, send
+
+#: The first octet of the replies that count as errors.
+_ERRORS = (b"4", b"5")
 
 
 class ReplyWriter(LineReceiver):
@@ -45,6 +55,7 @@ class ReplyWriter(LineReceiver):
     _handshakePending = False
     _closeTimer: Any = None
     _watcher: Callable[[bytes], None] | None = None
+    _uncounted = False
 
     @property
     def closing(self) -> bool:
@@ -94,6 +105,8 @@ class ReplyWriter(LineReceiver):
             self._out = [status + b"\r\n"]
         else:
             out.append(status + b"\r\n")
+        if status[:1] in _ERRORS and not self._uncounted:
+            countError(self)
 
     def replyPlain(self, status: str | bytes) -> None:
         """
@@ -112,6 +125,28 @@ class ReplyWriter(LineReceiver):
         if out is None:
             out = self._out = []
         out.append(status + b"\r\n")
+        # A line followed by more (a hyphen after the code) is not a reply
+        # of its own.
+        if status[:1] in _ERRORS and status[3:4] != b"-" and not self._uncounted:
+            countError(self)
+
+    def uncounted(self, call: Callable[..., Any], *args: Any) -> Any:
+        """
+        Call C{call} with C{args}, and have the error replies it queues
+        not count as the client's errors towards C{hard_error_limit}: they
+        report the server's own trouble (an exception's reply, a 421 as the
+        connection closes), or the caller counts them itself (the end of
+        the data, which counts once, whatever the number of its replies).
+
+        @return: What C{call} returns.
+        """
+        if self._uncounted:
+            return call(*args)
+        self._uncounted = True
+        try:
+            return call(*args)
+        finally:
+            self._uncounted = False
 
     def watchReplies(self, watcher: Callable[[bytes], None] | None) -> None:
         """
@@ -140,7 +175,7 @@ class ReplyWriter(LineReceiver):
         """
         if self._closing:
             return
-        self.reply(reply)
+        self.uncounted(self.reply, reply)
         self.flush()
         self._closing = True
         if self.config.idle is not None:

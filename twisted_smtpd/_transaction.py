@@ -24,6 +24,7 @@ from twisted_smtpd._dataframer import (
 )
 from twisted_smtpd._datamode import MessageData
 from twisted_smtpd._interfaces import ServerCore
+from twisted_smtpd._policy import dataAnswered, refuseRecipient
 from twisted_smtpd._replies import codeOf
 from twisted_smtpd._syntax import syntax
 from twisted_smtpd._verbs import CommandGroup, Parameter, verb
@@ -217,6 +218,9 @@ class Transaction(CommandGroup):
             ),
             address,
             stored,
+            # An exception answers MAIL alone, as aiosmtpd: the envelope
+            # stays as the hook left it (without a sender, normally).
+            keepTransaction=True,
         )
 
     def _mailAccepted(
@@ -259,6 +263,10 @@ class Transaction(CommandGroup):
             return None
         address, stored, _ = parsed
         before = len(envelope.rcpt_tos)
+        limit = server.config.max_recipients
+        if limit and before >= limit:
+            refuseRecipient(server, envelope)
+            return None
         if "RCPT" not in server.config.hooks:
             # The common case, without a hook to wait for.
             self._rcptAccepted(None, server, envelope, address, stored, before)
@@ -270,6 +278,8 @@ class Transaction(CommandGroup):
             ),
             address,
             stored,
+            # An exception answers this RCPT; the recipients accepted stay.
+            keepTransaction=True,
         )
 
     def _rcptAccepted(
@@ -354,12 +364,16 @@ class Transaction(CommandGroup):
         """
         Reply to the end of the data, end the transaction and log it. The
         replies come first: if they cannot be made, the error path logs the
-        transaction as aborted instead.
+        transaction as aborted instead. However many replies there are
+        (LMTP), the end of the data counts once towards C{hard_error_limit}
+        (see L{dataAnswered}).
         """
         if status is None:
             status = "250 OK"
-        self.dataReplies(server, status, recipients)
-        server.transactionEnded(envelope, receiver.size, codeOf(status))
+        server.uncounted(self.dataReplies, server, status, recipients)
+        codes = codeOf(status)
+        server.transactionEnded(envelope, receiver.size, codes)
+        dataAnswered(server, codes)
 
     def dataReplies(self, server: ServerCore, status: Any, recipients: int) -> None:
         """

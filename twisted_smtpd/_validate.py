@@ -58,6 +58,25 @@ def integer(minimum: int, *, allowNone: bool = False) -> Validator:
     return check
 
 
+def zeroOrAtLeast(minimum: int, why: str) -> Validator:
+    """
+    Make a validator that accepts C{0} (no limit) or an C{int} of at least
+    C{minimum}.
+
+    @param why: Why smaller limits are refused, for the message.
+    """
+
+    def check(instance: Any, attribute: Attribute[Any], value: Any) -> None:
+        checkInt(attribute.name, value, 0)
+        if 0 < value < minimum:
+            raise ValueError(
+                f"{attribute.name} must be 0 (no limit) or at least {minimum}"
+                f" ({why}), not {value!r}"
+            )
+
+    return check
+
+
 def boolean(instance: Any, attribute: Attribute[Any], value: Any) -> None:
     """
     Accept C{True} or C{False} only: C{1} or C{"yes"} is more likely a

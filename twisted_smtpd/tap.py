@@ -153,6 +153,31 @@ _PARAMETERS = [
         choice("bare-newline", BARE_NEWLINE_POLICIES),
     ],
     [
+        "max-recipients",
+        None,
+        _DEFAULTS.max_recipients,
+        "The most recipients of one message; one more gets 452 and the client"
+        " sends it in another transaction. 0 for no limit, else at least 100.",
+        number("max-recipients", int, 0),
+    ],
+    [
+        "hard-error-limit",
+        None,
+        _DEFAULTS.hard_error_limit,
+        "Error replies to a client's commands, without a message delivered"
+        " in between, after which it gets 421 and is disconnected; 0 for no"
+        " limit.",
+        number("hard-error-limit", int, 0),
+    ],
+    [
+        "junk-command-limit",
+        None,
+        _DEFAULTS.junk_command_limit,
+        "NOOP, VRFY, RSET and HELP commands, without a message delivered in"
+        " between, beyond which each counts as an error; 0 for no limit.",
+        number("junk-command-limit", int, 0),
+    ],
+    [
         "max-connections",
         None,
         None,
@@ -519,6 +544,9 @@ class Options(usage.Options):
             "timeout": self["timeout"] or None,
             "command_call_limit": callLimit,
             "bare_newline": self["bare-newline"],
+            "max_recipients": self["max-recipients"],
+            "hard_error_limit": self["hard-error-limit"],
+            "junk_command_limit": self["junk-command-limit"],
             "max_connections": self["max-connections"],
             "tls_context": self.tlsContext,
             "require_starttls": bool(self["require-starttls"]),
