@@ -42,6 +42,8 @@ from tests.test_tls import commandLineTool, runTool
 from twisted_smtpd import SMTPFactory, _endpoints
 from twisted_smtpd._endpoints import Description, Listener
 from twisted_smtpd._endpoints import endpointArguments as _endpointArguments
+from twisted_smtpd._filelimit import highWaterMark, softFileLimit
+from twisted_smtpd._shedding import AcceptGuard
 from twisted_smtpd.service import (
     DEFAULT_BACKLOG,
     DEFAULT_ENDPOINTS,
@@ -457,6 +459,28 @@ class ServiceIntegrationTests(TestCase):
             [(local, "sender@example.com", ["rcpt@example.org"], message)],
         )
 
+    async def test_portsGuarded(self) -> None:
+        """
+        Each port the service listens on is guarded by its factory (see
+        L{twisted_smtpd._shedding}), once however often the service is
+        started, and the factory has its high-water mark from the file
+        descriptor limit.
+        """
+        service = makeService(
+            RecordingHandler(),
+            ["tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"],
+            hostname="mx",
+        )
+        service.privilegedStartService()
+        service.startService()
+        ports = await service.whenListening()
+        service.watchPorts()
+        for port in ports:
+            self.assertIsInstance(port.doRead.__self__, AcceptGuard)
+            self.assertIs(port.doRead.__self__._doRead.__self__, port)
+        self.assertEqual(service.factory.highWaterMark, highWaterMark(softFileLimit()))
+        await service.stopService()
+
     async def test_stopListening(self) -> None:
         """
         Once the service stopped, the port refuses connections.
@@ -727,6 +751,9 @@ class TwistdIntegrationTests(TestCase):
             "--bare-newline=",
             "--lmtp",
             "--max-connections=",
+            "--max-connections-per-client=",
+            "--connection-limit-exceptions=",
+            "--high-water-mark=",
             "--tls-cert=",
             "--tls-key=",
             "--tls-chain=",
