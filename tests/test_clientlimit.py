@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._support import HOSTNAME, listen, rawConnect, readReplies, readToEnd
-from tests.test_proxyphase import v1Header, v2Header
+from tests.test_proxyphase import v1Header, v2Header, v2Unaddressed
 from twisted_smtpd import SMTP, SMTPFactory
 from twisted_smtpd._clientlimit import (
     DEFAULT_EXCEPTIONS,
@@ -525,6 +525,18 @@ class ProxiedClientTests(_ClientsTestCase):
         for server in waiting:
             self.assertEqual(server.transport.value(), b"")
             self.assertFalse(server.transport.disconnecting)
+
+    def test_localCountsTheProxy(self) -> None:
+        """
+        A C{LOCAL} connection (the proxy's health check) names no client:
+        the proxy's own address is counted.
+        """
+        self.makeFactory(max_connections_per_client=1, proxy_protocol_timeout=5)
+        first, second = self.connect("192.0.2.200"), self.connect("192.0.2.200")
+        first.dataReceived(v2Unaddressed(0))
+        second.dataReceived(v2Unaddressed(0))
+        self.assertServed(first)
+        self.assertEqual(second.transport.value(), tooManyFrom("192.0.2.200"))
 
     def test_exemptRealClient(self) -> None:
         """
