@@ -588,16 +588,18 @@ class TwistdIntegrationTests(TestCase):
         os.makedirs(directory)
         return directory
 
-    def spawnTwistd(self, *arguments: str) -> _Twistd:
+    def spawnTwistd(self, *arguments: str, twistd: list[str] = _TWISTD) -> _Twistd:
         """
         Start C{twistd -n --pidfile= ARGUMENTS...} in a scratch directory,
         and make sure it is gone at the end of the test.
+
+        @param twistd: The arguments of C{python} that run C{twistd}.
         """
         process = _Twistd()
         transport = reactor.spawnProcess(
             process,
             sys.executable,
-            [sys.executable, *_TWISTD, "-n", "--pidfile=", *arguments],
+            [sys.executable, *twistd, "-n", "--pidfile=", *arguments],
             env=_twistdEnvironment(),
             path=self.scratchDirectory(),
         )
@@ -1123,11 +1125,15 @@ class TwistdLogTests(TestCase):
     scratchDirectory = TwistdIntegrationTests.scratchDirectory
     spawnTwistd = TwistdIntegrationTests.spawnTwistd
 
-    async def serveAndLog(self, *smtpd: str) -> list[str]:
+    def startLogging(
+        self, *smtpd: str, twistd: list[str] = _TWISTD
+    ) -> tuple[int, str, _Twistd]:
         """
-        Run C{twistd --logfile LOG smtpd --handler sink SMTPD...} on a free
-        port, send two messages in one session, stop it with SIGTERM, and
-        return the lines of its log file.
+        Start C{twistd --logfile LOG smtpd --handler sink SMTPD...} on a
+        free port.
+
+        @param twistd: The arguments of C{python} that run C{twistd}.
+        @return: The port, the path of the log file, and the process.
         """
         log = os.path.abspath(self.mktemp())
         probe = socket.socket()
@@ -1145,7 +1151,17 @@ class TwistdLogTests(TestCase):
             "--listen",
             f"tcp:{number}:interface=127.0.0.1",
             *smtpd,
+            twistd=twistd,
         )
+        return number, log, process
+
+    async def serveAndLog(self, *smtpd: str) -> list[str]:
+        """
+        Run C{twistd --logfile LOG smtpd --handler sink SMTPD...} on a free
+        port, send two messages in one session, stop it with SIGTERM, and
+        return the lines of its log file.
+        """
+        number, log, process = self.startLogging(*smtpd)
 
         def send():
             deadline = time.monotonic() + 30
