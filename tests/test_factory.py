@@ -34,7 +34,8 @@ class Handler:
 class OptionsTests(SynchronousTestCase):
     """
     L{SMTPFactory} checks the options it takes for itself (C{protocol} and
-    C{max_connections}) when it is made.
+    C{max_connections}; the connection limits and the high-water mark are
+    tested in C{test_clientlimit} and C{test_filelimit}) when it is made.
     """
 
     def test_protocolNotAClass(self) -> None:
@@ -196,6 +197,32 @@ class ConnectionsTests(_FactoryTestCase):
         self.assertFalse(factory.admitConnection(factory.buildProtocol(None)))
         self.lose(server)
         self.assertTrue(factory.admitConnection(factory.buildProtocol(None)))
+
+    def test_screenConnection(self) -> None:
+        """
+        L{SMTPFactory.screenConnection} gives C{None} for a connection to
+        serve and the reply refusing one too many, which is then not counted
+        as served.
+        """
+        factory = self.makeFactory(max_connections=1)
+        self.assertIsNone(factory.screenConnection(factory.buildProtocol(None)))
+        self.assertEqual(
+            factory.screenConnection(factory.buildProtocol(None)),
+            TOO_MANY.decode().rstrip("\r\n"),
+        )
+        self.assertEqual(factory.connections, 1)
+
+    def test_screenClientWithoutProxy(self) -> None:
+        """
+        L{SMTPFactory.screenClient} does nothing for a connection that is
+        not open, or is already refused.
+        """
+        factory = self.makeFactory(max_connections=1)
+        served, refused = self.connect(), self.connect()
+        self.assertIsNone(factory.screenClient(factory.buildProtocol(None)))
+        self.assertIsNone(factory.screenClient(refused))
+        self.assertEqual(factory.connections, 1)
+        self.assertFalse(served.transport.disconnecting)
 
     def test_nothingStoredOnServer(self) -> None:
         """

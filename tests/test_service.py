@@ -42,6 +42,8 @@ from tests.test_tls import commandLineTool, runTool
 from twisted_smtpd import SMTPFactory, _endpoints
 from twisted_smtpd._endpoints import Description, Listener
 from twisted_smtpd._endpoints import endpointArguments as _endpointArguments
+from twisted_smtpd._filelimit import highWaterMark, softFileLimit
+from twisted_smtpd._shedding import AcceptGuard
 from twisted_smtpd.service import (
     DEFAULT_BACKLOG,
     DEFAULT_ENDPOINTS,
@@ -457,6 +459,28 @@ class ServiceIntegrationTests(TestCase):
             [(local, "sender@example.com", ["rcpt@example.org"], message)],
         )
 
+    async def test_portsGuarded(self) -> None:
+        """
+        Each port the service listens on is guarded by its factory (see
+        L{twisted_smtpd._shedding}), once however often the service is
+        started, and the factory has its high-water mark from the file
+        descriptor limit.
+        """
+        service = makeService(
+            RecordingHandler(),
+            ["tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"],
+            hostname="mx",
+        )
+        service.privilegedStartService()
+        service.startService()
+        ports = await service.whenListening()
+        service.watchPorts()
+        for port in ports:
+            self.assertIsInstance(port.doRead.__self__, AcceptGuard)
+            self.assertIs(port.doRead.__self__._doRead.__self__, port)
+        self.assertEqual(service.factory.highWaterMark, highWaterMark(softFileLimit()))
+        await service.stopService()
+
     async def test_stopListening(self) -> None:
         """
         Once the service stopped, the port refuses connections.
@@ -564,16 +588,18 @@ class TwistdIntegrationTests(TestCase):
         os.makedirs(directory)
         return directory
 
-    def spawnTwistd(self, *arguments: str) -> _Twistd:
+    def spawnTwistd(self, *arguments: str, twistd: list[str] = _TWISTD) -> _Twistd:
         """
         Start C{twistd -n --pidfile= ARGUMENTS...} in a scratch directory,
         and make sure it is gone at the end of the test.
+
+        @param twistd: The arguments of C{python} that run C{twistd}.
         """
         process = _Twistd()
         transport = reactor.spawnProcess(
             process,
             sys.executable,
-            [sys.executable, *_TWISTD, "-n", "--pidfile=", *arguments],
+            [sys.executable, *twistd, "-n", "--pidfile=", *arguments],
             env=_twistdEnvironment(),
             path=self.scratchDirectory(),
         )
@@ -727,6 +753,9 @@ class TwistdIntegrationTests(TestCase):
             "--bare-newline=",
             "--lmtp",
             "--max-connections=",
+            "--max-connections-per-client=",
+            "--connection-limit-exceptions=",
+            "--high-water-mark=",
             "--tls-cert=",
             "--tls-key=",
             "--tls-chain=",
@@ -1096,11 +1125,15 @@ class TwistdLogTests(TestCase):
     scratchDirectory = TwistdIntegrationTests.scratchDirectory
     spawnTwistd = TwistdIntegrationTests.spawnTwistd
 
-    async def serveAndLog(self, *smtpd: str) -> list[str]:
+    def startLogging(
+        self, *smtpd: str, twistd: list[str] = _TWISTD
+    ) -> tuple[int, str, _Twistd]:
         """
-        Run C{twistd --logfile LOG smtpd --handler sink SMTPD...} on a free
-        port, send two messages in one session, stop it with SIGTERM, and
-        return the lines of its log file.
+        Start C{twistd --logfile LOG smtpd --handler sink SMTPD...} on a
+        free port.
+
+        @param twistd: The arguments of C{python} that run C{twistd}.
+        @return: The port, the path of the log file, and the process.
         """
         log = os.path.abspath(self.mktemp())
         probe = socket.socket()
@@ -1118,7 +1151,17 @@ class TwistdLogTests(TestCase):
             "--listen",
             f"tcp:{number}:interface=127.0.0.1",
             *smtpd,
+            twistd=twistd,
         )
+        return number, log, process
+
+    async def serveAndLog(self, *smtpd: str) -> list[str]:
+        """
+        Run C{twistd --logfile LOG smtpd --handler sink SMTPD...} on a free
+        port, send two messages in one session, stop it with SIGTERM, and
+        return the lines of its log file.
+        """
+        number, log, process = self.startLogging(*smtpd)
 
         def send():
             deadline = time.monotonic() + 30

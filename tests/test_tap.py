@@ -24,6 +24,7 @@ from twisted.application.service import Application, IServiceMaker
 from twisted.cred.checkers import FilePasswordDB
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.ssl import Certificate, CertificateOptions
@@ -226,6 +227,9 @@ class OptionsTests(TestCase):
                 "hard_error_limit": 20,
                 "junk_command_limit": 100,
                 "max_connections": None,
+                "max_connections_per_client": 50,
+                "connection_limit_exceptions": ["127.0.0.0/8", "::1"],
+                "high_water_mark": None,
                 "tls_context": None,
                 "require_starttls": False,
                 "implicit_tls": False,
@@ -282,6 +286,9 @@ class OptionsTests(TestCase):
             "--handler=sink",
             "--lmtp",
             "--max-connections=10",
+            "--max-connections-per-client=0",
+            "--connection-limit-exceptions=10.0.0.0/8, 2001:db8::/32",
+            "--high-water-mark=500",
             "--proxy-protocol=3",
             f"--tls-cert={files.cert}",
             f"--tls-key={files.key}",
@@ -311,6 +318,9 @@ class OptionsTests(TestCase):
                 "hard_error_limit": 0,
                 "junk_command_limit": 7,
                 "max_connections": 10,
+                "max_connections_per_client": 0,
+                "connection_limit_exceptions": ["10.0.0.0/8", "2001:db8::/32"],
+                "high_water_mark": 500,
                 "tls_context": tls,
                 "require_starttls": True,
                 "implicit_tls": False,
@@ -331,6 +341,8 @@ class OptionsTests(TestCase):
         factory = options["factory"]
         self.assertIs(factory.protocol, LMTP)
         self.assertEqual(factory.maxConnections, 10)
+        self.assertEqual(factory.maxConnectionsPerClient, 0)
+        self.assertEqual(factory.highWaterMark, 500)
         server = factory.buildProtocol(None)
         self.assertIsInstance(server, LMTP)
         self.assertIsNone(server.data_size_limit)
@@ -796,6 +808,108 @@ class ProtocolOptionTests(_ParseMixin, TestCase):
             " a haproxy: endpoint reads the PROXY header itself",
         )
         self.parse("-l", "haproxy:tcp:2526")
+
+
+class ConnectionLimitOptionTests(_ParseMixin, TestCase):
+    """
+    Tests for C{--max-connections-per-client},
+    C{--connection-limit-exceptions} and C{--high-water-mark}.
+    """
+
+    def connect(self, factory: SMTPFactory, host: str) -> StringTransport:
+        """
+        Connect a client from C{host} to a server of C{factory}.
+        """
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, 40000))
+        factory.buildProtocol(None).makeConnection(transport)
+        return transport
+
+    def test_maxConnectionsPerClient(self) -> None:
+        """
+        With C{--max-connections-per-client 2}, a third client from one
+        address gets 421 4.7.0 and is disconnected; the default is 50.
+        """
+        factory = self.parse("--max-connections-per-client", "2")["factory"]
+        transports = [self.connect(factory, "192.0.2.7") for _ in range(3)]
+        self.assertTrue(transports[1].value().startswith(b"220 mx "))
+        self.assertEqual(
+            transports[2].value(),
+            b"421 4.7.0 mx Error: too many connections from 192.0.2.7\r\n",
+        )
+        self.assertTrue(transports[2].disconnecting)
+        self.assertEqual(self.parse()["factory"].maxConnectionsPerClient, 50)
+
+    def test_maxConnectionsPerClientBad(self) -> None:
+        """
+        C{--max-connections-per-client} takes a whole number of at least 0.
+        """
+        for value in ["-1", "x", "1.5", ""]:
+            self.assertUsageError(
+                ["--max-connections-per-client", value],
+                "--max-connections-per-client must be a whole number of at"
+                f" least 0, not {value!r}",
+            )
+
+    def test_connectionLimitExceptions(self) -> None:
+        """
+        C{--connection-limit-exceptions} replaces the default list (loopback),
+        separated by commas; an empty value exempts nobody.
+        """
+        factory = self.parse(
+            "--max-connections-per-client=1",
+            "--connection-limit-exceptions=192.0.2.0/24,198.51.100.7",
+        )["factory"]
+        for _ in range(2):
+            self.assertTrue(
+                self.connect(factory, "192.0.2.7").value().startswith(b"220 ")
+            )
+        self.connect(factory, "127.0.0.1")
+        self.assertTrue(
+            self.connect(factory, "127.0.0.1").value().startswith(b"421 4.7.0 ")
+        )
+        options = self.parse("--connection-limit-exceptions=")
+        self.assertEqual(options.factoryOptions()["connection_limit_exceptions"], [])
+        self.assertEqual(options["factory"].connectionLimitExceptions, ())
+
+    def test_connectionLimitExceptionsBad(self) -> None:
+        """
+        Something that is not an address or network is a usage error.
+        """
+        self.assertUsageError(
+            ["--connection-limit-exceptions", "10.0.0.0/8,localhost"],
+            "--connection-limit-exceptions must be IP addresses or networks"
+            " separated by commas, not '10.0.0.0/8,localhost'",
+        )
+
+    def test_highWaterMark(self) -> None:
+        """
+        With C{--high-water-mark 2}, a third client makes the session idle
+        longest close with 421 4.7.0; by default the mark is worked out when
+        the server starts, and 0 means never.
+        """
+        factory = self.parse("--high-water-mark", "2")["factory"]
+        first, second = (self.connect(factory, f"192.0.2.{n}") for n in (1, 2))
+        third = self.connect(factory, "192.0.2.3")
+        self.assertTrue(
+            first.value().endswith(
+                b"\r\n421 4.7.0 mx Too many connections, try again later\r\n"
+            )
+        )
+        self.assertTrue(first.disconnecting)
+        self.assertFalse(second.disconnecting or third.disconnecting)
+        self.assertIsNone(self.parse().factoryOptions()["high_water_mark"])
+        self.assertIsNone(self.parse("--high-water-mark=0")["factory"].highWaterMark)
+
+    def test_highWaterMarkBad(self) -> None:
+        """
+        C{--high-water-mark} takes a whole number of at least 0.
+        """
+        for value in ["-1", "x", ""]:
+            self.assertUsageError(
+                ["--high-water-mark", value],
+                "--high-water-mark must be a whole number of at least 0,"
+                f" not {value!r}",
+            )
 
 
 class TLSOptionTests(_ParseMixin, TestCase):

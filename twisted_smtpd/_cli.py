@@ -23,6 +23,7 @@ from twisted.cred.checkers import FilePasswordDB
 from twisted.internet.ssl import CertificateOptions
 from twisted.python import reflect, usage
 
+from twisted_smtpd._clientlimit import exceptionNetworks
 from twisted_smtpd._endpoints import Description, Listener
 from twisted_smtpd._tls import tlsOptionsFromFiles
 
@@ -84,6 +85,27 @@ def choice(option: str, choices: tuple[str, ...]) -> Any:
 
     coerce.coerceDoc = ""  # type: ignore[attr-defined]
     return coerce
+
+
+def networks(value: str) -> list[str]:
+    """
+    Read C{--connection-limit-exceptions}: IP addresses and networks
+    separated by commas.
+
+    @raise usage.UsageError: For one that is not an address or network.
+    """
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    try:
+        exceptionNetworks(items)
+    except ValueError:
+        raise usage.UsageError(
+            "--connection-limit-exceptions must be IP addresses or networks"
+            f" separated by commas, not {value!r}"
+        ) from None
+    return items
+
+
+networks.coerceDoc = ""  # type: ignore[attr-defined]
 
 
 def helpText(method: Callable[..., Any]) -> Callable[..., Any]:

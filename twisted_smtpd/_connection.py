@@ -136,8 +136,8 @@ class Connection(Channel):
             self._tlsHandshake = Handshake(self)
         self.transport.registerProducer(self, True)
         factory = self.factory
-        if factory is not None and not factory.admitConnection(self):
-            self.disconnect("421 4.3.2 Too many connections, try again later")
+        if factory is not None and (refusal := factory.screenConnection(self)):
+            self.disconnect(refusal)
         elif self.config.proxy_protocol_timeout:
             # The PROXY header comes before anything else, TLS included.
             self._mode = ProxyHeader(self)
@@ -314,6 +314,11 @@ class Connection(Channel):
         self._updateReading()
 
     # The current transaction.
+
+    @property
+    def transactionInProgress(self) -> bool:
+        """Whether MAIL was accepted or a hook works: not to be cut short by a 421."""
+        return self._pending or getattr(self._envelope, "mail_from", None) is not None
 
     def resetTransaction(self) -> None:
         """

@@ -6,6 +6,7 @@ end when it shuts down.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -21,8 +22,10 @@ __all__ = ["OpenConnections"]
 class OpenConnections:
     """
     The protocols of the connections that are open, kept as the keys of a
-    dict (one entry per connection, nothing more), and the way to end them
-    all: wait, then say C{421} and close, then cut off.
+    dict (one entry per connection, nothing more) in the order they opened,
+    each with the key its client is counted under (see
+    L{twisted_smtpd._clientlimit}), and the way to end them all: wait, then
+    say C{421} and close, then cut off.
 
     Its owner tells it of each connection that opens (L{add}) and ends
     (L{discard}).
@@ -38,7 +41,7 @@ class OpenConnections:
         # A dict, not a set: with thousands of idle connections a set's
         # table takes up to four times the memory (about 105 bytes per
         # entry at 5,000 against 30), and a dict keeps the order too.
-        self._open: dict[Protocol, None] = {}
+        self._open: dict[Protocol, Any] = {}
         self._waiting: list[Deferred[None]] = []
         self._timers: list[IDelayedCall] = []
 
@@ -48,21 +51,45 @@ class OpenConnections:
         """
         return len(self._open)
 
-    def add(self, protocol: Protocol) -> None:
+    def __contains__(self, protocol: object) -> bool:
+        """
+        @return: Whether C{protocol}'s connection is open.
+        """
+        return protocol in self._open
+
+    def __iter__(self) -> Iterator[Protocol]:
+        """
+        Go through the protocols, the oldest connection first.
+        """
+        return iter(self._open)
+
+    def add(self, protocol: Protocol, client: Any = None) -> None:
         """
         Remember the protocol of a connection that opened.
-        """
-        self._open[protocol] = None
 
-    def discard(self, protocol: Protocol) -> None:
+        @param client: The key its client is counted under, if it is.
+        """
+        self._open[protocol] = client
+
+    def setClient(self, protocol: Protocol, client: Any) -> None:
+        """
+        Remember the key the client of an open connection is counted under,
+        once it is known (after a PROXY header).
+        """
+        if protocol in self._open:
+            self._open[protocol] = client
+
+    def discard(self, protocol: Protocol) -> Any:
         """
         Forget the protocol of a connection that ended (nothing happens if
         it was not remembered); when it was the last one and L{close} is
         waiting, the wait is over.
+
+        @return: The key its client was counted under, or C{None}.
         """
-        self._open.pop(protocol, None)
+        client = self._open.pop(protocol, None)
         if self._open or not self._waiting:
-            return
+            return client
         for timer in self._timers:
             if timer.active():
                 timer.cancel()
@@ -70,6 +97,7 @@ class OpenConnections:
         waiting, self._waiting = self._waiting, []
         for done in waiting:
             done.callback(None)
+        return client
 
     def close(self, grace: float, abortAfter: float) -> Deferred[None]:
         """

@@ -1,9 +1,10 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_tap,tests.test_filelimit -*-
 """
 What C{twistd smtpd} needs to start, beyond its options: the service that
-reports an endpoint it cannot listen on as one line instead of a
-traceback, the log observer it gives C{twistd}, and the Maildir of a
-mailbox handler made usable by the user that C{twistd --uid} switches to.
+raises the file descriptor limit and reports an endpoint it cannot listen
+on as one line instead of a traceback, the log observer it gives
+C{twistd}, and the Maildir of a mailbox handler made usable by the user
+that C{twistd --uid} switches to.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.logfile import LogFile
 
 from twisted_smtpd._endpoints import listeningService
+from twisted_smtpd._filelimit import raiseFileLimit
 from twisted_smtpd.log import LEVELS, LogFileObserver, classicText, jsonLine
 from twisted_smtpd.service import SMTPService
 
@@ -198,14 +200,43 @@ def _listenFailure(error: Exception) -> str:
     return str(reason) or type(reason).__name__
 
 
+def logFileLimit(before: int | None, after: int | None) -> None:
+    """
+    Log the limit on open file descriptors the server runs with (see
+    L{twisted_smtpd._filelimit}), and what it was raised from.
+
+    @param before: The soft limit the process started with (C{None}: none).
+    @param after: The soft limit now.
+    """
+    if after is None:
+        _log.info("smtpd: no limit on open file descriptors")
+    elif before != after:
+        _log.info(
+            "smtpd: open file descriptor limit raised from {before} to {limit}",
+            before=before,
+            limit=after,
+        )
+    else:
+        _log.info("smtpd: open file descriptor limit {limit}", limit=after)
+
+
 class CommandLineService(SMTPService):
     """
-    The service of C{twistd smtpd}: an L{SMTPService} that reports an
-    endpoint it cannot listen on (a port in use, an address the machine
-    does not have...) as one line in the log, naming the endpoint as given,
-    and raises L{StartupError} so that C{twistd} exits with status 1 without
-    a traceback.
+    The service of C{twistd smtpd}: an L{SMTPService} that raises the limit
+    on open file descriptors to the hard limit before it listens, and
+    reports an endpoint it cannot listen on (a port in use, an address the
+    machine does not have...) as one line in the log, naming the endpoint
+    as given, and raises L{StartupError} so that C{twistd} exits with
+    status 1 without a traceback.
+
+    @cvar raiseFileLimit: What raises the limit, once, as the service
+        starts: L{twisted_smtpd._filelimit.raiseFileLimit}. The limit is
+        logged once the server listens.
     """
+
+    raiseFileLimit = staticmethod(raiseFileLimit)
+    _fileLimit: tuple[int | None, int | None] | None = None
+    _limitLogged = False
 
     def __init__(
         self,
@@ -263,8 +294,13 @@ class CommandLineService(SMTPService):
 
     def _listen(self) -> None:
         """
-        Start listening on each endpoint that does not listen yet.
+        Raise the file descriptor limit, the first time (before listening:
+        the factory works out its high-water mark from it as it starts),
+        then start listening on each endpoint that does not listen yet,
+        have the factory watch over the ports, and log the limit.
         """
+        if self._fileLimit is None:
+            self._fileLimit = self.raiseFileLimit()
         for listener, child in zip(self._listeners, self, strict=True):
             if getattr(child, "_waitingForPort", None) is not None:
                 continue
@@ -278,6 +314,10 @@ class CommandLineService(SMTPService):
                     endpoint=listener.description.given,
                     reason=_listenFailure(e),
                 ) from None
+        self.watchPorts()
+        if not self._limitLogged:
+            self._limitLogged = True
+            logFileLimit(*self._fileLimit)
 
 
 def logObserverFor(

@@ -12,6 +12,7 @@ object, which matters with thousands of idle clients.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 # Clock arithmetic may put a deadline an ulp after the time its call runs.
@@ -72,3 +73,13 @@ class IdleTimer:
             self._call = self._reactor.callLater(
                 max(first + self._timeout - now, 0), self._expire
             )
+
+    def idlest(self) -> Iterator[Any]:
+        """
+        Go through the connections watched, the one idle longest first, as
+        a server short of file descriptors picks which to close.
+
+        The iterator reads the live order: collect what you need before
+        touching or forgetting any connection, which would change it.
+        """
+        return iter(self._seen)

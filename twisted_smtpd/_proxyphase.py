@@ -6,8 +6,10 @@ protocol header, before anything else (TLS included).
 The header must be complete within C{proxy_protocol_timeout}, the time
 C{handle_PROXY} takes to decide included. A bad header, a refusal or the
 timeout drop the connection without a word, as aiosmtpd does; otherwise
-C{session.peer} becomes the client the proxy speaks for and the SMTP
-session begins, with the bytes that followed the header.
+C{session.peer} becomes the client the proxy speaks for, the factory counts
+the connection under that client (C{max_connections_per_client}: one too
+many is told C{421} and closed), and the SMTP session begins, with the
+bytes that followed the header.
 """
 
 from __future__ import annotations
@@ -104,6 +106,12 @@ class ProxyHeader:
         peer = header.peer()
         if peer is not None:
             server.session.peer = peer
+        # The real client is known: count it against its limit.
+        factory = server.factory
+        refusal = None if factory is None else factory.screenClient(server)
+        if refusal is not None:
+            server.disconnect(refusal)
+            return
         server.begin()
 
     def _hookFailed(self, failure: Failure, server: Any) -> None:

@@ -58,6 +58,9 @@ class SMTPService(MultiService):
     to any running L{MultiService} with C{setServiceParent}; a port that
     cannot be bound (e.g. already in use) makes C{startService} raise.
 
+    Each port that listens is given to L{SMTPFactory.watchPort}, which
+    deals with its failures to accept when file descriptors run out.
+
     @ivar factory: The factory shared by every endpoint.
     """
 
@@ -78,6 +81,8 @@ class SMTPService(MultiService):
         """
         super().__init__()
         self.factory = factory
+        # The Deferreds of the ports already given to the factory to watch.
+        self._watched: list[Deferred[IListeningPort]] = []
         if reactor is None:
             from twisted.internet import reactor
         for endpoint in endpoints:
@@ -87,6 +92,36 @@ class SMTPService(MultiService):
             else:
                 child = StreamServerEndpointService(endpoint, factory)
             child.setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen on every endpoint (before C{twistd} gives up root).
+        """
+        super().privilegedStartService()
+        self.watchPorts()
+
+    def startService(self) -> None:
+        """
+        Listen on every endpoint that does not listen yet.
+        """
+        super().startService()
+        self.watchPorts()
+
+    def watchPorts(self) -> None:
+        """
+        Have the factory watch over each port once it listens (see
+        L{SMTPFactory.watchPort}), once.
+        """
+        for child in self:
+            waiting = getattr(child, "_waitingForPort", None)
+            if waiting is None or any(waiting is w for w in self._watched):
+                continue
+            self._watched.append(waiting)
+            waiting.addCallback(self._watchPort)
+
+    def _watchPort(self, port: IListeningPort) -> IListeningPort:
+        self.factory.watchPort(port)
+        return port
 
     def whenListening(self) -> Deferred[list[IListeningPort | None]]:
         """

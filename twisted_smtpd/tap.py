@@ -33,9 +33,11 @@ from twisted_smtpd._cli import (
     helpText,
     makeHandler,
     makeListeners,
+    networks,
     number,
     passwordChecker,
 )
+from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS
 from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
 from twisted_smtpd._daemon import (
     CommandLineService,
@@ -45,6 +47,7 @@ from twisted_smtpd._daemon import (
     missingMaildirDirectories,
 )
 from twisted_smtpd._endpoints import Listener
+from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT
 from twisted_smtpd.log import LEVELS
 from twisted_smtpd.service import DEFAULT_ENDPOINTS, SMTPService
 
@@ -184,6 +187,31 @@ _PARAMETERS = [
         "The most clients served at once; one more gets 421 and is"
         " disconnected. [default: no limit]",
         number("max-connections", int, 1),
+    ],
+    [
+        "max-connections-per-client",
+        None,
+        MAX_CONNECTIONS_PER_CLIENT,
+        "The most clients served at once from one address (the real one"
+        " behind --proxy-protocol); one more gets 421. 0 for no limit.",
+        number("max-connections-per-client", int, 0),
+    ],
+    [
+        "connection-limit-exceptions",
+        None,
+        ",".join(DEFAULT_EXCEPTIONS),
+        "Addresses and networks, separated by commas, that"
+        " --max-connections-per-client does not limit ('' for none).",
+        networks,
+    ],
+    [
+        "high-water-mark",
+        None,
+        None,
+        "The clients served at which a new one makes the session idle"
+        " longest close with 421; 0 for never. [default: the open file"
+        " limit less an eighth]",
+        number("high-water-mark", int, 0),
     ],
     [
         "tls-cert",
@@ -534,6 +562,10 @@ class Options(usage.Options):
         callLimit: int | dict[str, int] | None = limits or None
         if list(limits) == ["*"]:
             callLimit = limits["*"]
+        exceptions = self["connection-limit-exceptions"]
+        if isinstance(exceptions, str):
+            # The default, which usage.Options does not coerce.
+            exceptions = networks(exceptions)
         return {
             "protocol": LMTP if self["lmtp"] else SMTP,
             "hostname": self["hostname"],
@@ -548,6 +580,9 @@ class Options(usage.Options):
             "hard_error_limit": self["hard-error-limit"],
             "junk_command_limit": self["junk-command-limit"],
             "max_connections": self["max-connections"],
+            "max_connections_per_client": self["max-connections-per-client"],
+            "connection_limit_exceptions": exceptions,
+            "high_water_mark": self["high-water-mark"],
             "tls_context": self.tlsContext,
             "require_starttls": bool(self["require-starttls"]),
             "implicit_tls": bool(self["implicit-tls"]),
