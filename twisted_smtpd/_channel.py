@@ -70,8 +70,23 @@ class Channel(ReplyWriter):
     # complete were received: its time runs from its first byte, and more
     # of its bytes do not start it again.
     _unitOpen = False
+    _states: dict[object, Any] | None = None
     # Bytes received in a streamed mode since its clock last started.
     _streamed = 0
+
+    def stateOf(self, key: object, factory: Callable[[], Any]) -> Any:
+        """
+        The state that a layer above (a command group) keeps for this
+        connection under C{key}, made by calling C{factory} when first asked
+        for: an idle connection keeps none.
+        """
+        states = self._states
+        if states is None:
+            states = self._states = {}
+        state = states.get(key)
+        if state is None:
+            state = states[key] = factory()
+        return state
 
     # Input.
 

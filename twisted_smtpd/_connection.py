@@ -56,10 +56,8 @@ class Connection(Channel):
 
     factory: Any = None
     _tlsActive = False
-    _handshake: Deferred | None = None
     _tlsHandshake: Handshake | None = None
     _atClose: list[Callable[[], Any]] | None = None
-    _states: dict[object, Any] | None = None
     _envelope: Envelope | None = None
     _transactionStart = 0.0
 
@@ -210,19 +208,6 @@ class Connection(Channel):
             self._atClose = []
         self._atClose.append(call)
 
-    def stateOf(self, key: object, factory: Callable[[], Any]) -> Any:
-        """
-        The state a command group keeps for this connection under C{key},
-        made by calling C{factory} when first asked for.
-        """
-        states = self._states
-        if states is None:
-            states = self._states = {}
-        state = states.get(key)
-        if state is None:
-            state = states[key] = factory()
-        return state
-
     # Running commands and hooks: the one place hooks are called, and the
     # one place their exceptions become replies.
 
@@ -290,10 +275,9 @@ class Connection(Channel):
         self.flush()
         self.dropUnread()
         self._handshakePending = True
-        self._tlsHandshake = Handshake(self)
-        waiter = self._handshake = Deferred()
+        handshake = self._tlsHandshake = Handshake(self, Deferred())
         self.transport.startTLS(self.config.tls_context)
-        return waiter
+        return handshake.waiter
 
     def handshakeCompleted(self) -> None:
         """
@@ -302,14 +286,11 @@ class Connection(Channel):
         self._tlsActive = True
         self._handshakePending = False
         handshake, self._tlsHandshake = self._tlsHandshake, None
-        if handshake is not None:
-            handshake.completed()
         # The client now has the idle time to speak (EHLO again).
         self._clockStarts()
         details = self.session.ssl = tlsDetails(self.transport)
-        waiter, self._handshake = self._handshake, None
-        if waiter is not None:
-            waiter.callback(details)
+        if handshake is not None:
+            handshake.completed(details)
         self.flush()
         self._updateReading()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 log = Logger(namespace="twisted_smtpd.server")
@@ -29,9 +30,9 @@ class Handshake:
     while it is under way: the handshake has its own time.
     """
 
-    __slots__ = ("_connection", "_call", "_timedOut")
+    __slots__ = ("_connection", "_call", "_timedOut", "waiter")
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, waiter: Deferred | None = None) -> None:
         """
         Start the deadline of a handshake that begins now.
 
@@ -39,7 +40,10 @@ class Handshake:
             <twisted_smtpd._interfaces.ServerCore>} whose transport does the
             handshake; it provides the options and is aborted when the time
             is up.
+        @param waiter: A L{Deferred} to fire with the TLS details once the
+            handshake is complete (STARTTLS waits on it), or C{None}.
         """
+        self.waiter = waiter
         config = connection.config
         if config.idle is not None:
             config.idle.forget(connection)
@@ -49,12 +53,16 @@ class Handshake:
             config.tls_handshake_timeout, self._expired
         )
 
-    def completed(self) -> None:
+    def completed(self, details: Any = None) -> None:
         """
-        The handshake is complete: the deadline no longer applies.
+        The handshake is complete: the deadline no longer applies, and the
+        waiter, if any, gets C{details}.
         """
         if self._call.active():
             self._call.cancel()
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            waiter.callback(details)
 
     def lost(self, reason: Any) -> None:
         """
@@ -64,7 +72,9 @@ class Handshake:
         @param reason: The L{Failure <twisted.python.failure.Failure>} of
             the loss, or C{None}.
         """
-        self.completed()
+        # The waiter is left waiting: nothing is to be done over TLS.
+        if self._call.active():
+            self._call.cancel()
         if not self._timedOut:
             log.info(
                 "{peer} TLS handshake failed: {reason}",

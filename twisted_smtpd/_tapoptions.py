@@ -1,0 +1,245 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The option table of C{twistd smtpd}: every flag and option with its help
+text, default and coercer, and what a shell completes. L{twisted_smtpd.tap}
+parses them and turns them into a server.
+"""
+
+from __future__ import annotations
+
+from twisted.python import usage
+
+from twisted_smtpd._cli import BUILTIN_HANDLERS, choice, networks, number
+from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS
+from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
+from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT
+from twisted_smtpd.log import LEVELS
+
+#: The server's own defaults, which the options that set them share.
+DEFAULTS = SMTPOptions()
+
+#: The flags of C{twistd smtpd}: name, short name, help.
+FLAGS = [
+    [
+        "lmtp",
+        None,
+        "Speak LMTP (RFC 2033) instead of SMTP: clients greet with LHLO and"
+        " get one reply per recipient after the message.",
+    ],
+    ["smtputf8", None, "Offer SMTPUTF8 (RFC 6531): UTF-8 addresses and headers."],
+    [
+        "decode-data",
+        None,
+        "Give handlers the message as str (ASCII, or UTF-8 with SMTPUTF8)"
+        " and do not offer 8BITMIME.",
+    ],
+    [
+        "require-starttls",
+        None,
+        "Refuse every command but EHLO (LHLO), NOOP, STARTTLS and QUIT with"
+        " 530 until the client has started TLS. Needs --tls-cert.",
+    ],
+    [
+        "implicit-tls",
+        None,
+        "Start TLS as soon as a client connects (RFC 8314, port 465) on the"
+        " plain listeners (tcp, unix...), after the PROXY header if any;"
+        " ssl: endpoints have TLS anyway. Needs --tls-cert.",
+    ],
+    [
+        "auth-required",
+        None,
+        "Refuse MAIL, RCPT, DATA, VRFY and HELP with 530 until the client"
+        " has authenticated.",
+    ],
+    [
+        "auth-allow-plaintext",
+        None,
+        "Offer AUTH without TLS too, which lets passwords travel in clear."
+        " [default: AUTH only over TLS]",
+    ],
+]
+
+#: The options of C{twistd smtpd} that take a value: name, short name,
+#: default, help and coercer.
+PARAMETERS = [
+    [
+        "handler",
+        "c",
+        "debugging",
+        "The handler: debugging, sink, mailbox, proxy, or package.module.ClassName.",
+    ],
+    [
+        "hostname",
+        None,
+        None,
+        "The server's name in its greeting and EHLO reply"
+        " [default: this machine's FQDN].",
+    ],
+    [
+        "ident",
+        None,
+        None,
+        "The software name in the 220 greeting [default: twisted_smtpd VERSION].",
+    ],
+    [
+        "size",
+        None,
+        DEFAULTS.data_size_limit,
+        "The largest message accepted, in octets; 0 for no limit.",
+        number("size", int, 0),
+    ],
+    [
+        "timeout",
+        None,
+        DEFAULTS.timeout,
+        "Seconds a client may stay idle before 421 and disconnection;"
+        " 0 for no timeout.",
+        number("timeout", float, 0),
+    ],
+    [
+        "bare-newline",
+        None,
+        DEFAULTS.bare_newline,
+        "What to do with a CR or LF not part of a CRLF in a message:"
+        " reject (550) or allow.",
+        choice("bare-newline", BARE_NEWLINE_POLICIES),
+    ],
+    [
+        "max-recipients",
+        None,
+        DEFAULTS.max_recipients,
+        "The most recipients of one message; one more gets 452 and the client"
+        " sends it in another transaction. 0 for no limit, else at least 100.",
+        number("max-recipients", int, 0),
+    ],
+    [
+        "hard-error-limit",
+        None,
+        DEFAULTS.hard_error_limit,
+        "Error replies to a client's commands, without a message delivered"
+        " in between, after which it gets 421 and is disconnected; 0 for no"
+        " limit.",
+        number("hard-error-limit", int, 0),
+    ],
+    [
+        "junk-command-limit",
+        None,
+        DEFAULTS.junk_command_limit,
+        "NOOP, VRFY, RSET and HELP commands, without a message delivered in"
+        " between, beyond which each counts as an error; 0 for no limit.",
+        number("junk-command-limit", int, 0),
+    ],
+    [
+        "max-connections",
+        None,
+        None,
+        "The most clients served at once; one more gets 421 and is"
+        " disconnected. [default: no limit]",
+        number("max-connections", int, 1),
+    ],
+    [
+        "max-connections-per-client",
+        None,
+        MAX_CONNECTIONS_PER_CLIENT,
+        "The most clients served at once from one address (the real one"
+        " behind --proxy-protocol); one more gets 421. 0 for no limit.",
+        number("max-connections-per-client", int, 0),
+    ],
+    [
+        "connection-limit-exceptions",
+        None,
+        ",".join(DEFAULT_EXCEPTIONS),
+        "Addresses and networks, separated by commas, that"
+        " --max-connections-per-client does not limit ('' for none).",
+        networks,
+    ],
+    [
+        "high-water-mark",
+        None,
+        None,
+        "The clients served at which a new one makes the session idle"
+        " longest close with 421; 0 for never. [default: the open file"
+        " limit less an eighth]",
+        number("high-water-mark", int, 0),
+    ],
+    [
+        "tls-cert",
+        None,
+        None,
+        "A PEM file with the server's certificate (and its private key and"
+        " intermediate certificates, unless given apart): offers STARTTLS.",
+    ],
+    [
+        "tls-key",
+        None,
+        None,
+        "A PEM file with the private key of --tls-cert, if not in that file.",
+    ],
+    [
+        "tls-chain",
+        None,
+        None,
+        "A PEM file with the intermediate certificates to send after"
+        " --tls-cert, if not in that file.",
+    ],
+    [
+        "tls-handshake-timeout",
+        None,
+        DEFAULTS.tls_handshake_timeout,
+        "Seconds a TLS handshake (after STARTTLS, or on an implicit-TLS"
+        " listener) may take before the connection is dropped.",
+        number("tls-handshake-timeout", float, 0, positive=True),
+    ],
+    [
+        "auth-file",
+        None,
+        None,
+        "Offer AUTH PLAIN, LOGIN and CRAM-MD5, checking the passwords in this"
+        " file of user:password lines (plaintext; keep it mode 600), read by"
+        " twisted.cred's FilePasswordDB when the server starts and again"
+        " when it changes. For hashed passwords, give FilePasswordDB(path,"
+        " hash=...) as portal= in a .tac file (see the README); CRAM-MD5"
+        " then cannot be offered.",
+    ],
+    [
+        "proxy-protocol",
+        None,
+        None,
+        "Read a PROXY protocol header (v1 or v2) at the start of every"
+        " connection, giving the real client's address; a connection"
+        " without one within this many seconds is dropped. Only for"
+        " listeners that nothing but the proxy can reach. [default: off]",
+        number("proxy-protocol", float, 0, positive=True),
+    ],
+    [
+        "log-level",
+        None,
+        "info",
+        "The least level of the events logged: debug, info (a line per"
+        " message), warn, error or critical.",
+        choice("log-level", tuple(LEVELS)),
+    ],
+    [
+        "log-format",
+        None,
+        "text",
+        "How the log is written: text (twistd's lines) or json (a JSON object"
+        " per line, for log shippers).",
+        choice("log-format", ("text", "json")),
+    ],
+]
+
+#: What a shell completes for the options that take a value.
+COMPLETIONS = usage.Completions(
+    optActions={
+        "handler": usage.CompleteList(list(BUILTIN_HANDLERS)),
+        "bare-newline": usage.CompleteList(list(BARE_NEWLINE_POLICIES)),
+        "tls-cert": usage.CompleteFiles("*.pem"),
+        "tls-key": usage.CompleteFiles("*.pem"),
+        "tls-chain": usage.CompleteFiles("*.pem"),
+        "auth-file": usage.CompleteFiles(),
+        "log-level": usage.CompleteList(list(LEVELS)),
+        "log-format": usage.CompleteList(["text", "json"]),
+    },
+)
