@@ -34,7 +34,27 @@ _LF_MAP = bytes(octet == 10 for octet in range(256))
 #: Tails of a chunk that may be the start of C{_END}, longest first.
 _PARTIAL_ENDS = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
 
+#: The size from which a chunk is scanned in the ways that are fastest for
+#: big chunks, at the cost of a few more calls: below it (a message of a
+#: few KiB in one chunk), those calls would cost more than the scanning.
+BIG_CHUNK = 16384
+
 _startsLine = operator.methodcaller("startswith", _CRLF)
+
+
+def _hasBareNewline(chunk: bytes) -> bool:
+    """
+    Tell whether C{chunk} holds a CR or an LF that is not part of a CRLF.
+    """
+    if len(chunk) < BIG_CHUNK:
+        crlf = chunk.count(_CRLF)
+        return chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf
+    # Without a bare CR or LF, the map of LFs is the map of CRs shifted by
+    # one: two translations and a comparison are faster on a big chunk than
+    # counting CRs, LFs and CRLFs, the two-octet count being slow.
+    crs = chunk.translate(_CR_MAP)
+    lfs = chunk.translate(_LF_MAP)
+    return crs[-1:] == b"\x01" or lfs[:1] == b"\x01" or crs[:-1] != lfs[1:]
 
 
 def _mayEnd(pieces: list[bytes]) -> bool:
@@ -125,11 +145,13 @@ class DataReceiver:
             empty), which belong to the command phase.
         """
         buf = self._pending + data if self._pending else data
-        # The terminator starts like a stuffed line, so the pieces between
-        # CRLF-dots, which unstuffing needs anyway, tell whether to look
-        # for it: most chunks have no such piece to look at.
-        pieces = buf.split(_STUFFED)
-        if len(pieces) > 1 and _mayEnd(pieces):
+        pieces = None
+        if len(buf) >= BIG_CHUNK:
+            # The terminator starts like a stuffed line, so the pieces
+            # between CRLF-dots, which unstuffing needs anyway, tell whether
+            # to look for it: most big chunks have no such piece to look at.
+            pieces = buf.split(_STUFFED)
+        if pieces is None or (len(pieces) > 1 and _mayEnd(pieces)):
             end = buf.find(_END)
             if end >= 0:
                 self._pending = b""
@@ -205,12 +227,7 @@ class DataReceiver:
         """
         found = []
         if not self._allowBare:
-            # Without a bare CR or LF, the map of LFs is the map of CRs
-            # shifted by one: two translations and a comparison are faster
-            # than counting CRs, LFs and CRLFs.
-            crs = chunk.translate(_CR_MAP)
-            lfs = chunk.translate(_LF_MAP)
-            if crs[-1:] == b"\x01" or lfs[:1] == b"\x01" or crs[:-1] != lfs[1:]:
+            if _hasBareNewline(chunk):
                 at = _BARE.search(chunk).start()
                 found.append((at - chunk.count(_STUFFED, 0, at), 0, BARE_NEWLINE))
         if self._lineLimit is not None:

@@ -152,9 +152,8 @@ class CommandLines(_LineMode):
             _LineMode.act(self, server, unit)
             return
         line = unit
-        bare = _bareNewline(line)
-        if bare is not None:
-            server.reply(bare)
+        if b"\n" in line or b"\r" in line:
+            server.reply(_bareNewline(line))
             return
         config = server.config
         if len(line) > config.command_size_limit and len(line) > _lineLimit(
