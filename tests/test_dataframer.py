@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from twisted_smtpd import _dataframer
 from twisted_smtpd._dataframer import (
     BARE_NEWLINE,
     LINE_TOO_LONG,
@@ -756,6 +757,16 @@ class BareNewlineTests(SynchronousTestCase):
             self.assertEqual(expected[2:], (BARE_NEWLINE, b""))
             self.assertEqual(frame(chunks), expected, chunks)
 
+    def test_bareLineFeedStartsBigChunk(self) -> None:
+        """
+        A bare LF that is the first octet of a chunk scanned as a big one
+        is found, as in a small one.
+        """
+        stream = [b"abc", b"\ndef\r\n.\r\n"]
+        self.assertEqual(frame(stream)[2], BARE_NEWLINE)
+        self.patch(_dataframer, "BIG_CHUNK", 1)
+        self.assertEqual(frame(stream)[2], BARE_NEWLINE)
+
 
 class ErrorOrderTests(SynchronousTestCase):
     """
@@ -905,12 +916,21 @@ class PropertyTests(SynchronousTestCase):
     def check(self, data: st.DataObject, stream: bytes, **options: object) -> tuple:
         """
         Assert that C{stream} frames to the reference result fed whole, in
-        random chunks and octet by octet, and return that result.
+        random chunks and octet by octet, and return that result. Whole
+        and in random chunks, it is framed twice: with chunks scanned as
+        small ones, and as big ones (split at CRLF-dots, bare newlines
+        found by translation), as chunks of
+        L{twisted_smtpd._dataframer.BIG_CHUNK} octets and more are.
         """
         expected = reference(stream, **options)
-        self.assertEqual(frame([stream], **options), expected)
         chunks = data.draw(chunkings(stream))
-        self.assertEqual(frame(chunks, **options), expected)
+        for bigChunk in (_dataframer.BIG_CHUNK, 1):
+            saved, _dataframer.BIG_CHUNK = _dataframer.BIG_CHUNK, bigChunk
+            try:
+                self.assertEqual(frame([stream], **options), expected)
+                self.assertEqual(frame(chunks, **options), expected)
+            finally:
+                _dataframer.BIG_CHUNK = saved
         self.assertEqual(frame([bytes([o]) for o in stream], **options), expected)
         return expected
 
