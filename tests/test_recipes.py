@@ -50,6 +50,7 @@ class PrioritySMTP(SMTP):
 class Chunk:
     reads = True  # the connection reads in this mode
     timed = True  # the idle clock runs (the server waits for the client)
+    streamed = True  # ... and restarts per 64 KiB received, not per unit
 
     def __init__(self, size, received):
         self._left = size

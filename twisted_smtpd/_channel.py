@@ -29,6 +29,9 @@ from twisted_smtpd._replywriter import ReplyWriter
 #: never cut, a client trickling bytes or short lines is.
 PROGRESS_BYTES = 64 * 1024
 
+#: The modes that skip the rest of a line too long to be read.
+_SKIPPING = (COMMAND.skipping, ANSWER.skipping)
+
 
 class _Waiting:
     """
@@ -38,6 +41,7 @@ class _Waiting:
 
     reads = False
     timed = False
+    streamed = False
 
     def frame(self, data: bytes, start: int, config: Any) -> tuple[Any, int]:
         return None, start
@@ -110,7 +114,7 @@ class Channel(ReplyWriter):
             self._offset = 0
         else:
             self._unread = data
-        if getattr(self._mode, "streamed", False):
+        if self._mode.streamed:
             streamed = self._streamed + len(data)
             if streamed >= PROGRESS_BYTES:
                 streamed %= PROGRESS_BYTES
@@ -161,21 +165,18 @@ class Channel(ReplyWriter):
                     self._unread = self._unread[self._offset :]
                     self._offset = 0
                 if ended or begun:
-                    self._unitStarted()
+                    # A unit ended, or the first bytes of one arrived: the
+                    # time of the next one (or the idle time before it)
+                    # starts now. A unit is open if bytes of it are left,
+                    # or if the rest of a line too long (which leaves none)
+                    # is being skipped. (_clockStarts, inlined: this runs
+                    # for every chunk.)
+                    mode = self._mode
+                    self._unitOpen = bool(self._unread) or mode in _SKIPPING
+                    idle = config.idle
+                    if idle is not None and mode.timed and not self._handshakePending:
+                        idle.touch(self)
             self.flush()
-
-    def _unitStarted(self) -> None:
-        """
-        A unit ended, or the first bytes of one arrived: the time of the
-        next one (or the idle time before it) starts now.
-        """
-        mode = self._mode
-        # A unit is open if bytes of it are left, or if the rest of a line
-        # too long (which leaves none) is being skipped.
-        self._unitOpen = bool(self._unread) or (
-            mode is COMMAND.skipping or mode is ANSWER.skipping
-        )
-        self._clockStarts()
 
     def _clockStarts(self) -> None:
         """

@@ -42,16 +42,15 @@ BIG_CHUNK = 16384
 _startsLine = operator.methodcaller("startswith", _CRLF)
 
 
-def _hasBareNewline(chunk: bytes) -> bool:
+def _bigChunkHasBareNewline(chunk: bytes) -> bool:
     """
-    Tell whether C{chunk} holds a CR or an LF that is not part of a CRLF.
+    Tell whether C{chunk}, a big one, holds a CR or an LF that is not part
+    of a CRLF.
+
+    Without a bare CR or LF, the map of LFs is the map of CRs shifted by
+    one: two translations and a comparison are faster on a big chunk than
+    counting CRs, LFs and CRLFs, the two-octet count being slow.
     """
-    if len(chunk) < BIG_CHUNK:
-        crlf = chunk.count(_CRLF)
-        return chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf
-    # Without a bare CR or LF, the map of LFs is the map of CRs shifted by
-    # one: two translations and a comparison are faster on a big chunk than
-    # counting CRs, LFs and CRLFs, the two-octet count being slow.
     crs = chunk.translate(_CR_MAP)
     lfs = chunk.translate(_LF_MAP)
     return crs[-1:] == b"\x01" or lfs[:1] == b"\x01" or crs[:-1] != lfs[1:]
@@ -145,18 +144,19 @@ class DataReceiver:
             empty), which belong to the command phase.
         """
         buf = self._pending + data if self._pending else data
-        pieces = None
-        if len(buf) >= BIG_CHUNK:
+        if len(buf) < BIG_CHUNK:
+            pieces = None
+            end = buf.find(_END)
+        else:
             # The terminator starts like a stuffed line, so the pieces
             # between CRLF-dots, which unstuffing needs anyway, tell whether
             # to look for it: most big chunks have no such piece to look at.
             pieces = buf.split(_STUFFED)
-        if pieces is None or (len(pieces) > 1 and _mayEnd(pieces)):
-            end = buf.find(_END)
-            if end >= 0:
-                self._pending = b""
-                self._commit(buf[: end + 2])
-                return buf[end + 5 :]
+            end = buf.find(_END) if len(pieces) > 1 and _mayEnd(pieces) else -1
+        if end >= 0:
+            self._pending = b""
+            self._commit(buf[: end + 2])
+            return buf[end + 5 :]
         for tail in _PARTIAL_ENDS:
             if buf.endswith(tail):
                 cut = len(buf) - len(tail)
@@ -186,21 +186,24 @@ class DataReceiver:
         Check and store a piece of data that cannot hold a partial
         terminator or a partial CRLF-dot sequence at its end.
 
-        @param pieces: C{chunk} split at its CRLF-dots, if already done.
+        @param pieces: C{chunk} split at its CRLF-dots, if already done (for
+            a big chunk).
         """
-        if pieces is None:
-            pieces = chunk.split(_STUFFED)
         skip = 0
         if self._first:
             # The virtual CRLF before the first line.
             self._first = False
             skip = 2
         if self.error is not None:
-            self.size += len(chunk) - skip - (len(pieces) - 1)
+            stuffed = chunk.count(_STUFFED) if pieces is None else len(pieces) - 1
+            self.size += len(chunk) - skip - stuffed
             return
-        # Splitting and joining is twice as fast as bytes.replace when many
-        # lines are stuffed, and as fast when none is.
-        content = _CRLF.join(pieces)
+        if pieces is None:
+            content = chunk.replace(_STUFFED, _CRLF)
+        else:
+            # Joining the pieces is twice as fast as bytes.replace when many
+            # lines are stuffed, and as fast when none is.
+            content = _CRLF.join(pieces)
         before = self.size
         self.size += len(content) - skip
         error = self._firstError(chunk, skip, before)
@@ -227,7 +230,12 @@ class DataReceiver:
         """
         found = []
         if not self._allowBare:
-            if _hasBareNewline(chunk):
+            if len(chunk) < BIG_CHUNK:
+                crlf = chunk.count(_CRLF)
+                bare = chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf
+            else:
+                bare = _bigChunkHasBareNewline(chunk)
+            if bare:
                 at = _BARE.search(chunk).start()
                 found.append((at - chunk.count(_STUFFED, 0, at), 0, BARE_NEWLINE))
         if self._lineLimit is not None:

@@ -33,11 +33,10 @@ class InputMode(Protocol):
     must remember between chunks.
 
     A timed mode that reads a stream of bytes rather than units (message
-    data) says so with a class attribute C{streamed = True}: its idle clock
-    then starts again for every
-    L{PROGRESS_BYTES <twisted_smtpd._channel.PROGRESS_BYTES>} received, not
-    at the first byte of each unit. Without it, a unit must be complete
-    within C{timeout} of its first byte.
+    data) says so with C{streamed = True}: its idle clock then starts again
+    for every L{PROGRESS_BYTES <twisted_smtpd._channel.PROGRESS_BYTES>}
+    received, not at the first byte of each unit. With C{streamed = False},
+    a unit must be complete within C{timeout} of its first byte.
     """
 
     #: Whether the connection reads from the client in this mode (C{False}
@@ -48,6 +47,11 @@ class InputMode(Protocol):
     #: waits for the client, not while it works itself or waits for a PROXY
     #: header, which has its own timeout.
     timed: bool
+
+    #: Whether the idle clock of this timed mode starts again for every
+    #: L{PROGRESS_BYTES <twisted_smtpd._channel.PROGRESS_BYTES>} received
+    #: rather than for every unit.
+    streamed: bool
 
     def frame(self, data: bytes, start: int, config: Config) -> tuple[Any, int]:
         """

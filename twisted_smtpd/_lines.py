@@ -58,6 +58,7 @@ class _Skipping:
 
     reads = True
     timed = True
+    streamed = False
 
     def __init__(self, lines: _LineMode) -> None:
         self._lines = lines
@@ -88,6 +89,7 @@ class _LineMode:
 
     reads = True
     timed = True
+    streamed = False
 
     def __init__(self) -> None:
         self.skipping = _Skipping(self)

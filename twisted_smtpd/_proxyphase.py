@@ -35,6 +35,7 @@ class ProxyHeader:
     reads = True
     # The idle timeout starts with the SMTP session; the header has its own.
     timed = False
+    streamed = False
 
     def __init__(self, server: Any) -> None:
         """

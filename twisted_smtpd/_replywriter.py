@@ -29,7 +29,7 @@ from twisted_smtpd._replies import encode, withEnhancedCodes
 from twisted_smtpd._transport import mayHoldWrites, send
 
 #: The first octet of the replies that count as errors.
-_ERRORS = (b"4", b"5")
+_ERRORS = frozenset([b"4", b"5"])
 
 
 class ReplyWriter(LineReceiver):

@@ -370,7 +370,11 @@ class Transaction(CommandGroup):
         """
         if status is None:
             status = "250 OK"
-        server.uncounted(self.dataReplies, server, status, recipients)
+        if status.__class__ is str and status[:1] == "2":
+            # Delivered (the common case): no reply of it counts anyway.
+            self.dataReplies(server, status, recipients)
+        else:
+            server.uncounted(self.dataReplies, server, status, recipients)
         codes = codeOf(status)
         server.transactionEnded(envelope, receiver.size, codes)
         dataAnswered(server, codes)
