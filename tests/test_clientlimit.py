@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._support import HOSTNAME, listen, rawConnect, readReplies, readToEnd
 from tests.test_proxyphase import v1Header, v2Header, v2Unaddressed
-from twisted_smtpd import SMTP, SMTPFactory
+from twisted_smtpd import SMTP, SMTPFactory, _clientlimit
 from twisted_smtpd._clientlimit import (
     DEFAULT_EXCEPTIONS,
     ClientCounts,
@@ -193,6 +193,22 @@ class ClientCountsTests(SynchronousTestCase):
         self.assertIsNone(exempt.keyFor(("192.0.2.77", 1)))
         self.assertIsNotNone(exempt.keyFor(("192.0.3.1", 1)))
         self.assertIsNone(exempt.keyFor("/run/smtpd.sock"))
+
+    def test_keysRemembered(self) -> None:
+        """
+        A host seen again gets the same key, exempt or not, from what was
+        remembered, and no more hosts are remembered than the bound.
+        """
+        counts = ClientCounts(5, exceptionNetworks(DEFAULT_EXCEPTIONS))
+        first = counts.keyFor(("192.0.2.1", 1))
+        self.assertIs(counts.keyFor(("192.0.2.1", 2)), first)
+        self.assertIsNone(counts.keyFor(("127.0.0.1", 1)))
+        self.assertIsNone(counts.keyFor(("127.0.0.1", 2)))
+        self.patch(_clientlimit, "_KEYS_KEPT", 3)
+        for host in range(10):
+            counts.keyFor((f"198.51.100.{host}", 1))
+            self.assertLessEqual(len(counts._keys), 3)
+        self.assertEqual(str(counts.keyFor(("198.51.100.9", 1))), "198.51.100.9")
 
     def test_mappedCountedOnce(self) -> None:
         """

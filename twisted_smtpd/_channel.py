@@ -30,7 +30,8 @@ from twisted_smtpd._replywriter import ReplyWriter
 PROGRESS_BYTES = 64 * 1024
 
 #: The modes that skip the rest of a line too long to be read.
-_SKIPPING = (COMMAND.skipping, ANSWER.skipping)
+_SKIP_COMMAND = COMMAND.skipping
+_SKIP_ANSWER = ANSWER.skipping
 
 
 class _Waiting:
@@ -70,25 +71,26 @@ class Channel(ReplyWriter):
     _answer: Deferred | None = None
     _writePaused = False
     _readPaused = False
-    # Whether bytes of a unit (a command line, an answer) that is not
-    # complete were received: its time runs from its first byte, and more
-    # of its bytes do not start it again.
-    _unitOpen = False
     _states: dict[object, Any] | None = None
     # Bytes received in a streamed mode since its clock last started.
     _streamed = 0
 
-    def stateOf(self, key: object, factory: Callable[[], Any]) -> Any:
+    def stateOf(self, key: object, factory: Callable[[], Any] | None) -> Any:
         """
         The state that a layer above (a command group) keeps for this
         connection under C{key}, made by calling C{factory} when first asked
         for: an idle connection keeps none.
+
+        @param factory: What makes the state, or C{None} to get C{None}
+            rather than make it.
         """
         states = self._states
         if states is None:
+            if factory is None:
+                return None
             states = self._states = {}
         state = states.get(key)
-        if state is None:
+        if state is None and factory is not None:
             state = states[key] = factory()
         return state
 
@@ -109,12 +111,13 @@ class Channel(ReplyWriter):
             # the client's close_notify): nothing more is kept.
             return
         unread = self._unread
+        mode = self._mode
         if unread:
             self._unread = unread[self._offset :] + data
             self._offset = 0
         else:
             self._unread = data
-        if self._mode.streamed:
+        if mode.streamed:
             streamed = self._streamed + len(data)
             if streamed >= PROGRESS_BYTES:
                 streamed %= PROGRESS_BYTES
@@ -122,7 +125,11 @@ class Channel(ReplyWriter):
             self._streamed = streamed
             self._process()
         else:
-            self._process(not self._unitOpen)
+            # A unit begins unless bytes of one were left, or the rest of a
+            # line too long (which leaves none) is being skipped.
+            self._process(
+                not unread and mode is not _SKIP_COMMAND and mode is not _SKIP_ANSWER
+            )
 
     def _process(self, begun: bool = False) -> None:
         """
@@ -167,14 +174,14 @@ class Channel(ReplyWriter):
                 if ended or begun:
                     # A unit ended, or the first bytes of one arrived: the
                     # time of the next one (or the idle time before it)
-                    # starts now. A unit is open if bytes of it are left,
-                    # or if the rest of a line too long (which leaves none)
-                    # is being skipped. (_clockStarts, inlined: this runs
-                    # for every chunk.)
-                    mode = self._mode
-                    self._unitOpen = bool(self._unread) or mode in _SKIPPING
+                    # starts now. (_clockStarts, inlined: this runs for
+                    # every chunk.)
                     idle = config.idle
-                    if idle is not None and mode.timed and not self._handshakePending:
+                    if (
+                        idle is not None
+                        and self._mode.timed
+                        and not self._handshakePending
+                    ):
                         idle.touch(self)
             self.flush()
 
@@ -207,7 +214,6 @@ class Channel(ReplyWriter):
         Forget the bytes received and not read yet.
         """
         self._unread, self._offset = b"", 0
-        self._unitOpen = False
 
     # Flow control: reading pauses while the mode reads nothing (a command
     # or hook works) or while the client does not read our replies.

@@ -109,6 +109,11 @@ def clientAddress(peer: Any) -> Address | None:
     return address
 
 
+#: How many host strings L{ClientCounts.keyFor} remembers before it starts
+#: again (a flood from many addresses must not grow it without bound).
+_KEYS_KEPT = 4096
+
+
 class ClientCounts:
     """
     The number of connections each client address has open, with the
@@ -126,6 +131,9 @@ class ClientCounts:
         self.limit = limit
         self.exceptions = exceptions
         self._counts: dict[Address, int] = {}
+        # Host string -> key: parsing an address and matching it against
+        # the networks costs microseconds, and clients come back.
+        self._keys: dict[str, Address | None] = {}
 
     def keyFor(self, peer: Any) -> Address | None:
         """
@@ -137,9 +145,17 @@ class ClientCounts:
         """
         if not self.limit:
             return None
+        host = peer[0] if isinstance(peer, tuple) and peer else None
+        keys = self._keys
+        if host in keys:
+            return keys[host]
         address = clientAddress(peer)
-        if address is None or any(address in net for net in self.exceptions):
-            return None
+        if address is not None and any(address in net for net in self.exceptions):
+            address = None
+        if isinstance(host, str):
+            if len(keys) >= _KEYS_KEPT:
+                keys.clear()
+            keys[host] = address
         return address
 
     def full(self, key: Address) -> bool:

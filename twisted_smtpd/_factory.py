@@ -213,7 +213,8 @@ class SMTPFactory(ServerFactory):
             which the server should close it.
         """
         refusal = client = None
-        if self.maxConnections is not None and self.connections >= self.maxConnections:
+        served = self.connections
+        if self.maxConnections is not None and served >= self.maxConnections:
             refusal = TOO_MANY
         elif not self._config.proxy_protocol_timeout:
             # Behind a proxy the client is known after the PROXY header.
@@ -221,7 +222,13 @@ class SMTPFactory(ServerFactory):
             client = self._clients.keyFor(peer)
             if client is not None and self._clients.full(client):
                 refusal, client = self._tooManyFrom(client), None
-        if refusal is None and not self._makeRoom():
+        mark = self.highWaterMark
+        if (
+            refusal is None
+            and mark is not None
+            and served >= mark
+            and not self._makeRoom()
+        ):
             refusal, client = TOO_MANY, None
         if client is not None:
             self._clients.add(client)

@@ -250,10 +250,11 @@ class ServerCore(Protocol):
         End the transaction of C{envelope} (if still current) and log it.
         """
 
-    def stateOf(self, key: object, factory: Callable[[], Any]) -> Any:
+    def stateOf(self, key: object, factory: Callable[[], Any] | None) -> Any:
         """
         The state a command group keeps for this connection under C{key},
-        made by C{factory} when first asked for.
+        made by C{factory} when first asked for (with C{None}, C{None} when
+        there is none yet).
         """
 
     def atClose(self, call: Callable[[], Any]) -> None:

@@ -154,6 +154,17 @@ def junkCommand(server: ServerCore) -> bool:
     return counts.junk > limit
 
 
+def forgive(server: ServerCore) -> None:
+    """
+    A message was delivered: forget the errors and junk commands so far,
+    as Postfix does.
+    """
+    # Nothing to forget on a connection that never counted anything.
+    counts = server.stateOf(_Counts, None)
+    if counts is not None:
+        counts.errors = counts.junk = 0
+
+
 def dataAnswered(server: ServerCore, codes: str) -> None:
     """
     Judge the end of the data by its reply codes (several, joined by commas,
@@ -163,10 +174,7 @@ def dataAnswered(server: ServerCore, codes: str) -> None:
     """
     classes = codes[:1] if "," not in codes else {c[:1] for c in codes.split(",")}
     if "2" in classes:
-        config = server.config
-        if config.hard_error_limit or config.junk_command_limit:
-            counts = _counts(server)
-            counts.errors = counts.junk = 0
+        forgive(server)
     elif "5" in classes:
         countError(server)
 

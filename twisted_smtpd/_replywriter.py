@@ -175,7 +175,10 @@ class ReplyWriter(LineReceiver):
         """
         if self._closing:
             return
-        self.uncounted(self.reply, reply)
+        # The last reply reports the end, not an error of the client's;
+        # nothing counts after it.
+        self._uncounted = True
+        self.reply(reply)
         self.flush()
         self._closing = True
         if self.config.idle is not None:

@@ -24,7 +24,7 @@ from twisted_smtpd._dataframer import (
 )
 from twisted_smtpd._datamode import MessageData
 from twisted_smtpd._interfaces import ServerCore
-from twisted_smtpd._policy import dataAnswered, refuseRecipient
+from twisted_smtpd._policy import dataAnswered, forgive, refuseRecipient
 from twisted_smtpd._replies import codeOf
 from twisted_smtpd._syntax import syntax
 from twisted_smtpd._verbs import CommandGroup, Parameter, verb
@@ -373,8 +373,10 @@ class Transaction(CommandGroup):
         if status.__class__ is str and status[:1] == "2":
             # Delivered (the common case): no reply of it counts anyway.
             self.dataReplies(server, status, recipients)
-        else:
-            server.uncounted(self.dataReplies, server, status, recipients)
+            server.transactionEnded(envelope, receiver.size, status[:3])
+            forgive(server)
+            return
+        server.uncounted(self.dataReplies, server, status, recipients)
         codes = codeOf(status)
         server.transactionEnded(envelope, receiver.size, codes)
         dataAnswered(server, codes)
