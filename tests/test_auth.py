@@ -519,16 +519,17 @@ class AuthCommandTests(SynchronousTestCase):
 
     def test_overlongAnswer(self) -> None:
         """
-        An answer to a challenge longer than a line may be gets 500, which
-        ends the exchange: the next line is a command again, and the
-        authenticator is never called.
+        An answer to a challenge longer than a line may be gets RFC 4954's
+        C{500 5.5.6}, which ends the exchange: the next line is a command
+        again, and the authenticator is never called.
         """
         authenticator = Authenticator()
         tester = plainTester(authenticator=authenticator)
         self.assertEqual(tester.command("AUTH PLAIN"), (334, ""))
         tester.send(b"A" * 5000 + b"\r\nNOOP\r\n")
         self.assertEqual(
-            tester.replies(), [(500, "Command line too long"), (250, "OK")]
+            tester.replies(),
+            [(500, "5.5.6 Authentication exchange line is too long"), (250, "OK")],
         )
         self.assertEqual(authenticator.calls, [])
         self.assertIsNot(tester.server.session.authenticated, True)

@@ -127,6 +127,7 @@ class SMTPOptions:
     )
     hard_error_limit: int = field(default=20, validator=integer(0))
     junk_command_limit: int = field(default=100, validator=integer(0))
+    enhanced_status_codes: bool = field(default=False, validator=boolean)
     require_starttls: bool = field(
         default=False, validator=[boolean, needs("tls_context")]
     )
@@ -220,6 +221,7 @@ class Config:
     proxy_protocol_timeout: float | None
     implicit_tls: bool
     tls_handshake_timeout: float
+    enhanced_status_codes: bool
     reactor: Any
     asyncioLoop: Any
     gated: bool
@@ -362,6 +364,7 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         proxy_protocol_timeout=given.proxy_protocol_timeout,
         implicit_tls=given.implicit_tls,
         tls_handshake_timeout=given.tls_handshake_timeout,
+        enhanced_status_codes=given.enhanced_status_codes,
         reactor=reactor,
         asyncioLoop=asyncioLoopOf(reactor),
         gated=given.require_starttls or given.auth_required,

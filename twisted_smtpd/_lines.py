@@ -91,6 +91,9 @@ class _LineMode:
     timed = True
     streamed = False
 
+    #: The reply to a line too long.
+    tooLongReply = _TOO_LONG_REPLY
+
     def __init__(self) -> None:
         self.skipping = _Skipping(self)
 
@@ -125,7 +128,7 @@ class _LineMode:
         if unit is OVERLONG:
             server.setMode(self.skipping)
         elif unit is TOO_LONG:
-            server.reply(_TOO_LONG_REPLY)
+            server.reply(self.tooLongReply)
             self.lineTooLong(server)
         else:
             self.lineReceived(server, unit)
@@ -277,6 +280,9 @@ class AnswerLine(_LineMode):
     The mode of a connection that waits for the client's answer to a
     challenge (RFC 4954 section 4): one line, which is not a command.
     """
+
+    #: RFC 4954 section 6: C{5.5.6}, not a command's C{5.5.2}.
+    tooLongReply = "500 5.5.6 Authentication exchange line is too long"
 
     def lineReceived(self, server: ServerCore, line: bytes) -> None:
         bare = _bareNewline(line)

@@ -28,6 +28,13 @@ FLAGS = [
     ],
     ["smtputf8", None, "Offer SMTPUTF8 (RFC 6531): UTF-8 addresses and headers."],
     [
+        "enhanced-status-codes",
+        None,
+        "Offer ENHANCEDSTATUSCODES (RFC 2034): every 2yz, 4yz and 5yz reply but"
+        " the greeting and the EHLO reply carries an x.y.z code (RFC 3463)."
+        " LMTP always does.",
+    ],
+    [
         "decode-data",
         None,
         "Give handlers the message as str (ASCII, or UTF-8 with SMTPUTF8)"

@@ -338,6 +338,7 @@ class Options(usage.Options):
             "ident": self["ident"],
             "data_size_limit": self["size"],
             "enable_SMTPUTF8": bool(self["smtputf8"]),
+            "enhanced_status_codes": bool(self["enhanced-status-codes"]),
             "decode_data": bool(self["decode-data"]),
             "timeout": self["timeout"] or None,
             "command_call_limit": callLimit,
