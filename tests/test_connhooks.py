@@ -7,15 +7,20 @@ with a L{Clock}.
 
 from __future__ import annotations
 
+import smtplib
+import socket
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._protocolsupport import HOST, Boom, connect
-from tests.test_proxyphase import CLIENT, v1Header, v2Header
+from tests._support import CLIENT_TIMEOUT, HOSTNAME, listen, readToEnd
+from tests.test_proxyphase import CLIENT, startHAProxy, v1Header, v2Header
 from twisted_smtpd import LMTP, SMTPFactory, __version__
 from twisted_smtpd.testing import Reply, SMTPTester
 
@@ -602,3 +607,112 @@ class NoHooksTests(SynchronousTestCase):
         self.assertEqual(t.command("QUIT"), Reply(221, "Bye"))
         lose(t)
         self.assertEqual(t.server.closeReason, "quit")
+
+
+class ProxySeer:
+    """
+    A handler that records the peer C{handle_CONNECT} sees and the peer of
+    each message, and why each connection ended.
+    """
+
+    def __init__(self) -> None:
+        self.connected: list[Any] = []
+        self.delivered: list[Any] = []
+        self.reasons: list[str] = []
+
+    def handle_CONNECT(self, server, session, envelope):
+        self.connected.append((session.peer, session.proxy_data.version))
+
+    def handle_DATA(self, server, session, envelope):
+        self.delivered.append(session.peer)
+
+    def handle_DISCONNECT(self, server, session, envelope, reason):
+        self.reasons.append(reason)
+
+
+async def waitFor(condition: Any, seconds: float = 5.0) -> None:
+    """
+    Wait, on the real reactor, until C{condition()} is true.
+
+    @raise AssertionError: If it is not within C{seconds}.
+    """
+    from twisted.internet import reactor
+
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await deferLater(reactor, 0.01)
+    raise AssertionError(f"still not true after {seconds} seconds")
+
+
+class TrustedHAProxyTests(TestCase):
+    """
+    A real HAProxy on 127.0.0.1 (Debian package C{haproxy}) sending PROXY
+    headers to a server listening on 127.0.0.1 (real TCP, real reactor),
+    with C{proxy_protocol_trusted} listing HAProxy's address or not.
+    """
+
+    timeout = 60
+
+    async def test_trusted(self) -> None:
+        """
+        With HAProxy's address in the list, mail goes through and the hooks
+        see the real client (its port is the client socket's, not
+        HAProxy's).
+        """
+        handler = ProxySeer()
+        listening = listen(
+            self,
+            handler,
+            proxy_protocol_timeout=5,
+            proxy_protocol_trusted=["127.0.0.0/8", "::1"],
+        )
+        proxy = startHAProxy(self, listening.port, "send-proxy")
+
+        def client() -> Any:
+            with smtplib.SMTP(
+                "127.0.0.1", proxy.port, "client.example", CLIENT_TIMEOUT
+            ) as c:
+                local = c.sock.getsockname()
+                refused = c.sendmail("a@example.com", ["b@example.com"], "Hi\r\n")
+            return local, refused
+
+        try:
+            local, refused = await deferToThread(client)
+        except Exception as e:
+            raise AssertionError(f"{e!r}; {proxy.describe()}") from e
+        self.assertEqual(refused, {})
+        self.assertEqual(handler.connected, [(("127.0.0.1", local[1]), 1)])
+        self.assertEqual(handler.delivered, [("127.0.0.1", local[1])])
+
+    async def test_untrusted(self) -> None:
+        """
+        With HAProxy's address not in the list, the client gets the C{421}
+        through HAProxy and the connection closes; C{handle_CONNECT} never
+        runs and C{handle_DISCONNECT} is told C{"refused"}.
+        """
+        handler = ProxySeer()
+        listening = listen(
+            self,
+            handler,
+            proxy_protocol_timeout=5,
+            proxy_protocol_trusted=["192.0.2.0/24"],
+        )
+        proxy = startHAProxy(self, listening.port, "send-proxy-v2")
+
+        def client() -> bytes:
+            with socket.create_connection(
+                ("127.0.0.1", proxy.port), CLIENT_TIMEOUT
+            ) as sock:
+                return readToEnd(sock)
+
+        data = await deferToThread(client)
+        self.assertEqual(
+            data,
+            f"421 4.7.0 {HOSTNAME} Error: PROXY header not accepted from"
+            " 127.0.0.1\r\n".encode(),
+            proxy.describe(),
+        )
+        await waitFor(lambda: handler.reasons)
+        self.assertEqual(handler.connected, [])
+        self.assertEqual(handler.reasons, ["refused"])
