@@ -21,7 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests._protocolsupport import HOST, Boom, connect
 from tests._support import CLIENT_TIMEOUT, HOSTNAME, listen, readToEnd
 from tests.test_proxyphase import CLIENT, startHAProxy, v1Header, v2Header
-from twisted_smtpd import LMTP, SMTPFactory, __version__
+from tests.test_tls import FakeSSLTransport
+from twisted_smtpd import LMTP, SMTPFactory, __version__, testing
 from twisted_smtpd.testing import Reply, SMTPTester
 
 GREETING = Reply(220, f"{HOST} twisted_smtpd {__version__}")
@@ -282,6 +283,54 @@ class ConnectTests(SynchronousTestCase):
         self.assertEqual((hook, peer), ("CONNECT", CLIENT))
         self.assertEqual(proxyData.version, 2)
         self.assertEqual(t.replies(), [GREETING])
+
+
+class ConnectImplicitTLSTests(SynchronousTestCase):
+    """
+    On an implicit-TLS connection, C{handle_CONNECT} runs once the
+    handshake is complete.
+    """
+
+    def test_afterHandshake(self) -> None:
+        """
+        Before the handshake completes the hook has not run and nothing is
+        read; then it sees C{session.ssl}, and its C{554} greeting and the
+        C{503} to what the client sent meanwhile go out.
+        """
+        seen = []
+
+        class Handler:
+            def handle_CONNECT(self, server, session, envelope):
+                seen.append(session.ssl is not None)
+                return "554 5.7.1 No"
+
+        self.patch(testing, "StringTransport", FakeSSLTransport)
+        t = tester(Handler())
+        self.assertIsNone(t.greeting)
+        t.send("EHLO client.example\r\n")
+        self.assertEqual((seen, t.transport.value()), ([], b""))
+        t.server.handshakeCompleted()
+        self.assertEqual(seen, [True])
+        self.assertEqual(t.replies(), [Reply(554, "5.7.1 No"), NO_VALID_SESSION])
+
+    def test_refusedAfterHandshake(self) -> None:
+        """
+        A C{421} goes out over TLS once the handshake is complete, and the
+        connection closes.
+        """
+        self.patch(testing, "StringTransport", FakeSSLTransport)
+        t = tester(LifeRecorder("421 4.7.0 Not you"))
+        t.server.handshakeCompleted()
+        self.assertEqual(t.transport.value(), b"421 4.7.0 Not you\r\n")
+        self.assertTrue(t.closed)
+
+    def test_withoutHook(self) -> None:
+        """
+        Without the hook, the greeting is queued at once, as before.
+        """
+        self.patch(testing, "StringTransport", FakeSSLTransport)
+        t = tester(DisconnectOnly())
+        self.assertEqual(t.greeting, GREETING)
 
 
 class DisconnectTests(SynchronousTestCase):

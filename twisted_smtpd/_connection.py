@@ -169,7 +169,7 @@ class Connection(Channel):
             self.transport.startTLS(config.tls_context)
             if early:
                 self.transport.protocol.dataReceived(early)
-        connect(self, self.greet)
+        connect(self, self.greet, self._tlsHandshake)
 
     def greet(self, status: str | None) -> None:
         """

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_smtpd._clientlimit import clientAddress
+from twisted_smtpd._handshake import Handshake
 
 log = Logger(namespace="twisted_smtpd.server")
 
@@ -108,7 +109,9 @@ def usualGreeting(server: Any) -> bytes:
     return greeting
 
 
-def connect(server: Any, greet: Callable[[Any], None]) -> None:
+def connect(
+    server: Any, greet: Callable[[Any], None], handshake: Handshake | None = None
+) -> None:
     """
     Greet at once without C{handle_CONNECT}; with it, run the hook and
     act on its answer, reading nothing
@@ -120,8 +123,13 @@ def connect(server: Any, greet: Callable[[Any], None]) -> None:
     Bytes the client sends before the greeting are kept and read as
     commands once it is sent (in the C{554} state, they get C{503}).
 
+    On an implicit-TLS connection the hook runs once the handshake is
+    complete, so that it sees C{session.ssl} and its reply goes out over
+    TLS.
+
     @param greet: What sends the greeting: called with C{None} for the
         usual one, or with the reply to send instead.
+    @param handshake: The TLS handshake under way, if any.
     """
 
     def then(status: Any) -> None:
@@ -148,7 +156,17 @@ def connect(server: Any, greet: Callable[[Any], None]) -> None:
     if "CONNECT" not in server.config.hooks:
         greet(None)
         return
-    server.run(callHook, server, "CONNECT", then, failed)
+    if handshake is None:
+        server.run(callHook, server, "CONNECT", then, failed)
+        return
+    if handshake.waiter is None:
+        handshake.waiter = Deferred()
+
+    def afterHandshake(details: Any) -> Any:
+        return callHook(server, "CONNECT", then, failed)
+
+    # Read nothing as a command until the hook decides.
+    server.run(handshake.waiter.addCallback, afterHandshake)
 
 
 def timedOut(server: Any, reply: str) -> None:

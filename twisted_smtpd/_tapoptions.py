@@ -10,7 +10,7 @@ from __future__ import annotations
 from twisted.python import usage
 
 from twisted_smtpd._cli import BUILTIN_HANDLERS, choice, networks, number
-from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS, exceptionNetworks
+from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS
 from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
 from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT
 from twisted_smtpd.log import LEVELS
@@ -19,19 +19,17 @@ from twisted_smtpd.log import LEVELS
 def trustedProxies(value: str) -> list[str]:
     """
     Read C{--proxy-protocol-trusted}: IP addresses and networks separated
-    by commas.
+    by commas, as C{--connection-limit-exceptions} takes them.
 
     @raise usage.UsageError: For one that is not an address or network.
     """
-    items = [item.strip() for item in value.split(",") if item.strip()]
     try:
-        exceptionNetworks(items)
-    except ValueError:
-        raise usage.UsageError(
-            "--proxy-protocol-trusted must be IP addresses or networks"
-            f" separated by commas, not {value!r}"
-        ) from None
-    return items
+        return networks(value)
+    except usage.UsageError as e:
+        message = str(e).replace(
+            "--connection-limit-exceptions", "--proxy-protocol-trusted"
+        )
+        raise usage.UsageError(message) from None
 
 
 trustedProxies.coerceDoc = ""  # type: ignore[attr-defined]
