@@ -176,7 +176,7 @@ class FakeServer:
     def reply(self, status: str) -> None:
         self.replies.append(status)
 
-    def disconnect(self, reply: str) -> None:
+    def disconnect(self, reply: str, reason: str = "closed") -> None:
         self.closedWith.append(reply)
 
     def errors(self) -> int:

@@ -239,6 +239,8 @@ class OptionsTests(TestCase):
                 "auth_required": False,
                 "auth_require_tls": True,
                 "proxy_protocol_timeout": None,
+                "proxy_protocol_trusted": (),
+                "received_header": False,
             },
         )
 
@@ -292,6 +294,8 @@ class OptionsTests(TestCase):
             "--connection-limit-exceptions=10.0.0.0/8, 2001:db8::/32",
             "--high-water-mark=500",
             "--proxy-protocol=3",
+            "--proxy-protocol-trusted=192.0.2.1, 10.0.0.0/8",
+            "--received-header",
             f"--tls-cert={files.cert}",
             f"--tls-key={files.key}",
             f"--tls-chain={files.chain}",
@@ -332,6 +336,8 @@ class OptionsTests(TestCase):
                 "auth_required": True,
                 "auth_require_tls": False,
                 "proxy_protocol_timeout": 3.0,
+                "proxy_protocol_trusted": ["192.0.2.1", "10.0.0.0/8"],
+                "received_header": True,
             },
         )
         self.assertEqual(
@@ -799,6 +805,21 @@ class ProtocolOptionTests(_ParseMixin, TestCase):
                 ["--proxy-protocol", value],
                 f"--proxy-protocol must be a number greater than 0, not {value!r}",
             )
+
+    def test_proxyProtocolTrustedBad(self) -> None:
+        """
+        C{--proxy-protocol-trusted} takes IP addresses and networks, and
+        needs C{--proxy-protocol}.
+        """
+        self.assertUsageError(
+            ["--proxy-protocol=5", "--proxy-protocol-trusted", "10.0.0.0/8,proxy"],
+            "--proxy-protocol-trusted must be IP addresses or networks separated"
+            " by commas, not '10.0.0.0/8,proxy'",
+        )
+        self.assertUsageError(
+            ["--proxy-protocol-trusted", "10.0.0.0/8"],
+            "proxy_protocol_trusted needs a proxy_protocol_timeout",
+        )
 
     def test_proxyProtocolHaproxyEndpoint(self) -> None:
         """

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted_smtpd._address import PathRefused, PathSyntaxError, parsePath
+from twisted_smtpd._connhooks import QUIT
 from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._policy import countError, junkCommand
 from twisted_smtpd._syntax import syntax
@@ -202,7 +203,7 @@ class BasicCommands(CommandGroup):
             return None
 
         def then(status: Any) -> None:
-            server.disconnect("221 Bye" if status is None else status)
+            server.disconnect("221 Bye" if status is None else status, QUIT)
 
         return server.hook("QUIT", then)
 

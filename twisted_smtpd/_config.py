@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, fields_dict, frozen
 
 from twisted_smtpd._auth import asPortal, mechanismName
+from twisted_smtpd._clientlimit import exceptionNetworks
 from twisted_smtpd._hooks import asyncioLoopOf
 from twisted_smtpd._idle import IdleTimer
+from twisted_smtpd._received import withReceivedHeader
 from twisted_smtpd._validate import (
     boolean,
     callLimit,
@@ -41,6 +43,7 @@ from twisted_smtpd._validate import (
     integer,
     names,
     needs,
+    networkList,
     notAbove,
     oneLine,
     onlyOne,
@@ -71,6 +74,9 @@ HOOK_NAMES = (
     "AUTH",
     "STARTTLS",
     "PROXY",
+    "CONNECT",
+    "DISCONNECT",
+    "TIMEOUT",
 )
 
 #: The values of C{bare_newline}: what DATA does with a CR or LF that is
@@ -158,6 +164,10 @@ class SMTPOptions:
     proxy_protocol_timeout: float | None = field(
         default=None, validator=seconds("proxy_protocol_timeout must be positive")
     )
+    proxy_protocol_trusted: Any = field(
+        default=(), validator=[networkList, needs("proxy_protocol_timeout")]
+    )
+    received_header: bool = field(default=False, validator=boolean)
 
 
 #: The names of the options of L{SMTP}.
@@ -192,6 +202,11 @@ class Config:
     @ivar reactor: The reactor of the timers.
     @ivar asyncioLoop: The asyncio loop behind C{reactor}, or C{None}.
     @ivar gated: Whether some commands wait for STARTTLS or AUTH.
+    @ivar proxy_protocol_trusted: The networks whose peers may send a PROXY
+        header; empty for any peer.
+    @ivar received_header: Whether a C{Received:} header field is added
+        to each message before C{handle_DATA} sees it: the option, or the
+        handler's C{received_header} attribute.
     @ivar memo: Values that follow from the configuration and the server
         class, worked out by the first connection that needs them (the
         greeting, the EHLO keywords) and kept for the others.
@@ -219,6 +234,8 @@ class Config:
     hard_error_limit: int
     junk_command_limit: int
     proxy_protocol_timeout: float | None
+    proxy_protocol_trusted: tuple[Any, ...]
+    received_header: bool
     implicit_tls: bool
     tls_handshake_timeout: float
     enhanced_status_codes: bool
@@ -336,6 +353,9 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
     if reactor is None:
         from twisted.internet import reactor
     hooks, ehloStyle = findHooks(handler)
+    received = given.received_header or getattr(handler, "received_header", 0) is True
+    if received and "DATA" in hooks:
+        hooks["DATA"] = withReceivedHeader(hooks["DATA"])
     exclude = given.auth_exclude_mechanism or ()
     return Config(
         handler=handler,
@@ -362,6 +382,8 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         hard_error_limit=given.hard_error_limit,
         junk_command_limit=given.junk_command_limit,
         proxy_protocol_timeout=given.proxy_protocol_timeout,
+        proxy_protocol_trusted=exceptionNetworks(given.proxy_protocol_trusted),
+        received_header=received,
         implicit_tls=given.implicit_tls,
         tls_handshake_timeout=given.tls_handshake_timeout,
         enhanced_status_codes=given.enhanced_status_codes,

@@ -27,6 +27,14 @@ from zope.interface import implementer
 
 from twisted_smtpd._channel import WAITING, Channel
 from twisted_smtpd._config import Config, makeConfig
+from twisted_smtpd._connhooks import (
+    REFUSED,
+    connect,
+    disconnected,
+    timedOut,
+    untrustedProxy,
+    usualGreeting,
+)
 from twisted_smtpd._errors import answerError
 from twisted_smtpd._handshake import Handshake
 from twisted_smtpd._hooks import settle
@@ -137,8 +145,9 @@ class Connection(Channel):
             self._tlsHandshake = Handshake(self)
         self.transport.registerProducer(self, True)
         factory = self.factory
-        if factory is not None and (refusal := factory.screenConnection(self)):
-            self.disconnect(refusal)
+        refusal = factory is not None and factory.screenConnection(self)
+        if refusal or (refusal := untrustedProxy(self)):
+            self.disconnect(refusal, REFUSED)
         elif self.config.proxy_protocol_timeout:
             # The PROXY header comes before anything else, TLS included.
             self._mode = ProxyHeader(self)
@@ -163,14 +172,19 @@ class Connection(Channel):
             self.transport.startTLS(config.tls_context)
             if early:
                 self.transport.protocol.dataReceived(early)
+        connect(self, self.greet, self._tlsHandshake)
+
+    def greet(self, status: str | None) -> None:
+        """
+        Send the greeting, C{status} or the usual one, and read on.
+        """
         # Not while a handshake is under way: that has its own deadline.
         self._clockStarts()
-        key = ("greeting", type(self))
-        greeting = config.memo.get(key)
-        if greeting is None:
-            ident = config.ident or self.__ident__
-            greeting = config.memo[key] = f"220 {config.hostname} {ident}\r\n".encode()
-        send(self.transport, greeting)
+        if status is None:
+            send(self.transport, usualGreeting(self))
+        else:
+            self.uncounted(self.replyPlain, status)
+            self.flush()
         self._process()
 
     def connectionLost(self, reason: Failure = None) -> None:
@@ -179,6 +193,8 @@ class Connection(Channel):
         transaction cut short.
         """
         self._closing = True
+        if "DISCONNECT" in self.config.hooks:
+            disconnected(self)
         self.resetTransaction()
         if self.config.idle is not None:
             self.config.idle.forget(self)
@@ -201,7 +217,7 @@ class Connection(Channel):
         Say why before closing an idle connection (RFC 5321 section 3.8).
         """
         log.info("{peer} timed out", peer=self.session.peer)
-        self.disconnect(f"421 4.4.2 {self.config.hostname} Error: timeout exceeded")
+        timedOut(self, f"421 4.4.2 {self.config.hostname} Error: timeout exceeded")
 
     def atClose(self, call: Callable[[], Any]) -> None:
         """

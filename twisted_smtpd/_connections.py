@@ -14,6 +14,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
+from twisted_smtpd._connhooks import SHUTDOWN
 from twisted_smtpd._smtp import SMTP
 
 __all__ = ["OpenConnections"]
@@ -135,7 +136,8 @@ class OpenConnections:
                 if isinstance(protocol, SMTP):
                     protocol.disconnect(
                         f"421 4.3.2 {protocol.hostname} Service shutting down,"
-                        " closing transmission channel"
+                        " closing transmission channel",
+                        SHUTDOWN,
                     )
                 elif protocol.transport is not None:
                     protocol.transport.loseConnection()

@@ -22,6 +22,7 @@ from twisted_smtpd._clientlimit import (
 )
 from twisted_smtpd._config import makeConfig
 from twisted_smtpd._connections import OpenConnections
+from twisted_smtpd._connhooks import SHED
 from twisted_smtpd._filelimit import highWaterMark, softFileLimit
 from twisted_smtpd._shedding import SHED_REPLY, AcceptGuard, room, sheddable
 from twisted_smtpd._smtp import SMTP
@@ -305,7 +306,7 @@ class SMTPFactory(ServerFactory):
         reply = SHED_REPLY.format(hostname=self._config.hostname)
         for protocol in chosen:
             self._leaving.add(protocol)
-            protocol.disconnect(reply)
+            protocol.disconnect(reply, SHED)
         if chosen:
             self._shed.add({"count": len(chosen)})
         return len(chosen)

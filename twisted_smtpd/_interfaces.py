@@ -147,12 +147,13 @@ class ServerCore(Protocol):
         Write the queued replies now.
         """
 
-    def disconnect(self, reply: str) -> None:
+    def disconnect(self, reply: str, reason: str = "closed") -> None:
         """
-        Send a last reply and close the connection.
+        Send a last reply and close the connection; C{reason} is what
+        C{handle_DISCONNECT} is told (see L{twisted_smtpd._connhooks}).
         """
 
-    def abort(self) -> None:
+    def abort(self, reason: str = "dropped") -> None:
         """
         Drop the connection without a word.
         """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted_smtpd._connhooks import LIMIT
 from twisted_smtpd._interfaces import ServerCore
 
 #: The commands C{auth_required} refuses before authentication.
@@ -54,15 +55,25 @@ def _counts(server: ServerCore) -> _Counts:
     return server.stateOf(_Counts, _Counts)
 
 
+#: The reply to every command but QUIT after a C{554} greeting, which
+#: RFC 5321 section 3.1 requires.
+NO_VALID_SESSION = "503 5.5.1 Error: no valid session"
+
+
 def refusal(server: Any, verb: str) -> str | None:
     """
     The reply refusing C{verb} under the security policy, if any: after
+    C{handle_CONNECT} greeted with C{554} (L{NO_VALID_SESSION}), after
     C{handle_STARTTLS} refused the session, before TLS with
     C{require_starttls}, before AUTH with C{auth_required}.
     """
     config = server.config
     if server.securityRefused:
-        return None if verb == "QUIT" else "554 Command refused due to lack of security"
+        if verb == "QUIT":
+            return None
+        if getattr(server, "noValidSession", False):
+            return NO_VALID_SESSION
+        return "554 Command refused due to lack of security"
     if (
         config.require_starttls
         and not server.tlsActive
@@ -89,7 +100,7 @@ def overCallLimit(server: ServerCore, verb: str) -> bool:
     count = calls[verb] = calls.get(verb, 0) + 1
     limits = server.config.callLimits
     if count > limits.get(verb, limits["*"]):
-        server.disconnect(f"421 4.7.0 {verb} sent too many times")
+        server.disconnect(f"421 4.7.0 {verb} sent too many times", LIMIT)
         return True
     return False
 
@@ -102,7 +113,7 @@ def refuseUnknown(server: ServerCore, reply: str) -> None:
     counts = _counts(server)
     counts.unknown += 1
     if counts.unknown >= server.config.max_unknown_commands:
-        server.disconnect("421 4.7.0 Too many unrecognized commands, goodbye.")
+        server.disconnect("421 4.7.0 Too many unrecognized commands, goodbye.", LIMIT)
     else:
         server.reply(reply)
 
@@ -136,7 +147,7 @@ def countError(server: ServerCore) -> None:
     counts = _counts(server)
     counts.errors += 1
     if counts.errors >= limit:
-        server.disconnect(f"421 4.7.0 {config.hostname} Error: too many errors")
+        server.disconnect(f"421 4.7.0 {config.hostname} Error: too many errors", LIMIT)
 
 
 def junkCommand(server: ServerCore) -> bool:

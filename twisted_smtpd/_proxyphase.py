@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_smtpd._channel import WAITING
+from twisted_smtpd._connhooks import REFUSED
 from twisted_smtpd._proxydata import ProxyData, ProxyError
 from twisted_smtpd._proxyparser import ProxyParser
 
@@ -111,7 +112,7 @@ class ProxyHeader:
         factory = server.factory
         refusal = None if factory is None else factory.screenClient(server)
         if refusal is not None:
-            server.disconnect(refusal)
+            server.disconnect(refusal, REFUSED)
             return
         server.begin()
 

@@ -57,6 +57,11 @@ class ReplyWriter(LineReceiver):
     _watcher: Callable[[bytes], None] | None = None
     _uncounted = False
 
+    #: Why the server closed the connection (a reason of
+    #: L{twisted_smtpd._connhooks}, given to C{handle_DISCONNECT}), or
+    #: C{None} while it did not.
+    closeReason: str | None = None
+
     @property
     def closing(self) -> bool:
         """
@@ -164,7 +169,7 @@ class ReplyWriter(LineReceiver):
             self._out = None
             send(self.transport, out[0] if len(out) == 1 else b"".join(out))
 
-    def disconnect(self, reply: str) -> None:
+    def disconnect(self, reply: str, reason: str = "closed") -> None:
         """
         Send a last reply, such as C{421} when the service shuts down, and
         close the connection once it is written (or after L{closeTimeout}
@@ -172,9 +177,11 @@ class ReplyWriter(LineReceiver):
         progress are not sent.
 
         @param reply: The reply, without its final CRLF.
+        @param reason: Why, as C{handle_DISCONNECT} is told.
         """
         if self._closing:
             return
+        self.closeReason = reason
         # The last reply reports the end, not an error of the client's;
         # nothing counts after it.
         self._uncounted = True
@@ -198,9 +205,13 @@ class ReplyWriter(LineReceiver):
             )
         self.transport.loseConnection()
 
-    def abort(self) -> None:
+    def abort(self, reason: str = "dropped") -> None:
         """
         Drop the connection without a word, as for a bad PROXY header.
+
+        @param reason: Why, as C{handle_DISCONNECT} is told.
         """
+        if self.closeReason is None:
+            self.closeReason = reason
         self._closing = True
         self.transport.abortConnection()

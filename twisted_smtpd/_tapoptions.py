@@ -15,6 +15,25 @@ from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
 from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT
 from twisted_smtpd.log import LEVELS
 
+
+def trustedProxies(value: str) -> list[str]:
+    """
+    Read C{--proxy-protocol-trusted}: IP addresses and networks separated
+    by commas, as C{--connection-limit-exceptions} takes them.
+
+    @raise usage.UsageError: For one that is not an address or network.
+    """
+    try:
+        return networks(value)
+    except usage.UsageError as e:
+        message = str(e).replace(
+            "--connection-limit-exceptions", "--proxy-protocol-trusted"
+        )
+        raise usage.UsageError(message) from None
+
+
+trustedProxies.coerceDoc = ""  # type: ignore[attr-defined]
+
 #: The server's own defaults, which the options that set them share.
 DEFAULTS = SMTPOptions()
 
@@ -58,6 +77,12 @@ FLAGS = [
         None,
         "Refuse MAIL, RCPT, DATA, VRFY and HELP with 530 until the client"
         " has authenticated.",
+    ],
+    [
+        "received-header",
+        None,
+        "Add a Received: header field (RFC 5321 section 4.4) at the top of"
+        " each message before the handler gets it.",
     ],
     [
         "auth-allow-plaintext",
@@ -218,6 +243,16 @@ PARAMETERS = [
         " without one within this many seconds is dropped. Only for"
         " listeners that nothing but the proxy can reach. [default: off]",
         number("proxy-protocol", float, 0, positive=True),
+    ],
+    [
+        "proxy-protocol-trusted",
+        None,
+        None,
+        "Addresses and networks, separated by commas, of the proxies that"
+        " may send the PROXY header of --proxy-protocol; a connection from"
+        " any other peer gets 421 and is closed before anything it sent is"
+        " read. [default: any peer]",
+        trustedProxies,
     ],
     [
         "log-level",

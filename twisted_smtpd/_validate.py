@@ -22,6 +22,7 @@ from attrs import Attribute
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
 from twisted_smtpd._auth import asPortal
+from twisted_smtpd._clientlimit import exceptionNetworks
 
 #: The signature of an attrs validator: the instance being made, the field
 #: and its value.
@@ -289,3 +290,18 @@ def names(instance: Any, attribute: Attribute[Any], value: Any) -> None:
     """
     if isinstance(value, str):
         raise TypeError(f"{attribute.name} must be a list of names, not a str")
+
+
+def networkList(instance: Any, attribute: Attribute[Any], value: Any) -> None:
+    """
+    Accept a list of IP addresses and networks, as strings or L{ipaddress}
+    objects (see L{exceptionNetworks}).
+
+    @raise TypeError: For a single string or anything but such a list.
+    @raise ValueError: For a string that is not an address or network.
+    """
+    try:
+        exceptionNetworks(value)
+    except (TypeError, ValueError) as e:
+        message = str(e).replace("connection_limit_exceptions", attribute.name)
+        raise type(e)(message) from None

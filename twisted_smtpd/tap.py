@@ -358,6 +358,8 @@ class Options(usage.Options):
             "auth_required": bool(self["auth-required"]),
             "auth_require_tls": not self["auth-allow-plaintext"],
             "proxy_protocol_timeout": self["proxy-protocol"],
+            "proxy_protocol_trusted": self["proxy-protocol-trusted"] or (),
+            "received_header": bool(self["received-header"]),
         }
 
 
