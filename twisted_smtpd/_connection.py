@@ -77,9 +77,8 @@ class Connection(Channel):
         @raise ValueError: For a value out of range.
         """
         self.config = makeConfig(handler, **options) if _config is None else _config
-        if self.config.enhanced_status_codes:
-            # LMTP has them anyway (RFC 2033 section 5).
-            self.enhancedStatusCodes = True
+        # An option for SMTP; LMTP has them anyway (RFC 2033 section 5).
+        self.enhancedStatusCodes |= self.config.enhanced_status_codes
         self.event_handler = handler
         self.session: Session | None = None
 
