@@ -7,6 +7,7 @@ with a L{Clock}.
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import socket
 from typing import Any
@@ -387,6 +388,24 @@ class DisconnectTests(SynchronousTestCase):
         t = tester(handler, max_unknown_commands=1)
         t.command("XYZZY")
         self.assertTrue(t.closed)
+        lose(t)
+        self.assertEqual(handler.reasons, ["limit"])
+
+    def test_authFailureLimit(self) -> None:
+        """
+        A client closed for too many rejected AUTH attempts: C{"limit"}.
+        """
+        handler = DisconnectOnly()
+        t = tester(
+            handler,
+            authenticator=lambda *args: False,
+            auth_require_tls=False,
+            auth_failure_limit=1,
+        )
+        t.command("EHLO c.example")
+        blob = base64.b64encode(b"\0user\0wrong").decode()
+        self.assertEqual(t.command(f"AUTH PLAIN {blob}").code, 535)
+        self.assertEqual(t.command(f"AUTH PLAIN {blob}").code, 421)
         lose(t)
         self.assertEqual(handler.reasons, ["limit"])
 
