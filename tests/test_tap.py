@@ -220,6 +220,8 @@ class OptionsTests(TestCase):
                 "data_size_limit": 33554432,
                 "enable_SMTPUTF8": False,
                 "decode_data": False,
+                "dsn": True,
+                "requiretls": False,
                 "timeout": 300,
                 "command_call_limit": None,
                 "bare_newline": "reject",
@@ -277,6 +279,8 @@ class OptionsTests(TestCase):
             "--timeout=0",
             "--smtputf8",
             "--decode-data",
+            "--no-dsn",
+            "--requiretls",
             "--command-call-limit=7",
             "--command-call-limit=mail=3",
             "--bare-newline=allow",
@@ -311,6 +315,8 @@ class OptionsTests(TestCase):
                 "data_size_limit": 0,
                 "enable_SMTPUTF8": True,
                 "decode_data": True,
+                "dsn": False,
+                "requiretls": True,
                 "timeout": None,
                 "command_call_limit": {"*": 7, "MAIL": 3},
                 "bare_newline": "allow",
@@ -1138,6 +1144,7 @@ class TLSOptionTests(_ParseMixin, TestCase):
             ["--tls-chain", self.files.chain],
             ["--require-starttls"],
             ["--implicit-tls"],
+            ["--requiretls"],
         ]:
             self.assertUsageError(option, f"{option[0]} needs --tls-cert")
 
@@ -1152,6 +1159,30 @@ class TLSOptionTests(_ParseMixin, TestCase):
         self.assertEqual(
             tester.command("MAIL FROM:<a@example.com>"),
             (530, "Must issue a STARTTLS command first"),
+        )
+
+    def test_noDSN(self) -> None:
+        """
+        C{--no-dsn} turns DSN off: EHLO does not list it.
+        """
+        options = self.parse("--no-dsn")
+        self.assertIs(options.factoryOptions()["dsn"], False)
+        tester = SMTPTester(Sink(), **options.factoryOptions())
+        self.assertNotIn("DSN", tester.command("EHLO client.example").lines)
+        tester = SMTPTester(Sink(), **self.parse().factoryOptions())
+        self.assertIn("DSN", tester.command("EHLO client.example").lines)
+
+    def test_requireTLS(self) -> None:
+        """
+        C{--requiretls} turns REQUIRETLS on; outside TLS it is refused.
+        """
+        options = self.parse("--tls-cert", self.files.combined, "--requiretls")
+        self.assertIs(options.factoryOptions()["requiretls"], True)
+        tester = SMTPTester(Sink(), **options.factoryOptions())
+        tester.command("EHLO client.example")
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> REQUIRETLS"),
+            (530, "5.7.10 REQUIRETLS needs a TLS session"),
         )
 
     def test_implicitTLS(self) -> None:

@@ -274,7 +274,13 @@ class Options(usage.Options):
         """
         cert = self["tls-cert"]
         if cert is None:
-            for option in ("tls-key", "tls-chain", "require-starttls", "implicit-tls"):
+            for option in (
+                "tls-key",
+                "tls-chain",
+                "require-starttls",
+                "implicit-tls",
+                "requiretls",
+            ):
                 if self[option]:
                     raise usage.UsageError(f"--{option} needs --tls-cert")
             return None
@@ -339,6 +345,8 @@ class Options(usage.Options):
             "data_size_limit": self["size"],
             "enable_SMTPUTF8": bool(self["smtputf8"]),
             "decode_data": bool(self["decode-data"]),
+            "dsn": not self["no-dsn"],
+            "requiretls": bool(self["requiretls"]),
             "timeout": self["timeout"] or None,
             "command_call_limit": callLimit,
             "bare_newline": self["bare-newline"],
