@@ -94,6 +94,18 @@ def xtext(text: str) -> str:
     )
 
 
+def utf8AddrXtext(address: str) -> str:
+    """
+    Encode the address of C{ORCPT=utf-8;} as utf-8-addr-xtext (RFC 6533
+    section 3), which any DSN server takes: C{\\x{HEX}} for every
+    character but printable ASCII other than C{+}, C{=} and C{\\}.
+    """
+    return "".join(
+        c if "!" <= c <= "~" and c not in "+=\\" else f"\\x{{{ord(c):X}}}"
+        for c in address
+    )
+
+
 def _decodeUnitext(value: str, utf8: bool) -> str:
     """
     Decode an address of C{ORCPT=utf-8;} (RFC 6533 section 3): non-ASCII
