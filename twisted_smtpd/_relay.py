@@ -389,10 +389,10 @@ class Proxy:
             raise Unavailable(f"greeting {replyText(code, lines)!r}")
         extensions = await self._greet(client, heloName)
         if getattr(envelope, "requiretls", False):
-            extensions = await self._requireTLS(client, heloName, extensions)
+            extensions = await requiredTLS(self, client, heloName, extensions)
         sender = "" if envelope.mail_from == "<>" else envelope.mail_from
         command = f"MAIL FROM:<{sender}>"
-        for option in self._mailOptions(envelope, extensions, len(data)):
+        for option in mailOptions(envelope, extensions, len(data)):
             command += " " + option
         code, lines = await client.command(command)
         if code != 250:
@@ -450,76 +450,6 @@ class Proxy:
                 return {}
         raise Unavailable(f"greeting refused: {replyText(code, lines)!r}")
 
-    async def _requireTLS(
-        self, client: UpstreamClient, heloName: str, extensions: dict[str, str]
-    ) -> dict[str, str]:
-        """
-        Start TLS with the upstream, validating its certificate, and greet
-        again, for a REQUIRETLS message (RFC 8689 section 5).
-
-        @return: The extensions offered over TLS.
-        @raise Refused: With L{REQUIRETLS_REFUSED} when the upstream does
-            not offer STARTTLS, fails the handshake or the validation, or
-            does not offer REQUIRETLS over TLS.
-        """
-        why = "does not offer STARTTLS"
-        if "STARTTLS" in extensions:
-            code, lines = await client.command("STARTTLS")
-            why = f"refused STARTTLS: {replyText(code, lines)!r}"
-            if code == 220:
-                client.transport.startTLS(
-                    optionsForClientTLS(self._hostname, trustRoot=self._trustRoot)
-                )
-                try:
-                    extensions = await self._greet(client, heloName)
-                except Unavailable as e:
-                    why = f"TLS failed: {e}"
-                else:
-                    if "REQUIRETLS" in extensions:
-                        return extensions
-                    why = "does not offer REQUIRETLS"
-        log.warn(
-            "upstream {host}:{port} {why}: REQUIRETLS message refused",
-            host=self._hostname,
-            port=self._port,
-            why=why,
-        )
-        raise Refused(REQUIRETLS_REFUSED)
-
-    def _mailOptions(
-        self, envelope: Any, extensions: dict[str, str], size: int
-    ) -> list[str]:
-        """
-        The MAIL parameters to send: the client's, for the extensions the
-        upstream offers, and the exact SIZE; DSN's and REQUIRETLS from
-        their decoded values.
-
-        @raise Refused: For an SMTPUTF8 message the upstream cannot take.
-        """
-        options = []
-        for option in envelope.mail_options:
-            keyword = option.partition("=")[0].upper()
-            if keyword in _OWN_PARAMETERS:
-                continue
-            needed = "8BITMIME" if keyword == "BODY" else keyword
-            if needed in extensions:
-                options.append(option)
-            elif keyword == "SMTPUTF8":
-                raise Refused("553 5.6.7 Upstream does not support SMTPUTF8")
-        if "SIZE" in extensions:
-            options.append(f"SIZE={size}")
-        if "DSN" in extensions:
-            ret = getattr(envelope, "dsn_ret", None)
-            envid = getattr(envelope, "dsn_envid", None)
-            if ret is not None:
-                options.append(f"RET={ret}")
-            if envid is not None:
-                options.append(f"ENVID={xtext(envid)}")
-        if getattr(envelope, "requiretls", False):
-            # _requireTLS made sure the upstream offers it.
-            options.append("REQUIRETLS")
-        return options
-
     @staticmethod
     def _verdict(code: int, lines: list[str]) -> str:
         """
@@ -531,3 +461,73 @@ class Proxy:
         if not 400 <= code < 600:
             raise Unavailable(f"unexpected reply {replyText(code, lines)!r}")
         return replyText(code, lines)
+
+
+async def requiredTLS(
+    proxy: Proxy, client: UpstreamClient, heloName: str, extensions: dict[str, str]
+) -> dict[str, str]:
+    """
+    Start TLS with the upstream of C{proxy}, validating its certificate,
+    and greet again, for a REQUIRETLS message (RFC 8689 section 5).
+
+    @return: The extensions offered over TLS.
+    @raise Refused: With L{REQUIRETLS_REFUSED} when the upstream does
+        not offer STARTTLS, fails the handshake or the validation, or
+        does not offer REQUIRETLS over TLS.
+    """
+    why = "does not offer STARTTLS"
+    if "STARTTLS" in extensions:
+        code, lines = await client.command("STARTTLS")
+        why = f"refused STARTTLS: {replyText(code, lines)!r}"
+        if code == 220:
+            client.transport.startTLS(
+                optionsForClientTLS(proxy._hostname, trustRoot=proxy._trustRoot)
+            )
+            try:
+                extensions = await proxy._greet(client, heloName)
+            except Unavailable as e:
+                why = f"TLS failed: {e}"
+            else:
+                if "REQUIRETLS" in extensions:
+                    return extensions
+                why = "does not offer REQUIRETLS"
+    log.warn(
+        "upstream {host}:{port} {why}: REQUIRETLS message refused",
+        host=proxy._hostname,
+        port=proxy._port,
+        why=why,
+    )
+    raise Refused(REQUIRETLS_REFUSED)
+
+
+def mailOptions(envelope: Any, extensions: dict[str, str], size: int) -> list[str]:
+    """
+    The MAIL parameters to send: the client's, for the extensions the
+    upstream offers, and the exact SIZE; DSN's and REQUIRETLS from
+    their decoded values.
+
+    @raise Refused: For an SMTPUTF8 message the upstream cannot take.
+    """
+    options = []
+    for option in envelope.mail_options:
+        keyword = option.partition("=")[0].upper()
+        if keyword in _OWN_PARAMETERS:
+            continue
+        needed = "8BITMIME" if keyword == "BODY" else keyword
+        if needed in extensions:
+            options.append(option)
+        elif keyword == "SMTPUTF8":
+            raise Refused("553 5.6.7 Upstream does not support SMTPUTF8")
+    if "SIZE" in extensions:
+        options.append(f"SIZE={size}")
+    if "DSN" in extensions:
+        ret = getattr(envelope, "dsn_ret", None)
+        envid = getattr(envelope, "dsn_envid", None)
+        if ret is not None:
+            options.append(f"RET={ret}")
+        if envid is not None:
+            options.append(f"ENVID={xtext(envid)}")
+    if getattr(envelope, "requiretls", False):
+        # _requireTLS made sure the upstream offers it.
+        options.append("REQUIRETLS")
+    return options

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted_smtpd._address import (
-    PathRefused,
-    PathSyntaxError,
-    parseParameters,
-    parsePath,
-    splitArgument,
-)
+from twisted_smtpd._address import PathRefused, PathSyntaxError
 from twisted_smtpd._dataframer import (
     BARE_NEWLINE,
     LINE_TOO_LONG,
@@ -31,6 +25,7 @@ from twisted_smtpd._dsn import (
     rcptFacts,
 )
 from twisted_smtpd._interfaces import ServerCore
+from twisted_smtpd._parameters import parsedArgument, storedParameters
 from twisted_smtpd._policy import dataAnswered, forgive, refuseRecipient
 from twisted_smtpd._replies import codeOf
 from twisted_smtpd._syntax import syntax
@@ -78,46 +73,6 @@ _SMTPUTF8 = Parameter(
 )
 
 
-def checkedParameters(
-    server: ServerCore,
-    text: str,
-    table: dict[str, Parameter],
-    unknown: str,
-    extra: dict[str, Parameter] | None = None,
-) -> list[tuple[str, str | None, Parameter]]:
-    """
-    Parse and check the parameters of MAIL or RCPT.
-
-    @param text: What follows the path.
-    @param table: The parameters understood, by keyword.
-    @param unknown: The reply to a parameter that is not understood.
-    @param extra: The parameters the handler accepts by name, looked up
-        after C{table}.
-    @return: The parameters as C{(KEYWORD, value, parameter)}, in order.
-    @raise PathSyntaxError: For malformed parameters, or any parameter
-        without EHLO.
-    @raise PathRefused: For a parameter refused, or given twice when it
-        may be given once.
-    """
-    options = parseParameters(text)
-    if options and not server.session.extended_smtp:
-        raise PathSyntaxError(text)
-    checked = []
-    for key, value in options:
-        parameter = table.get(key)
-        if parameter is None or (
-            parameter.offered is not None and not parameter.offered(server)
-        ):
-            parameter = extra.get(key) if extra else None
-            if parameter is None:
-                raise PathRefused(unknown)
-        if parameter.once and any(key == seen for seen, _, _ in checked):
-            raise PathRefused(f"501 5.5.4 Error: {key} parameter given twice")
-        parameter.check(server, value)
-        checked.append((key, value, parameter))
-    return checked
-
-
 class Transaction(CommandGroup):
     """
     MAIL, RCPT and DATA, and the end of the data: one reply for the
@@ -153,76 +108,6 @@ class Transaction(CommandGroup):
         """
         server.reply(f"503 Error: send {server.helloVerb} first")
 
-    def _argument(
-        self,
-        server: ServerCore,
-        arg: str | None,
-        verbName: str,
-        table: dict[str, Parameter],
-        smtputf8: bool | None = None,
-    ) -> tuple[str, list[Any], bool] | None:
-        """
-        Parse and check the argument of MAIL or RCPT: the path and the
-        parameters; reply and return C{None} if it is refused.
-
-        @param table: The parameters understood, by keyword.
-        @param smtputf8: Whether the path may be UTF-8 (RFC 6531); C{None}
-            for MAIL, whose own SMTPUTF8 parameter says.
-        @return: The address, the parameters (as L{checkedParameters} gives
-            them), and whether UTF-8 was allowed.
-        """
-        keyword = "FROM" if verbName == "MAIL" else "TO"
-        try:
-            path, params = splitArgument(arg or "", keyword)
-            options = (
-                checkedParameters(
-                    server,
-                    params,
-                    table,
-                    f"555 {verbName} {keyword} parameters not recognized or not"
-                    " implemented",
-                    server.config.extraMailParameters
-                    if verbName == "MAIL"
-                    else server.config.extraRcptParameters,
-                )
-                if params
-                else []
-            )
-            if smtputf8 is None:
-                smtputf8 = any(key == "SMTPUTF8" for key, _, _ in options)
-            address = parsePath(
-                path,
-                smtputf8=smtputf8,
-                localPartLimit=server.config.local_part_limit,
-                # The null reverse-path, and RCPT's domain-less postmaster.
-                allowNull=verbName == "MAIL",
-                allowPostmaster=verbName == "RCPT",
-            )
-        except PathSyntaxError:
-            self._refuseSyntax(server, verbName)
-            return None
-        except PathRefused as e:
-            server.reply(e.reply)
-            return None
-        return address, options, smtputf8
-
-    @staticmethod
-    def _stored(server: ServerCore, options: list[Any]) -> list[str]:
-        """
-        The parameters as C{mail_options} or C{rcpt_options} keep them.
-        """
-        return [p.stored(server, key, value) for key, value, p in options]
-
-    def _refuseSyntax(self, server: ServerCore, verbName: str) -> None:
-        text = (
-            "501 Syntax: MAIL FROM: <address>"
-            if verbName == "MAIL"
-            else "501 Syntax: RCPT TO: <address>"
-        )
-        if server.session.extended_smtp:
-            text += " [SP <mail-parameters>]"
-        server.reply(text)
-
     @verb("MAIL")
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     def mail(self, server: ServerCore, arg: str | None) -> Any:
@@ -235,14 +120,14 @@ class Transaction(CommandGroup):
         if envelope.mail_from is not None:
             server.reply("503 Error: nested MAIL command")
             return None
-        parsed = self._argument(server, arg, "MAIL", server.mailParameters)
+        parsed = parsedArgument(server, arg, "MAIL", server.mailParameters)
         if parsed is None:
             return None
         address, options, smtputf8 = parsed
         envelope.smtp_utf8 = smtputf8
         stored = []
         if options:
-            stored = self._stored(server, options)
+            stored = storedParameters(server, options)
             # Before the hook, so that it sees them too.
             mailFacts(envelope, options)
         if "MAIL" not in server.config.hooks:
@@ -297,13 +182,13 @@ class Transaction(CommandGroup):
         if envelope.mail_from is None:
             server.reply("503 Error: need MAIL command")
             return None
-        parsed = self._argument(
+        parsed = parsedArgument(
             server, arg, "RCPT", server.rcptParameters, envelope.smtp_utf8
         )
         if parsed is None:
             return None
         address, options, _ = parsed
-        stored = self._stored(server, options) if options else []
+        stored = storedParameters(server, options) if options else []
         before = len(envelope.rcpt_tos)
         limit = server.config.max_recipients
         if limit and before >= limit:
