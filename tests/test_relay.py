@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.ssl import Certificate
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests import test_handlers
 from tests.test_handlers import waitForReplies
 from tests.test_tls import certificates, implicitTester
-from twisted_smtpd import SMTP, SMTPFactory
 from twisted_smtpd._dsn import RecipientDSN
 from twisted_smtpd._relay import REQUIRETLS_REFUSED, rcptDSN
 from twisted_smtpd.handlers import Proxy
@@ -56,30 +55,8 @@ class RelayTestCase(TestCase):
 
     timeout = 20
 
-    def nextHop(self, handler: NextHop, **options: Any) -> int:
-        """
-        Listen on 127.0.0.1 with C{handler}; return the port. The cleanup
-        waits until every connection to it is closed.
-        """
-        lost: list[Deferred[None]] = []
-
-        class Tracked(SMTP):
-            def connectionMade(self) -> None:
-                self.lost: Deferred[None] = Deferred()
-                lost.append(self.lost)
-                super().connectionMade()
-
-            def connectionLost(self, reason: Any = None) -> None:
-                super().connectionLost(reason)
-                self.lost.callback(None)
-
-        factory = SMTPFactory(
-            handler, protocol=Tracked, hostname="next.example", **options
-        )
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(lambda: gatherResults(lost))
-        self.addCleanup(port.stopListening)
-        return port.getHost().port
+    #: Listen on 127.0.0.1 with a handler; return the port.
+    nextHop = test_handlers.ProxyRelayTests.upstream
 
     def proxy(self, port: int, **options: Any) -> Proxy:
         """

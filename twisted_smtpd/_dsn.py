@@ -185,35 +185,29 @@ def _checkRequireTLS(server: Any, value: str | None) -> None:
         raise PathRefused("530 5.7.10 REQUIRETLS needs a TLS session")
 
 
-def _dsnOffered(server: Any) -> bool:
-    return server.config.dsn
+def _optional(
+    name: str, check: Callable[[Any, Any], None], option: str, room: int = 0
+) -> Parameter:
+    """
+    A parameter offered (and given C{room} octets) when the option
+    C{option} is on, and given at most once.
+    """
+    return Parameter(
+        name,
+        check,
+        offered=lambda server: getattr(server.config, option),
+        once=True,
+        room=lambda server: room if getattr(server.config, option) else 0,
+    )
 
 
-_RET = Parameter("RET", _checkRet, offered=_dsnOffered, once=True)
-_ENVID = Parameter(
-    "ENVID",
-    _checkEnvid,
-    offered=_dsnOffered,
-    once=True,
-    # RFC 3461 section 4: MAIL may be 100 characters longer.
-    room=lambda server: 100 if server.config.dsn else 0,
-)
-_REQUIRETLS = Parameter(
-    "REQUIRETLS",
-    _checkRequireTLS,
-    offered=lambda server: server.config.requiretls,
-    once=True,
-    room=lambda server: 11 if server.config.requiretls else 0,
-)
-_NOTIFY = Parameter("NOTIFY", _checkNotify, offered=_dsnOffered, once=True)
-_ORCPT = Parameter(
-    "ORCPT",
-    _checkOrcpt,
-    offered=_dsnOffered,
-    once=True,
-    # RFC 3461 section 4: RCPT may be 500 characters longer.
-    room=lambda server: 500 if server.config.dsn else 0,
-)
+_RET = _optional("RET", _checkRet, "dsn")
+# RFC 3461 section 4: MAIL may be 100 characters longer, RCPT 500.
+_ENVID = _optional("ENVID", _checkEnvid, "dsn", room=100)
+_NOTIFY = _optional("NOTIFY", _checkNotify, "dsn")
+_ORCPT = _optional("ORCPT", _checkOrcpt, "dsn", room=500)
+# RFC 8689 section 4.
+_REQUIRETLS = _optional("REQUIRETLS", _checkRequireTLS, "requiretls", room=11)
 
 MAIL_PARAMETERS = (_RET, _ENVID, _REQUIRETLS)
 RCPT_PARAMETERS = (_NOTIFY, _ORCPT)
