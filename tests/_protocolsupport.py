@@ -21,7 +21,7 @@ from twisted_smtpd import SMTP, Envelope, Session, SMTPFactory, syntax
 from twisted_smtpd.testing import Reply, SMTPTester
 
 HOST = "mx.example"
-EHLO_LINES = ["mx.example", "SIZE 33554432", "8BITMIME", "PIPELINING", "HELP"]
+EHLO_LINES = ["mx.example", "SIZE 33554432", "8BITMIME", "DSN", "PIPELINING", "HELP"]
 HELP_LIST = "Supported commands: DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET VRFY"
 OK = Reply(250, "OK")
 GO_AHEAD = Reply(354, "End data with <CR><LF>.<CR><LF>")

@@ -132,7 +132,7 @@ class HeloEhloTests(ProtocolTestCase):
     def test_ehloDefaultKeywords(self) -> None:
         """
         By default EHLO lists the host name, SIZE with the default limit,
-        8BITMIME, PIPELINING and HELP, in that order.
+        8BITMIME, DSN, PIPELINING and HELP, in that order.
         """
         tester = self.makeTester()
         reply = tester.command("EHLO client.example")
@@ -151,7 +151,7 @@ class HeloEhloTests(ProtocolTestCase):
         self.assertEqual(
             tester.transport.value()[before:],
             b"250-mx.example\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
-            b"250-PIPELINING\r\n250 HELP\r\n",
+            b"250-DSN\r\n250-PIPELINING\r\n250 HELP\r\n",
         )
 
     def test_ehloSizeOption(self) -> None:
@@ -161,7 +161,7 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(data_size_limit=1000)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 1000", "8BITMIME", "PIPELINING", "HELP"],
+            ["mx.example", "SIZE 1000", "8BITMIME", "DSN", "PIPELINING", "HELP"],
         )
 
     def test_ehloNoSizeWhenUnlimited(self) -> None:
@@ -172,7 +172,7 @@ class HeloEhloTests(ProtocolTestCase):
             tester = self.makeTester(data_size_limit=limit)
             self.assertEqual(
                 tester.command("EHLO c.example").lines,
-                ["mx.example", "8BITMIME", "PIPELINING", "HELP"],
+                ["mx.example", "8BITMIME", "DSN", "PIPELINING", "HELP"],
             )
 
     def test_ehloDecodeData(self) -> None:
@@ -182,7 +182,7 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(decode_data=True)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 33554432", "PIPELINING", "HELP"],
+            ["mx.example", "SIZE 33554432", "DSN", "PIPELINING", "HELP"],
         )
 
     def test_ehloSMTPUTF8(self) -> None:
@@ -192,7 +192,7 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(enable_SMTPUTF8=True)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 33554432", "8BITMIME", "SMTPUTF8", "PIPELINING"]
+            ["mx.example", "SIZE 33554432", "8BITMIME", "SMTPUTF8", "DSN", "PIPELINING"]
             + ["HELP"],
         )
 
@@ -203,7 +203,8 @@ class HeloEhloTests(ProtocolTestCase):
         """
         tester = self.makeTester(data_size_limit=None, decode_data=True)
         self.assertEqual(
-            tester.command("EHLO c.example").lines, ["mx.example", "PIPELINING", "HELP"]
+            tester.command("EHLO c.example").lines,
+            ["mx.example", "DSN", "PIPELINING", "HELP"],
         )
 
     def test_verbCaseInsensitive(self) -> None:

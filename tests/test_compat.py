@@ -457,7 +457,10 @@ class HandlerHookTests(TestCase):
 
         self.assertEqual(
             await inThread(client),
-            (250, f"{HOSTNAME}\nSIZE 33554432\nPIPELINING\nX-TYPED\nHELP".encode()),
+            (
+                250,
+                f"{HOSTNAME}\nSIZE 33554432\nDSN\nPIPELINING\nX-TYPED\nHELP".encode(),
+            ),
         )
 
     async def test_ehloHookOldStyle(self) -> None:
@@ -476,7 +479,7 @@ class HandlerHookTests(TestCase):
             (
                 (
                     250,
-                    f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nPIPELINING\n".encode()
+                    f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nDSN\nPIPELINING\n".encode()
                     + b"X-OLD-STYLE\nHELP",
                 ),
                 {},

@@ -38,6 +38,7 @@ EHLO_REPLY = (
     f"250-{HOSTNAME}\r\n"
     "250-SIZE 33554432\r\n"
     "250-8BITMIME\r\n"
+    "250-DSN\r\n"
     "250-PIPELINING\r\n"
     "250 HELP\r\n"
 ).encode()
@@ -401,7 +402,7 @@ class SmtplibTests(TestCase):
 
     async def test_ehloFeatures(self) -> None:
         """
-        EHLO lists SIZE, 8BITMIME, PIPELINING and HELP, which smtplib parses
+        EHLO lists SIZE, 8BITMIME, DSN, PIPELINING and HELP, which smtplib parses
         into its feature table.
         """
         listening = listen(self, Recorder())
@@ -413,11 +414,20 @@ class SmtplibTests(TestCase):
         reply, features = await deferToThread(client)
         self.assertEqual(
             reply,
-            (250, f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nPIPELINING\nHELP".encode()),
+            (
+                250,
+                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nDSN\nPIPELINING\nHELP".encode(),
+            ),
         )
         self.assertEqual(
             features,
-            {"size": "33554432", "8bitmime": "", "pipelining": "", "help": ""},
+            {
+                "size": "33554432",
+                "8bitmime": "",
+                "dsn": "",
+                "pipelining": "",
+                "help": "",
+            },
         )
 
     async def test_simpleCommands(self) -> None:

@@ -34,6 +34,7 @@ LHLO_REPLY = (
     f"250-{HOSTNAME}\r\n"
     "250-SIZE 33554432\r\n"
     "250-8BITMIME\r\n"
+    "250-DSN\r\n"
     "250-PIPELINING\r\n"
     "250-ENHANCEDSTATUSCODES\r\n"
     "250 HELP\r\n"
@@ -162,7 +163,7 @@ class LHLOTests(SynchronousTestCase):
             reply,
             (
                 250,
-                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nSTARTTLS\nPIPELINING\n"
+                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nDSN\nSTARTTLS\nPIPELINING\n"
                 "ENHANCEDSTATUSCODES\nHELP",
             ),
         )
@@ -290,6 +291,7 @@ class LHLOTests(SynchronousTestCase):
                         f"250-{HOSTNAME}",
                         "250-SIZE 33554432",
                         "250-8BITMIME",
+                        "250-DSN",
                         "250-PIPELINING",
                         "250-ENHANCEDSTATUSCODES",
                         "250 HELP",

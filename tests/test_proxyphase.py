@@ -49,6 +49,7 @@ EHLO_REPLY = (
     f"250-{HOSTNAME}\r\n"
     "250-SIZE 33554432\r\n"
     "250-8BITMIME\r\n"
+    "250-DSN\r\n"
     "250-PIPELINING\r\n"
     "250 HELP\r\n"
 ).encode()

@@ -221,6 +221,8 @@ class OptionsTests(TestCase):
                 "enable_SMTPUTF8": False,
                 "enhanced_status_codes": False,
                 "decode_data": False,
+                "dsn": True,
+                "requiretls": False,
                 "timeout": 300,
                 "command_call_limit": None,
                 "bare_newline": "reject",
@@ -281,6 +283,8 @@ class OptionsTests(TestCase):
             "--smtputf8",
             "--enhanced-status-codes",
             "--decode-data",
+            "--no-dsn",
+            "--requiretls",
             "--command-call-limit=7",
             "--command-call-limit=mail=3",
             "--bare-newline=allow",
@@ -318,6 +322,8 @@ class OptionsTests(TestCase):
                 "enable_SMTPUTF8": True,
                 "enhanced_status_codes": True,
                 "decode_data": True,
+                "dsn": False,
+                "requiretls": True,
                 "timeout": None,
                 "command_call_limit": {"*": 7, "MAIL": 3},
                 "bare_newline": "allow",
@@ -1162,6 +1168,7 @@ class TLSOptionTests(_ParseMixin, TestCase):
             ["--tls-chain", self.files.chain],
             ["--require-starttls"],
             ["--implicit-tls"],
+            ["--requiretls"],
         ]:
             self.assertUsageError(option, f"{option[0]} needs --tls-cert")
 
@@ -1176,6 +1183,30 @@ class TLSOptionTests(_ParseMixin, TestCase):
         self.assertEqual(
             tester.command("MAIL FROM:<a@example.com>"),
             (530, "Must issue a STARTTLS command first"),
+        )
+
+    def test_noDSN(self) -> None:
+        """
+        C{--no-dsn} turns DSN off: EHLO does not list it.
+        """
+        options = self.parse("--no-dsn")
+        self.assertIs(options.factoryOptions()["dsn"], False)
+        tester = SMTPTester(Sink(), **options.factoryOptions())
+        self.assertNotIn("DSN", tester.command("EHLO client.example").lines)
+        tester = SMTPTester(Sink(), **self.parse().factoryOptions())
+        self.assertIn("DSN", tester.command("EHLO client.example").lines)
+
+    def test_requireTLS(self) -> None:
+        """
+        C{--requiretls} turns REQUIRETLS on; outside TLS it is refused.
+        """
+        options = self.parse("--tls-cert", self.files.combined, "--requiretls")
+        self.assertIs(options.factoryOptions()["requiretls"], True)
+        tester = SMTPTester(Sink(), **options.factoryOptions())
+        tester.command("EHLO client.example")
+        self.assertEqual(
+            tester.command("MAIL FROM:<a@example.com> REQUIRETLS"),
+            (530, "5.7.10 REQUIRETLS needs a TLS session"),
         )
 
     def test_implicitTLS(self) -> None:

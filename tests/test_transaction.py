@@ -369,8 +369,8 @@ class MailSyntaxTests(ProtocolTestCase):
         Any other MAIL parameter gets C{555 MAIL FROM parameters not
         recognized or not implemented}.
         """
-        tester = self.ready()
-        for parameter in ("RET=FULL", "ENVID=abc", "AUTH=<>", "XFOO"):
+        tester = self.ready(dsn=False)
+        for parameter in ("RET=FULL", "ENVID=abc", "AUTH=<>", "XFOO", "REQUIRETLS"):
             self.assertEqual(
                 tester.command(f"MAIL FROM:<a@example.com> {parameter}"),
                 Reply(555, "MAIL FROM parameters not recognized or not implemented"),
@@ -495,9 +495,15 @@ class RcptSyntaxTests(ProtocolTestCase):
 
     def test_rcptParameter(self) -> None:
         """
-        Any RCPT parameter gets C{555 RCPT TO parameters not recognized or
-        not implemented}.
+        Any RCPT parameter but DSN's gets C{555 RCPT TO parameters not
+        recognized or not implemented}; DSN's too when C{dsn} is off.
         """
+        self.assertEqual(
+            self.client.command("RCPT TO:<b@example.com> SIZE=1"),
+            Reply(555, "RCPT TO parameters not recognized or not implemented"),
+        )
+        self.client = self.ready(dsn=False)
+        self.client.command("MAIL FROM:<a@example.com>")
         for parameter in ("NOTIFY=NEVER", "ORCPT=rfc822;b@example.com", "SIZE=1"):
             self.assertEqual(
                 self.client.command(f"RCPT TO:<b@example.com> {parameter}"),

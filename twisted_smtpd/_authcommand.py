@@ -148,7 +148,9 @@ class Auth(CommandGroup):
         """
         state = server.stateOf(_AuthState, _AuthState)
         if state.failures >= server.config.auth_failure_limit:
-            server.disconnect("421 4.7.0 Too many failed authentication attempts", "limit")
+            server.disconnect(
+                "421 4.7.0 Too many failed authentication attempts", "limit"
+            )
             return None
         refusal = self._refusal(server, arg)
         if refusal is not None:

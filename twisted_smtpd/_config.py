@@ -31,6 +31,7 @@ from attrs import field, fields_dict, frozen
 
 from twisted_smtpd._auth import asPortal, mechanismName
 from twisted_smtpd._clientlimit import exceptionNetworks
+from twisted_smtpd._dsn import extraParameters
 from twisted_smtpd._hooks import asyncioLoopOf
 from twisted_smtpd._idle import IdleTimer
 from twisted_smtpd._received import withReceivedHeader
@@ -48,6 +49,7 @@ from twisted_smtpd._validate import (
     oneLine,
     onlyOne,
     optionalCallable,
+    parameterNames,
     required,
     seconds,
     tlsOptions,
@@ -123,6 +125,10 @@ class SMTPOptions:
         default=512, validator=[integer(64), notAbove("line_length_limit")]
     )
     local_part_limit: int = field(default=0, validator=integer(0))
+    dsn: bool = field(default=True, validator=boolean)
+    requiretls: bool = field(default=False, validator=[boolean, needs("tls_context")])
+    extra_mail_parameters: Any = field(default=None, validator=parameterNames)
+    extra_rcpt_parameters: Any = field(default=None, validator=parameterNames)
     bare_newline: str = field(default="reject", validator=choice(BARE_NEWLINE_POLICIES))
     max_unknown_commands: int = field(default=5, validator=integer(1))
     max_recipients: int = field(
@@ -199,6 +205,10 @@ class Config:
         other verbs, or C{None} for no limit.
     @ivar allowBareNewline: C{bare_newline} is C{"allow"}.
     @ivar eightBitMIME: Whether EHLO offers 8BITMIME.
+    @ivar extraMailParameters: The L{Parameter
+        <twisted_smtpd._verbs.Parameter>}s of C{extra_mail_parameters} by
+        keyword.
+    @ivar extraRcptParameters: The same for C{extra_rcpt_parameters}.
     @ivar reactor: The reactor of the timers.
     @ivar asyncioLoop: The asyncio loop behind C{reactor}, or C{None}.
     @ivar gated: Whether some commands wait for STARTTLS or AUTH.
@@ -227,6 +237,10 @@ class Config:
     line_length_limit: int
     command_size_limit: int
     local_part_limit: int
+    dsn: bool
+    requiretls: bool
+    extraMailParameters: Mapping[str, Any]
+    extraRcptParameters: Mapping[str, Any]
     allowBareNewline: bool
     eightBitMIME: bool
     max_unknown_commands: int
@@ -373,6 +387,14 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         line_length_limit=given.line_length_limit,
         command_size_limit=given.command_size_limit,
         local_part_limit=given.local_part_limit,
+        dsn=given.dsn,
+        requiretls=given.requiretls,
+        extraMailParameters=MappingProxyType(
+            extraParameters(given.extra_mail_parameters)
+        ),
+        extraRcptParameters=MappingProxyType(
+            extraParameters(given.extra_rcpt_parameters)
+        ),
         allowBareNewline=given.bare_newline == "allow",
         # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME, decode_data or
         # not (the data is then decoded as UTF-8).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_handlers -*-
+# -*- test-case-name: tests.test_handlers,tests.test_relay -*-
 """
 Relaying: the L{Proxy <twisted_smtpd.handlers.Proxy>} handler (public in
 L{twisted_smtpd.handlers}) and the small SMTP client it relays with, which
@@ -18,12 +18,22 @@ from typing import Any
 from twisted.internet import error as netError
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from twisted_smtpd._dsn import utf8AddrXtext, xtext
 from twisted_smtpd._headers import withHeaders
+
+#: The MAIL parameters the relay writes itself rather than copy from
+#: C{mail_options}, which keeps xtext values upper-cased.
+_OWN_PARAMETERS = frozenset({"SIZE", "RET", "ENVID", "REQUIRETLS"})
+
+#: The refusal of a REQUIRETLS message that cannot travel on as RFC 8689
+#: section 5 requires.
+REQUIRETLS_REFUSED = "550 5.7.30 REQUIRETLS not supported by the next hop"
 
 
 class Refused(Exception):
@@ -150,6 +160,27 @@ def dotStuffed(data: bytes) -> bytes:
 log = Logger(namespace="twisted_smtpd.handlers")
 
 
+def rcptDSN(facts: Any) -> str:
+    """
+    The DSN parameters to add to a relayed RCPT (with their leading
+    spaces), from the recipient's L{RecipientDSN
+    <twisted_smtpd._dsn.RecipientDSN>}, or C{""} for C{None}.
+    """
+    if facts is None:
+        return ""
+    text = ""
+    if facts.notify is not None:
+        text += " NOTIFY=" + ",".join(facts.notify)
+    if facts.orcpt is not None:
+        addrType, address = facts.orcpt
+        if addrType.lower() == "utf-8":
+            encoded = utf8AddrXtext(address)
+        else:
+            encoded = xtext(address)
+        text += f" ORCPT={addrType};{encoded}"
+    return text
+
+
 def _peerHost(peer: Any) -> str:
     """
     The address of a peer: the host of a C{(host, port)} tuple, or the
@@ -180,13 +211,32 @@ class Proxy:
         - C{553 5.6.7} for an SMTPUTF8 message when the upstream does not
           offer SMTPUTF8 (RFC 6531 section 3.2);
         - C{451 4.4.1 Upstream not available} when the upstream could not be
-          reached, closed the connection, timed out or broke the protocol.
+          reached, closed the connection, timed out or broke the protocol;
+        - C{550 5.7.30} for a REQUIRETLS message (RFC 8689) when the
+          upstream does not offer STARTTLS, its certificate does not
+          validate for C{remote_hostname}, or it does not offer REQUIRETLS
+          over TLS.
+
+    B{DSN} (RFC 3461): when the upstream offers DSN, C{RET}, C{ENVID}
+    and each recipient's C{NOTIFY} and C{ORCPT} pass on (re-encoded from
+    their decoded values), so that the upstream sends the notices the
+    client asked for. When it does not, they are dropped: the upstream
+    then sends the usual failure notices only, and no success notice is
+    sent (RFC 3461 section 4.2 would have the relay send a "relayed"
+    notice itself, which this handler does not).
+
+    B{REQUIRETLS} (RFC 8689): a message that carries it is relayed only
+    after STARTTLS with a certificate valid for C{remote_hostname}
+    (against C{tls_trust_root}), and only to an upstream that offers
+    REQUIRETLS then; the parameter passes on. Other messages are relayed
+    without TLS.
 
     B{Relay protection}: recipients are accepted only in C{relay_domains},
     unless C{allow_relay} is true. With neither, every recipient is refused
     with C{550 5.7.1 Relaying denied}: configure one of them.
 
-    No TLS or AUTH towards the upstream; use it over a trusted network.
+    No AUTH, and no TLS but for REQUIRETLS messages, towards the upstream;
+    use it over a trusted network.
     """
 
     # Public as twisted_smtpd.handlers.Proxy.
@@ -201,6 +251,7 @@ class Proxy:
         relay_domains: Iterable[str] | None = None,
         allow_relay: bool = False,
         timeout: float = 300,
+        tls_trust_root: Any = None,
     ) -> None:
         """
         @param remote_hostname: The upstream server's host name or address.
@@ -215,6 +266,10 @@ class Proxy:
             the server only listens for trusted clients).
         @param timeout: Seconds to wait for the connection and for each
             reply of the upstream.
+        @param tls_trust_root: What the upstream's certificate is checked
+            against for REQUIRETLS messages: the C{trustRoot} of
+            L{optionsForClientTLS <twisted.internet.ssl.optionsForClientTLS>}
+            (the platform's trust store by default).
         @raise TypeError: If C{relay_domains} is a single string.
         """
         if isinstance(relay_domains, (str, bytes)):
@@ -227,6 +282,7 @@ class Proxy:
         )
         self._allowRelay = allow_relay
         self._timeout = timeout
+        self._trustRoot = tls_trust_root
 
     @classmethod
     def from_cli(cls, parser: Any, *args: str) -> Proxy:
@@ -332,17 +388,22 @@ class Proxy:
         if code != 220:
             raise Unavailable(f"greeting {replyText(code, lines)!r}")
         extensions = await self._greet(client, heloName)
+        if getattr(envelope, "requiretls", False):
+            extensions = await requiredTLS(self, client, heloName, extensions)
         sender = "" if envelope.mail_from == "<>" else envelope.mail_from
         command = f"MAIL FROM:<{sender}>"
-        for option in self._mailOptions(envelope, extensions, len(data)):
+        for option in mailOptions(envelope, extensions, len(data)):
             command += " " + option
         code, lines = await client.command(command)
         if code != 250:
             raise Refused(self._verdict(code, lines))
         refused = []
         accepted = 0
-        for rcpt in envelope.rcpt_tos:
-            code, lines = await client.command(f"RCPT TO:<{rcpt}>")
+        dsn = [None] * len(envelope.rcpt_tos)
+        if "DSN" in extensions:
+            dsn = getattr(envelope, "rcpt_dsn", dsn)
+        for rcpt, facts in zip(envelope.rcpt_tos, dsn, strict=True):
+            code, lines = await client.command(f"RCPT TO:<{rcpt}>{rcptDSN(facts)}")
             if code in (250, 251):
                 accepted += 1
             else:
@@ -389,29 +450,6 @@ class Proxy:
                 return {}
         raise Unavailable(f"greeting refused: {replyText(code, lines)!r}")
 
-    def _mailOptions(
-        self, envelope: Any, extensions: dict[str, str], size: int
-    ) -> list[str]:
-        """
-        The MAIL parameters to send: the client's, for the extensions the
-        upstream offers, and the exact SIZE.
-
-        @raise Refused: For an SMTPUTF8 message the upstream cannot take.
-        """
-        options = []
-        for option in envelope.mail_options:
-            keyword = option.partition("=")[0].upper()
-            if keyword == "SIZE":
-                continue
-            needed = "8BITMIME" if keyword == "BODY" else keyword
-            if needed in extensions:
-                options.append(option)
-            elif keyword == "SMTPUTF8":
-                raise Refused("553 5.6.7 Upstream does not support SMTPUTF8")
-        if "SIZE" in extensions:
-            options.append(f"SIZE={size}")
-        return options
-
     @staticmethod
     def _verdict(code: int, lines: list[str]) -> str:
         """
@@ -423,3 +461,73 @@ class Proxy:
         if not 400 <= code < 600:
             raise Unavailable(f"unexpected reply {replyText(code, lines)!r}")
         return replyText(code, lines)
+
+
+async def requiredTLS(
+    proxy: Proxy, client: UpstreamClient, heloName: str, extensions: dict[str, str]
+) -> dict[str, str]:
+    """
+    Start TLS with the upstream of C{proxy}, validating its certificate,
+    and greet again, for a REQUIRETLS message (RFC 8689 section 5).
+
+    @return: The extensions offered over TLS.
+    @raise Refused: With L{REQUIRETLS_REFUSED} when the upstream does
+        not offer STARTTLS, fails the handshake or the validation, or
+        does not offer REQUIRETLS over TLS.
+    """
+    why = "does not offer STARTTLS"
+    if "STARTTLS" in extensions:
+        code, lines = await client.command("STARTTLS")
+        why = f"refused STARTTLS: {replyText(code, lines)!r}"
+        if code == 220:
+            client.transport.startTLS(
+                optionsForClientTLS(proxy._hostname, trustRoot=proxy._trustRoot)
+            )
+            try:
+                extensions = await proxy._greet(client, heloName)
+            except Unavailable as e:
+                why = f"TLS failed: {e}"
+            else:
+                if "REQUIRETLS" in extensions:
+                    return extensions
+                why = "does not offer REQUIRETLS"
+    log.warn(
+        "upstream {host}:{port} {why}: REQUIRETLS message refused",
+        host=proxy._hostname,
+        port=proxy._port,
+        why=why,
+    )
+    raise Refused(REQUIRETLS_REFUSED)
+
+
+def mailOptions(envelope: Any, extensions: dict[str, str], size: int) -> list[str]:
+    """
+    The MAIL parameters to send: the client's, for the extensions the
+    upstream offers, and the exact SIZE; DSN's and REQUIRETLS from
+    their decoded values.
+
+    @raise Refused: For an SMTPUTF8 message the upstream cannot take.
+    """
+    options = []
+    for option in envelope.mail_options:
+        keyword = option.partition("=")[0].upper()
+        if keyword in _OWN_PARAMETERS:
+            continue
+        needed = "8BITMIME" if keyword == "BODY" else keyword
+        if needed in extensions:
+            options.append(option)
+        elif keyword == "SMTPUTF8":
+            raise Refused("553 5.6.7 Upstream does not support SMTPUTF8")
+    if "SIZE" in extensions:
+        options.append(f"SIZE={size}")
+    if "DSN" in extensions:
+        ret = getattr(envelope, "dsn_ret", None)
+        envid = getattr(envelope, "dsn_envid", None)
+        if ret is not None:
+            options.append(f"RET={ret}")
+        if envid is not None:
+            options.append(f"ENVID={xtext(envid)}")
+    if getattr(envelope, "requiretls", False):
+        # _requireTLS made sure the upstream offers it.
+        options.append("REQUIRETLS")
+    return options

@@ -10,7 +10,10 @@ Handlers may add attributes of their own to either object.
 from __future__ import annotations
 
 import warnings
+from types import MappingProxyType
 from typing import Any
+
+_NONE: Any = MappingProxyType({})
 
 
 class Session:
@@ -94,7 +97,25 @@ class Envelope:
     @ivar content: The message after dot-unstuffing: C{bytes}, or C{str}
         when the server was made with C{decode_data=True}.
     @ivar original_content: The message as C{bytes}, always.
+    @ivar mail_parameters: The MAIL parameters by keyword (upper case),
+        with their values as sent (C{None} for a parameter without one):
+        unlike C{mail_options}, not upper-cased, and with the parameters a
+        handler accepts by name (C{extra_mail_parameters}).
+    @ivar dsn_ret: C{"FULL"} or C{"HDRS"} from MAIL's C{RET} (RFC 3461
+        section 4.3), or C{None}.
+    @ivar dsn_envid: MAIL's C{ENVID} (RFC 3461 section 4.4), decoded from
+        xtext, or C{None}.
+    @ivar requiretls: C{True} when MAIL carried C{REQUIRETLS} (RFC 8689):
+        the message must travel on only over validated TLS.
     """
+
+    # Set only by a transaction that uses them: class attributes, so that
+    # a fresh envelope costs no more.
+    mail_parameters: Any = _NONE
+    dsn_ret: str | None = None
+    dsn_envid: str | None = None
+    requiretls = False
+    _recipientFacts: Any = _NONE
 
     def __init__(self) -> None:
         self.mail_from: str | None = None
@@ -104,3 +125,33 @@ class Envelope:
         self.original_content: bytes | None = None
         self.rcpt_tos: list[str] = []
         self.rcpt_options: list[str] = []
+
+    def recordRecipient(self, index: int, parameters: Any, dsn: Any) -> None:
+        """
+        Record the parameters of the recipient at C{index} of C{rcpt_tos}
+        (see L{rcpt_parameters} and L{rcpt_dsn}).
+        """
+        if self._recipientFacts is _NONE:
+            self._recipientFacts = {}
+        self._recipientFacts[index] = (parameters, dsn)
+
+    @property
+    def rcpt_parameters(self) -> list[Any]:
+        """
+        The RCPT parameters of each recipient, parallel to C{rcpt_tos}: a
+        C{dict} of keyword (upper case) to value as sent, empty for a
+        recipient without parameters. A new list on each reading.
+        """
+        facts = self._recipientFacts
+        return [facts[i][0] if i in facts else {} for i in range(len(self.rcpt_tos))]
+
+    @property
+    def rcpt_dsn(self) -> list[Any]:
+        """
+        The DSN parameters of each recipient, parallel to C{rcpt_tos}: a
+        L{RecipientDSN <twisted_smtpd._dsn.RecipientDSN>} (C{notify},
+        C{orcpt}), or C{None} for a recipient without C{NOTIFY} or
+        C{ORCPT}. A new list on each reading.
+        """
+        facts = self._recipientFacts
+        return [facts.get(i, (None, None))[1] for i in range(len(self.rcpt_tos))]

@@ -54,6 +54,20 @@ FLAGS = [
         " LMTP always does.",
     ],
     [
+        "no-dsn",
+        None,
+        "Do not offer DSN (RFC 3461), whose MAIL and RCPT parameters are then"
+        " refused with 555. Offering it commits the handler to send the"
+        " notices or pass the parameters on (the proxy handler does).",
+    ],
+    [
+        "requiretls",
+        None,
+        "Offer REQUIRETLS (RFC 8689) on TLS sessions; the handler must then"
+        " relay such mail over validated TLS only (the proxy handler does, or"
+        " refuses it). Needs --tls-cert.",
+    ],
+    [
         "decode-data",
         None,
         "Give handlers the message as str (ASCII, or UTF-8 with SMTPUTF8)"

@@ -1,21 +1,15 @@
 # -*- test-case-name: tests.test_transaction -*-
 """
 The mail transaction (RFC 5321 section 4.1.1): MAIL, RCPT and DATA, with
-the SIZE (RFC 1870), 8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531)
-extensions, as a command group.
+the SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), DSN (RFC
+3461) and REQUIRETLS (RFC 8689) extensions, as a command group.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted_smtpd._address import (
-    PathRefused,
-    PathSyntaxError,
-    parseParameters,
-    parsePath,
-    splitArgument,
-)
+from twisted_smtpd._address import PathRefused, PathSyntaxError
 from twisted_smtpd._dataframer import (
     BARE_NEWLINE,
     LINE_TOO_LONG,
@@ -23,7 +17,15 @@ from twisted_smtpd._dataframer import (
     DataReceiver,
 )
 from twisted_smtpd._datamode import MessageData
+from twisted_smtpd._dsn import (
+    MAIL_PARAMETERS,
+    RCPT_PARAMETERS,
+    forgetMailFacts,
+    mailFacts,
+    rcptFacts,
+)
 from twisted_smtpd._interfaces import ServerCore
+from twisted_smtpd._parameters import parsedArgument, storedParameters
 from twisted_smtpd._policy import dataAnswered, forgive, refuseRecipient
 from twisted_smtpd._replies import codeOf
 from twisted_smtpd._syntax import syntax
@@ -71,40 +73,14 @@ _SMTPUTF8 = Parameter(
 )
 
 
-def checkedParameters(
-    server: ServerCore, text: str, table: dict[str, Parameter], unknown: str
-) -> list[tuple[str, str | None]]:
-    """
-    Parse and check the parameters of MAIL or RCPT.
-
-    @param text: What follows the path.
-    @param table: The parameters understood, by keyword.
-    @param unknown: The reply to a parameter that is not understood.
-    @return: The parameters as C{(KEYWORD, value)} pairs, in order.
-    @raise PathSyntaxError: For malformed parameters, or any parameter
-        without EHLO.
-    @raise PathRefused: For a parameter refused.
-    """
-    options = parseParameters(text)
-    if options and not server.session.extended_smtp:
-        raise PathSyntaxError(text)
-    for key, value in options:
-        parameter = table.get(key)
-        if parameter is None or (
-            parameter.offered is not None and not parameter.offered(server)
-        ):
-            raise PathRefused(unknown)
-        parameter.check(server, value)
-    return options
-
-
 class Transaction(CommandGroup):
     """
     MAIL, RCPT and DATA, and the end of the data: one reply for the
     message, the first failure of a list of statuses if there is one.
     """
 
-    mailParameters = (_SIZE, _BODY, _SMTPUTF8)
+    mailParameters = (_SIZE, _BODY, _SMTPUTF8, *MAIL_PARAMETERS)
+    rcptParameters = RCPT_PARAMETERS
 
     #: Whether the end of the data gets one reply per recipient (LMTP), and
     #: so does an exception there.
@@ -119,6 +95,11 @@ class Transaction(CommandGroup):
             keywords.append("8BITMIME")
         if config.enable_SMTPUTF8:
             keywords.append("SMTPUTF8")
+        if config.dsn:
+            keywords.append("DSN")
+        if config.requiretls and server.tlsActive:
+            # RFC 8689 section 4: only where the session is already TLS.
+            keywords.append("REQUIRETLS")
         return keywords
 
     def _needHelo(self, server: ServerCore) -> None:
@@ -126,69 +107,6 @@ class Transaction(CommandGroup):
         Refuse a transaction command before the greeting.
         """
         server.reply(f"503 Error: send {server.helloVerb} first")
-
-    def _argument(
-        self,
-        server: ServerCore,
-        arg: str | None,
-        verbName: str,
-        table: dict[str, Parameter],
-        smtputf8: bool | None = None,
-    ) -> tuple[str, list[str], bool] | None:
-        """
-        Parse and check the argument of MAIL or RCPT: the path and the
-        parameters; reply and return C{None} if it is refused.
-
-        @param table: The parameters understood, by keyword.
-        @param smtputf8: Whether the path may be UTF-8 (RFC 6531); C{None}
-            for MAIL, whose own SMTPUTF8 parameter says.
-        @return: The address, the parameters as C{mail_options} or
-            C{rcpt_options} keep them, and whether UTF-8 was allowed.
-        """
-        keyword = "FROM" if verbName == "MAIL" else "TO"
-        try:
-            path, params = splitArgument(arg or "", keyword)
-            options = (
-                checkedParameters(
-                    server,
-                    params,
-                    table,
-                    f"555 {verbName} {keyword} parameters not recognized or not"
-                    " implemented",
-                )
-                if params
-                else []
-            )
-            if smtputf8 is None:
-                smtputf8 = ("SMTPUTF8", None) in options
-            address = parsePath(
-                path,
-                smtputf8=smtputf8,
-                localPartLimit=server.config.local_part_limit,
-                # The null reverse-path, and RCPT's domain-less postmaster.
-                allowNull=verbName == "MAIL",
-                allowPostmaster=verbName == "RCPT",
-            )
-        except PathSyntaxError:
-            self._refuseSyntax(server, verbName)
-            return None
-        except PathRefused as e:
-            server.reply(e.reply)
-            return None
-        if not options:
-            return address, [], smtputf8
-        stored = [table[key].stored(server, key, value) for key, value in options]
-        return address, stored, smtputf8
-
-    def _refuseSyntax(self, server: ServerCore, verbName: str) -> None:
-        text = (
-            "501 Syntax: MAIL FROM: <address>"
-            if verbName == "MAIL"
-            else "501 Syntax: RCPT TO: <address>"
-        )
-        if server.session.extended_smtp:
-            text += " [SP <mail-parameters>]"
-        server.reply(text)
 
     @verb("MAIL")
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
@@ -202,11 +120,16 @@ class Transaction(CommandGroup):
         if envelope.mail_from is not None:
             server.reply("503 Error: nested MAIL command")
             return None
-        parsed = self._argument(server, arg, "MAIL", server.mailParameters)
+        parsed = parsedArgument(server, arg, "MAIL", server.mailParameters)
         if parsed is None:
             return None
-        address, stored, smtputf8 = parsed
+        address, options, smtputf8 = parsed
         envelope.smtp_utf8 = smtputf8
+        stored = []
+        if options:
+            stored = storedParameters(server, options)
+            # Before the hook, so that it sees them too.
+            mailFacts(envelope, options)
         if "MAIL" not in server.config.hooks:
             # The common case, without a hook to wait for.
             self._mailAccepted(None, server, envelope, address, stored)
@@ -214,7 +137,7 @@ class Transaction(CommandGroup):
         return server.hook(
             "MAIL",
             lambda status: self._mailAccepted(
-                status, server, envelope, address, stored
+                status, server, envelope, address, stored, options
             ),
             address,
             stored,
@@ -230,11 +153,14 @@ class Transaction(CommandGroup):
         envelope: Any,
         address: str,
         stored: list[str],
+        options: Any = None,
     ) -> None:
         """
         Reply to MAIL as C{handle_MAIL} decided; without its reply, start the
         transaction (unless the hook started it).
         """
+        if options and not (status is None or str(status)[:1] == "2"):
+            forgetMailFacts(envelope)
         if status is None:
             if envelope.mail_from is None:
                 envelope.mail_from = address
@@ -256,12 +182,13 @@ class Transaction(CommandGroup):
         if envelope.mail_from is None:
             server.reply("503 Error: need MAIL command")
             return None
-        parsed = self._argument(
+        parsed = parsedArgument(
             server, arg, "RCPT", server.rcptParameters, envelope.smtp_utf8
         )
         if parsed is None:
             return None
-        address, stored, _ = parsed
+        address, options, _ = parsed
+        stored = storedParameters(server, options) if options else []
         before = len(envelope.rcpt_tos)
         limit = server.config.max_recipients
         if limit and before >= limit:
@@ -269,12 +196,12 @@ class Transaction(CommandGroup):
             return None
         if "RCPT" not in server.config.hooks:
             # The common case, without a hook to wait for.
-            self._rcptAccepted(None, server, envelope, address, stored, before)
+            self._rcptAccepted(None, server, envelope, address, stored, before, options)
             return None
         return server.hook(
             "RCPT",
             lambda status: self._rcptAccepted(
-                status, server, envelope, address, stored, before
+                status, server, envelope, address, stored, before, options
             ),
             address,
             stored,
@@ -290,10 +217,12 @@ class Transaction(CommandGroup):
         address: str,
         stored: list[str],
         before: int,
+        options: Any,
     ) -> None:
         """
         Reply to RCPT as C{handle_RCPT} decided; without its reply, add the
-        recipient (unless the hook added one).
+        recipient (unless the hook added one). The parameters of a
+        recipient accepted are recorded for it (see L{rcptFacts}).
         """
         if status is None:
             if len(envelope.rcpt_tos) == before:
@@ -301,6 +230,8 @@ class Transaction(CommandGroup):
                 if stored:
                     envelope.rcpt_options.extend(stored)
             status = "250 OK"
+        if options and str(status)[:1] == "2" and len(envelope.rcpt_tos) > before:
+            rcptFacts(envelope, before, options)
         server.reply(status)
 
     @verb("DATA")

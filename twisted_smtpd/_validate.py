@@ -13,8 +13,9 @@ which attrs has filled in before it runs any validator.
 
 from __future__ import annotations
 
+import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Real
 from typing import Any
 
@@ -305,3 +306,29 @@ def networkList(instance: Any, attribute: Attribute[Any], value: Any) -> None:
     except (TypeError, ValueError) as e:
         message = str(e).replace("connection_limit_exceptions", attribute.name)
         raise type(e)(message) from None
+
+
+_ESMTP_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+
+def parameterNames(instance: Any, attribute: Attribute[Any], value: Any) -> None:
+    """
+    Accept C{None}, a collection of ESMTP parameter keywords (RFC 5321
+    section 4.1.2), or a mapping of keywords to C{None} or a checker
+    callable.
+
+    @raise TypeError: For a C{str}, a name that is not a C{str} or a
+        checker that is not callable.
+    @raise ValueError: For a name that is not an ESMTP keyword.
+    """
+    if value is None:
+        return
+    names(instance, attribute, value)
+    items = value.items() if isinstance(value, Mapping) else ((n, None) for n in value)
+    for name, checker in items:
+        if not isinstance(name, str):
+            raise TypeError(f"{attribute.name}: names must be str, not {name!r}")
+        if not (name.isascii() and _ESMTP_KEYWORD.fullmatch(name)):
+            raise ValueError(f"{attribute.name}: {name!r} is not an ESMTP keyword")
+        if checker is not None and not callable(checker):
+            raise TypeError(f"{attribute.name}: the checker of {name} must be callable")

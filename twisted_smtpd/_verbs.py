@@ -57,6 +57,8 @@ class Parameter:
     @ivar room: Called with the connection: how many octets the parameter
         may add now to the command line beyond C{command_size_limit} (RFC
         5321 section 4.5.3.1.4 leaves that to each extension).
+    @ivar once: Whether the parameter may be given at most once (as RFC
+        3461 says of its own); a second one gets C{501}.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Parameter:
         key if value is None else f"{key}={value.upper()}"
     )
     room: Callable[[Any], int] = lambda server: 0
+    once: bool = False
 
 
 class CommandGroup:

@@ -61,6 +61,10 @@ __all__ = [
 _PLAINTEXT_ENDPOINTS = frozenset(["tcp", "tcp6", "unix", "systemd"])
 
 
+#: The options that need C{--tls-cert}.
+_NEED_CERT = ("tls-key", "tls-chain", "require-starttls", "implicit-tls", "requiretls")
+
+
 class Options(usage.Options):
     """
     The options of C{twistd smtpd}.
@@ -274,7 +278,7 @@ class Options(usage.Options):
         """
         cert = self["tls-cert"]
         if cert is None:
-            for option in ("tls-key", "tls-chain", "require-starttls", "implicit-tls"):
+            for option in _NEED_CERT:
                 if self[option]:
                     raise usage.UsageError(f"--{option} needs --tls-cert")
             return None
@@ -340,6 +344,8 @@ class Options(usage.Options):
             "enable_SMTPUTF8": bool(self["smtputf8"]),
             "enhanced_status_codes": bool(self["enhanced-status-codes"]),
             "decode_data": bool(self["decode-data"]),
+            "dsn": not self["no-dsn"],
+            "requiretls": bool(self["requiretls"]),
             "timeout": self["timeout"] or None,
             "command_call_limit": callLimit,
             "bare_newline": self["bare-newline"],
