@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from attrs import field, fields_dict, frozen
 
 from twisted_smtpd._auth import asPortal, mechanismName
@@ -268,6 +269,21 @@ class Config:
     memo: dict[Any, Any] = field(factory=dict, repr=False)
 
 
+#: The options that the configuration keeps as they were given; the others
+#: are worked out by L{makeConfig}.
+_KEPT_AS_GIVEN = frozenset(
+    {field.name for field in attrs.fields(Config)}
+    & {field.name for field in attrs.fields(SMTPOptions)}
+) - {
+    "data_size_limit",
+    "hostname",
+    "proxy_protocol_trusted",
+    "received_header",
+    "portal",
+    "auth_exclude_mechanism",
+}
+
+
 def findHooks(handler: Any) -> tuple[dict[str, Any], str]:
     """
     Find the C{handle_<VERB>} methods of C{handler}, once.
@@ -372,23 +388,15 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         hooks["DATA"] = withReceivedHeader(hooks["DATA"])
     exclude = given.auth_exclude_mechanism or ()
     return Config(
+        **{name: getattr(given, name) for name in _KEPT_AS_GIVEN},
         handler=handler,
         hooks=MappingProxyType(hooks),
         ehloStyle=ehloStyle,
         handlerMechanisms=MappingProxyType(findMechanisms(handler)),
         data_size_limit=given.data_size_limit or None,
-        enable_SMTPUTF8=given.enable_SMTPUTF8,
-        decode_data=given.decode_data,
         hostname=given.hostname or defaultHostname(),
-        ident=given.ident,
-        timeout=given.timeout,
         idle=IdleTimer(reactor, given.timeout) if given.timeout else None,
         callLimits=callLimits(given.command_call_limit),
-        line_length_limit=given.line_length_limit,
-        command_size_limit=given.command_size_limit,
-        local_part_limit=given.local_part_limit,
-        dsn=given.dsn,
-        requiretls=given.requiretls,
         extraMailParameters=MappingProxyType(
             extraParameters(given.extra_mail_parameters)
         ),
@@ -399,26 +407,11 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME, decode_data or
         # not (the data is then decoded as UTF-8).
         eightBitMIME=not given.decode_data or given.enable_SMTPUTF8,
-        max_unknown_commands=given.max_unknown_commands,
-        max_recipients=given.max_recipients,
-        hard_error_limit=given.hard_error_limit,
-        junk_command_limit=given.junk_command_limit,
-        proxy_protocol_timeout=given.proxy_protocol_timeout,
         proxy_protocol_trusted=exceptionNetworks(given.proxy_protocol_trusted),
         received_header=received,
-        implicit_tls=given.implicit_tls,
-        tls_handshake_timeout=given.tls_handshake_timeout,
-        enhanced_status_codes=given.enhanced_status_codes,
         reactor=reactor,
         asyncioLoop=asyncioLoopOf(reactor),
         gated=given.require_starttls or given.auth_required,
-        tls_context=given.tls_context,
-        require_starttls=given.require_starttls,
-        authenticator=given.authenticator,
-        auth_callback=given.auth_callback,
         portal=None if given.portal is None else asPortal(given.portal),
-        auth_required=given.auth_required,
-        auth_require_tls=given.auth_require_tls,
         auth_exclude_mechanism=frozenset(name.upper() for name in exclude),
-        auth_failure_limit=given.auth_failure_limit,
     )
