@@ -151,7 +151,7 @@ class HeloEhloTests(ProtocolTestCase):
         self.assertEqual(
             tester.transport.value()[before:],
             b"250-mx.example\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
-            b"250-PIPELINING\r\n250 HELP\r\n",
+            b"250-CHUNKING\r\n250-BINARYMIME\r\n250-PIPELINING\r\n250 HELP\r\n",
         )
 
     def test_ehloSizeOption(self) -> None:
@@ -161,7 +161,15 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(data_size_limit=1000)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 1000", "8BITMIME", "PIPELINING", "HELP"],
+            [
+                "mx.example",
+                "SIZE 1000",
+                "8BITMIME",
+                "CHUNKING",
+                "BINARYMIME",
+                "PIPELINING",
+                "HELP",
+            ],
         )
 
     def test_ehloNoSizeWhenUnlimited(self) -> None:
@@ -172,17 +180,24 @@ class HeloEhloTests(ProtocolTestCase):
             tester = self.makeTester(data_size_limit=limit)
             self.assertEqual(
                 tester.command("EHLO c.example").lines,
-                ["mx.example", "8BITMIME", "PIPELINING", "HELP"],
+                [
+                    "mx.example",
+                    "8BITMIME",
+                    "CHUNKING",
+                    "BINARYMIME",
+                    "PIPELINING",
+                    "HELP",
+                ],
             )
 
     def test_ehloDecodeData(self) -> None:
         """
-        With C{decode_data} 8BITMIME is not advertised.
+        With C{decode_data} 8BITMIME is not advertised, nor BINARYMIME.
         """
         tester = self.makeTester(decode_data=True)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 33554432", "PIPELINING", "HELP"],
+            ["mx.example", "SIZE 33554432", "CHUNKING", "PIPELINING", "HELP"],
         )
 
     def test_ehloSMTPUTF8(self) -> None:
@@ -192,16 +207,24 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(enable_SMTPUTF8=True)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 33554432", "8BITMIME", "SMTPUTF8", "PIPELINING"]
+            [
+                "mx.example",
+                "SIZE 33554432",
+                "8BITMIME",
+                "SMTPUTF8",
+                "CHUNKING",
+                "BINARYMIME",
+                "PIPELINING",
+            ]
             + ["HELP"],
         )
 
     def test_ehloMinimal(self) -> None:
         """
-        With no size limit and C{decode_data}, EHLO lists only the host
-        name, PIPELINING and HELP.
+        With no size limit, C{decode_data} and no CHUNKING, EHLO lists only
+        the host name, PIPELINING and HELP.
         """
-        tester = self.makeTester(data_size_limit=None, decode_data=True)
+        tester = self.makeTester(data_size_limit=None, decode_data=True, chunking=False)
         self.assertEqual(
             tester.command("EHLO c.example").lines, ["mx.example", "PIPELINING", "HELP"]
         )

@@ -457,7 +457,11 @@ class HandlerHookTests(TestCase):
 
         self.assertEqual(
             await inThread(client),
-            (250, f"{HOSTNAME}\nSIZE 33554432\nPIPELINING\nX-TYPED\nHELP".encode()),
+            (
+                250,
+                f"{HOSTNAME}\nSIZE 33554432\nCHUNKING\nBINARYMIME\nPIPELINING"
+                "\nX-TYPED\nHELP".encode(),
+            ),
         )
 
     async def test_ehloHookOldStyle(self) -> None:
@@ -476,7 +480,8 @@ class HandlerHookTests(TestCase):
             (
                 (
                     250,
-                    f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nPIPELINING\n".encode()
+                    f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\n".encode()
+                    + b"CHUNKING\nBINARYMIME\nPIPELINING\n"
                     + b"X-OLD-STYLE\nHELP",
                 ),
                 {},

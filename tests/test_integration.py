@@ -38,6 +38,8 @@ EHLO_REPLY = (
     f"250-{HOSTNAME}\r\n"
     "250-SIZE 33554432\r\n"
     "250-8BITMIME\r\n"
+    "250-CHUNKING\r\n"
+    "250-BINARYMIME\r\n"
     "250-PIPELINING\r\n"
     "250 HELP\r\n"
 ).encode()
@@ -413,11 +415,22 @@ class SmtplibTests(TestCase):
         reply, features = await deferToThread(client)
         self.assertEqual(
             reply,
-            (250, f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nPIPELINING\nHELP".encode()),
+            (
+                250,
+                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\n".encode()
+                + b"CHUNKING\nBINARYMIME\nPIPELINING\nHELP",
+            ),
         )
         self.assertEqual(
             features,
-            {"size": "33554432", "8bitmime": "", "pipelining": "", "help": ""},
+            {
+                "size": "33554432",
+                "8bitmime": "",
+                "chunking": "",
+                "binarymime": "",
+                "pipelining": "",
+                "help": "",
+            },
         )
 
     async def test_simpleCommands(self) -> None:

@@ -104,6 +104,7 @@ class SMTPOptions:
     )
     enable_SMTPUTF8: bool = field(default=False, validator=boolean)
     decode_data: bool = field(default=False, validator=boolean)
+    chunking: bool = field(default=True, validator=boolean)
     hostname: str | None = field(default=None, validator=[oneLine, domain])
     ident: str | None = field(default=None, validator=oneLine)
     timeout: float | None = field(
@@ -188,6 +189,8 @@ class Config:
         other verbs, or C{None} for no limit.
     @ivar allowBareNewline: C{bare_newline} is C{"allow"}.
     @ivar eightBitMIME: Whether EHLO offers 8BITMIME.
+    @ivar chunking: Whether CHUNKING (BDAT, RFC 3030) is offered, unless the
+        server class overrides C{smtp_DATA}.
     @ivar reactor: The reactor of the timers.
     @ivar asyncioLoop: The asyncio loop behind C{reactor}, or C{None}.
     @ivar gated: Whether some commands wait for STARTTLS or AUTH.
@@ -213,6 +216,7 @@ class Config:
     local_part_limit: int
     allowBareNewline: bool
     eightBitMIME: bool
+    chunking: bool
     max_unknown_commands: int
     max_recipients: int
     hard_error_limit: int
@@ -355,6 +359,7 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         # RFC 6531 section 3.1: SMTPUTF8 comes with 8BITMIME, decode_data or
         # not (the data is then decoded as UTF-8).
         eightBitMIME=not given.decode_data or given.enable_SMTPUTF8,
+        chunking=given.chunking,
         max_unknown_commands=given.max_unknown_commands,
         max_recipients=given.max_recipients,
         hard_error_limit=given.hard_error_limit,

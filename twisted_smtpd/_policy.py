@@ -15,6 +15,7 @@ server's own trouble never counts.
 from __future__ import annotations
 
 from typing import Any
+from weakref import ref
 
 from twisted_smtpd._interfaces import ServerCore
 
@@ -36,7 +37,8 @@ class _Counts:
         began or a message was last delivered.
     @ivar junk: NOOP, VRFY, RSET and HELP commands over the same time.
     @ivar overshoot: The recipients refused as too many in the transaction
-        of the envelope whose C{id} is C{overshootOf}.
+        of the envelope that C{overshootOf} refers to (weakly: an C{id}
+        may be reused by the next envelope).
     """
 
     __slots__ = ("unknown", "calls", "errors", "junk", "overshoot", "overshootOf")
@@ -47,7 +49,7 @@ class _Counts:
         self.errors = 0
         self.junk = 0
         self.overshoot = 0
-        self.overshootOf = 0
+        self.overshootOf: Any = None
 
 
 def _counts(server: ServerCore) -> _Counts:
@@ -191,10 +193,10 @@ def refuseRecipient(server: ServerCore, envelope: Any) -> None:
     they do.
     """
     counts = _counts(server)
-    # The transaction is told by its envelope; an id reused by a later
-    # envelope only makes the refusals count a little sooner.
-    if counts.overshootOf != id(envelope):
-        counts.overshootOf, counts.overshoot = id(envelope), 0
+    # The transaction is told by its envelope, held weakly so that a
+    # delivered message is not kept (an id could be reused by the next).
+    if counts.overshootOf is None or counts.overshootOf() is not envelope:
+        counts.overshootOf, counts.overshoot = ref(envelope), 0
     counts.overshoot += 1
     if server.enhancedStatusCodes:
         reply = "452 4.5.3 Too many recipients"

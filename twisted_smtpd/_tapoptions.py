@@ -34,6 +34,12 @@ FLAGS = [
         " and do not offer 8BITMIME.",
     ],
     [
+        "no-chunking",
+        None,
+        "Do not offer CHUNKING (RFC 3030): clients send messages with DATA"
+        " only, and BDAT and BODY=BINARYMIME are refused.",
+    ],
+    [
         "require-starttls",
         None,
         "Refuse every command but EHLO (LHLO), NOOP, STARTTLS and QUIT with"

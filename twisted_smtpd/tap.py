@@ -339,6 +339,7 @@ class Options(usage.Options):
             "data_size_limit": self["size"],
             "enable_SMTPUTF8": bool(self["smtputf8"]),
             "decode_data": bool(self["decode-data"]),
+            "chunking": not self["no-chunking"],
             "timeout": self["timeout"] or None,
             "command_call_limit": callLimit,
             "bare_newline": self["bare-newline"],
