@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_chunking -*-
 """
 Tests for L{twisted_smtpd._chunking}: CHUNKING, BDAT and BINARYMIME (RFC
-3030), in memory (L{SMTPTester}, a L{Clock}); the raw-socket and Postfix
-tests are in L{tests.test_chunkingwire}.
+3030), in memory (L{SMTPTester}, a L{Clock}), then on real TCP connections
+with raw sockets (L{WireTests}).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
 
 from tests._protocolsupport import (
     LOCAL_ERROR,
@@ -23,6 +25,7 @@ from tests._protocolsupport import (
     ProtocolTestCase,
     assertSplitsAgree,
 )
+from tests._support import listen, rawConnect, readReplies, readToEnd
 from twisted_smtpd import LMTP, SMTP
 from twisted_smtpd._chunking import ChunkData, parseBDAT
 from twisted_smtpd.testing import Reply, SMTPTester
@@ -601,3 +604,175 @@ class SameAsDATATests(ProtocolTestCase):
         self.assertEqual(dataTester.replies()[-1], OK)
         self.assertEqual(bdatTester.replies()[-1], OK)
         self.assertEqual(byBDAT.messages, byData.messages)
+
+
+def lastLines(replies: bytes) -> list[bytes]:
+    """
+    The last line of each reply in C{replies}, without its CRLF.
+    """
+    return [line for line in replies.split(b"\r\n")[:-1] if line[3:4] != b"-"]
+
+
+class WireTests(TestCase):
+    """
+    BDAT over real TCP connections on 127.0.0.1, with a raw socket, so that
+    every byte the client sends and every reply line are exactly as
+    written here: an integration test.
+    """
+
+    def exchange(self, handler: Any, data: bytes, replies: int, **options: Any):
+        """
+        Send C{data} after the greeting in one write, and read C{replies}
+        replies (or, with C{replies} 0, all until the server closes).
+
+        @return: A L{Deferred} firing with the replies' bytes.
+        """
+        listening = listen(self, handler, **options)
+
+        def client() -> bytes:
+            with rawConnect(listening.port) as sock:
+                readReplies(sock, 1)
+                sock.sendall(data)
+                if not replies:
+                    return readToEnd(sock)
+                return readReplies(sock, replies)
+
+        return deferToThread(client)
+
+    async def test_pipelinedSession(self) -> None:
+        """
+        A whole session in one write: chunks of any octets, the commands
+        around them, each answered in order.
+        """
+        handler = Collector()
+        body = b"Subject: t\r\n\r\n.\r\n\x00\xff\nQUIT\r\n"
+        data = (
+            b"EHLO c.example\r\n"
+            + TRANSACTION
+            + bdat(body[:10])
+            + bdat(body[10:], last=True)
+            + b"NOOP\r\nQUIT\r\n"
+        )
+        replies = await self.exchange(handler, data, 0)
+        self.assertEqual(
+            lastLines(replies),
+            [
+                b"250 HELP",
+                b"250 OK",
+                b"250 OK",
+                b"250 OK: 10 octets received",
+                b"250 OK",
+                b"250 OK",
+                b"221 Bye",
+            ],
+        )
+        self.assertEqual(handler.messages[0][2], body)
+
+    async def test_bigChunk(self) -> None:
+        """
+        A chunk of 3 MiB, which arrives in many reads, is delivered exact.
+        """
+        handler = Collector()
+        body = bytes(range(256)) * (3 * 4096)
+        data = b"EHLO c.example\r\n" + TRANSACTION + bdat(body, last=True)
+        replies = await self.exchange(handler, data, 4)
+        self.assertTrue(replies.endswith(b"250 OK\r\n250 OK\r\n250 OK\r\n"))
+        self.assertEqual(handler.messages[0][2], body)
+
+    async def test_refusals(self) -> None:
+        """
+        Refused chunks (no MAIL, no RCPT, a bad end marker, DATA after
+        BDAT) are read and never taken for commands.
+        """
+        handler = Collector()
+        chunk = b"QUIT\r\n"
+        data = (
+            bdat(chunk)
+            + b"EHLO c.example\r\n"
+            + bdat(chunk)
+            + b"MAIL FROM:<a@example.com>\r\n"
+            + bdat(chunk)
+            + b"RCPT TO:<b@example.com>\r\n"
+            + b"BDAT 6 NEXT\r\n"
+            + chunk
+            + bdat(chunk)
+            + b"DATA\r\n"
+            + bdat(chunk, last=True)
+            + b"QUIT\r\n"
+        )
+        replies = await self.exchange(handler, data, 0)
+        self.assertEqual(
+            lastLines(replies),
+            [
+                b"503 Error: send HELO first",
+                b"250 HELP",
+                b"503 Error: need MAIL command",
+                b"250 OK",
+                b"503 Error: need RCPT command",
+                b"250 OK",
+                b"501 5.5.4 Syntax: BDAT <size> [LAST]",
+                b"250 OK: 6 octets received",
+                b"503 5.5.1 Error: DATA after BDAT",
+                b"250 OK",
+                b"221 Bye",
+            ],
+        )
+        self.assertEqual(handler.messages[0][2], chunk * 2)
+
+    async def test_overLimit(self) -> None:
+        """
+        The chunk that crosses C{data_size_limit} gets 552 after it is
+        read; the chunk after it 503, and the session goes on.
+        """
+        handler = Collector()
+        data = (
+            b"EHLO c.example\r\n"
+            + TRANSACTION
+            + bdat(b"x" * 600)
+            + bdat(b"y" * 600)
+            + bdat(b"NOOP\r\n", last=True)
+            + b"QUIT\r\n"
+        )
+        replies = await self.exchange(handler, data, 0, data_size_limit=1000)
+        self.assertEqual(
+            lastLines(replies),
+            [
+                b"250 HELP",
+                b"250 OK",
+                b"250 OK",
+                b"250 OK: 600 octets received",
+                b"552 Error: Too much mail data",
+                b"503 Error: need MAIL command",
+                b"221 Bye",
+            ],
+        )
+        self.assertEqual(handler.messages, [])
+
+    async def test_badSize(self) -> None:
+        """
+        A size that does not parse gets 501, and the connection is closed
+        without reading what follows.
+        """
+        data = b"EHLO c.example\r\n" + TRANSACTION + b"BDAT ten LAST\r\nNOOP\r\n"
+        replies = await self.exchange(Collector(), data, 0)
+        self.assertTrue(
+            replies.endswith(b"250 OK\r\n501 5.5.4 Syntax: BDAT <size> [LAST]\r\n"),
+            replies,
+        )
+
+    async def test_binaryMIMEData(self) -> None:
+        """
+        DATA in a transaction opened with C{BODY=BINARYMIME} gets 503.
+        """
+        data = (
+            b"EHLO c.example\r\nMAIL FROM:<a@example.com> BODY=BINARYMIME\r\n"
+            b"RCPT TO:<b@example.com>\r\nDATA\r\nQUIT\r\n"
+        )
+        replies = await self.exchange(Collector(), data, 0)
+        self.assertTrue(
+            replies.endswith(
+                b"250 OK\r\n250 OK\r\n"
+                b"503 5.5.1 Error: BODY=BINARYMIME requires BDAT\r\n221 Bye\r\n"
+            ),
+            replies,
+        )
