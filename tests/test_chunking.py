@@ -2,7 +2,8 @@
 """
 Tests for L{twisted_smtpd._chunking}: CHUNKING, BDAT and BINARYMIME (RFC
 3030), in memory (L{SMTPTester}, a L{Clock}), then on real TCP connections
-with raw sockets (L{WireTests}).
+with raw sockets (L{WireTests}), and with Postfix relaying to the server
+(L{PostfixTests}).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from tests._postfix import PostfixRelay
 from tests._protocolsupport import (
     LOCAL_ERROR,
     NEED_MAIL,
@@ -776,3 +779,57 @@ class WireTests(TestCase):
             ),
             replies,
         )
+
+
+class PostfixTests(TestCase):
+    """
+    A private Postfix instance relays a message to the server, which offers
+    CHUNKING: an integration test with a real MTA. (Postfix 3.7's SMTP
+    client sends DATA whatever the server offers; its server side is the
+    one that knows BDAT.)
+    """
+
+    #: Headers Postfix's cleanup would otherwise add, so that the message
+    #: arrives as sent below the trace header Postfix puts on top.
+    MESSAGE = (
+        b"From: a@example.com\r\n"
+        b"To: b@example.com\r\n"
+        b"Subject: relayed\r\n"
+        b"Date: Mon, 7 Dec 2026 10:00:00 +0000\r\n"
+        b"Message-Id: <relayed@example.com>\r\n"
+        b"\r\n"
+        b".a line that starts with a dot\r\n"
+        b"8-bit octets: \xe9\xff\r\n"
+        b"..\r\n" + b"long " * 150 + b"\r\n"
+    )
+
+    async def test_relayedExact(self) -> None:
+        """
+        The message Postfix relays arrives byte-exact after Postfix's
+        C{Received} header.
+        """
+        delivered: Deferred = Deferred()
+
+        class Handler:
+            def handle_DATA(self, server, session, envelope):
+                delivered.callback(envelope.original_content)
+                return "250 OK"
+
+        listening = listen(self, Handler())
+        relay = PostfixRelay(listening.port)
+        relay.start()
+        self.addCleanup(relay.stop)
+        await deferToThread(
+            relay.sendmail, "a@example.com", "b@example.com", self.MESSAGE
+        )
+        timer = reactor.callLater(
+            30, lambda: delivered.errback(AssertionError(relay.log()))
+        )
+        try:
+            content = await delivered
+        finally:
+            if timer.active():
+                timer.cancel()
+        head, sep, rest = content.partition(b"\r\nFrom: a@example.com\r\n")
+        self.assertTrue(head.startswith(b"Received: "), content)
+        self.assertEqual(b"From: a@example.com\r\n" + rest, self.MESSAGE)
