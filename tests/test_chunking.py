@@ -549,6 +549,25 @@ class LMTPChunkingTests(ProtocolTestCase):
             handler.messages[0][1:3], (["b@example.com", "c@example.com"], b"abcd")
         )
 
+    def test_exceptionPerRecipient(self) -> None:
+        """
+        An exception in C{handle_DATA} after the last chunk, empty or not,
+        gets a 451 per recipient.
+        """
+
+        class Handler:
+            def handle_DATA(self, server, session, envelope):
+                raise Boom()
+
+        tester = self.ready(Handler(), greet="LHLO", protocol=LMTP)
+        envelope = TRANSACTION + b"RCPT TO:<c@example.com>\r\n"
+        tester.send(envelope + b"BDAT 0 LAST\r\n" + envelope + bdat(b"x", True))
+        replies = tester.replies()
+        error = Reply(451, "4.3.0 " + LOCAL_ERROR.text)
+        self.assertEqual(replies[3:5], [error, error])
+        self.assertEqual(replies[8:], [error, error])
+        self.assertEqual(len(self.flushLoggedErrors(Boom)), 2)
+
 
 class IdleTests(ProtocolTestCase):
     """

@@ -230,12 +230,14 @@ class Chunking(CommandGroup):
         def received(server: ServerCore, parts: list[bytes] | None) -> Any:
             return self._chunkReceived(server, state, size, bool(last), parts)
 
-        if not size:
-            return received(server, [] if keep else None)
         errorReplies = 1
         if last and self._transaction.repliesPerRecipient:
             errorReplies = len(envelope.rcpt_tos)
-        server.setMode(ChunkData(size, received, keep, errorReplies))
+        if size:
+            server.setMode(ChunkData(size, received, keep, errorReplies))
+        else:
+            # Nothing to read: the chunk is there already.
+            server.run(received, server, [], errorReplies=errorReplies)
         return None
 
     def _chunkReceived(
