@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
 
 from tests._postfix import PostfixRelay
@@ -369,6 +370,22 @@ class BDATTests(ProtocolTestCase):
         self.assertEqual(handler.messages[0][2], b"new")
         tester.send(TRANSACTION + bdat(b"x") + b"RSET\r\n" + TRANSACTION + b"DATA\r\n")
         self.assertEqual([r.code for r in tester.replies()], [250] * 6 + [354])
+
+    def test_logged(self) -> None:
+        """
+        The transaction log has one event per message, with the octets of
+        all its chunks, as for DATA; a message refused as too big too.
+        """
+        tester = self.ready(data_size_limit=10)
+        with capturedLogs() as events:
+            tester.send(TRANSACTION + bdat(b"12345") + bdat(b"678", last=True))
+            tester.send(TRANSACTION + bdat(b"12345") + bdat(b"678901"))
+        logged = [
+            (e["size"], e["result"])
+            for e in events
+            if e.get("log_namespace") == "twisted_smtpd.server"
+        ]
+        self.assertEqual(logged, [(8, "250"), (11, "552")])
 
 
 class RefusedBDATTests(ProtocolTestCase):
