@@ -21,8 +21,17 @@ from twisted_smtpd import SMTP, Envelope, Session, SMTPFactory, syntax
 from twisted_smtpd.testing import Reply, SMTPTester
 
 HOST = "mx.example"
-EHLO_LINES = ["mx.example", "SIZE 33554432", "8BITMIME", "DSN", "PIPELINING", "HELP"]
-HELP_LIST = "Supported commands: DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET VRFY"
+EHLO_LINES = [
+    "mx.example",
+    "SIZE 33554432",
+    "8BITMIME",
+    "DSN",
+    "CHUNKING",
+    "BINARYMIME",
+    "PIPELINING",
+    "HELP",
+]
+HELP_LIST = "Supported commands: BDAT DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET VRFY"
 OK = Reply(250, "OK")
 GO_AHEAD = Reply(354, "End data with <CR><LF>.<CR><LF>")
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing")

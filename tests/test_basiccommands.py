@@ -151,7 +151,8 @@ class HeloEhloTests(ProtocolTestCase):
         self.assertEqual(
             tester.transport.value()[before:],
             b"250-mx.example\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
-            b"250-DSN\r\n250-PIPELINING\r\n250 HELP\r\n",
+            b"250-DSN\r\n250-CHUNKING\r\n250-BINARYMIME\r\n"
+            b"250-PIPELINING\r\n250 HELP\r\n",
         )
 
     def test_ehloSizeOption(self) -> None:
@@ -161,7 +162,16 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(data_size_limit=1000)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 1000", "8BITMIME", "DSN", "PIPELINING", "HELP"],
+            [
+                "mx.example",
+                "SIZE 1000",
+                "8BITMIME",
+                "DSN",
+                "CHUNKING",
+                "BINARYMIME",
+                "PIPELINING",
+                "HELP",
+            ],
         )
 
     def test_ehloNoSizeWhenUnlimited(self) -> None:
@@ -172,17 +182,25 @@ class HeloEhloTests(ProtocolTestCase):
             tester = self.makeTester(data_size_limit=limit)
             self.assertEqual(
                 tester.command("EHLO c.example").lines,
-                ["mx.example", "8BITMIME", "DSN", "PIPELINING", "HELP"],
+                [
+                    "mx.example",
+                    "8BITMIME",
+                    "DSN",
+                    "CHUNKING",
+                    "BINARYMIME",
+                    "PIPELINING",
+                    "HELP",
+                ],
             )
 
     def test_ehloDecodeData(self) -> None:
         """
-        With C{decode_data} 8BITMIME is not advertised.
+        With C{decode_data} 8BITMIME is not advertised, nor BINARYMIME.
         """
         tester = self.makeTester(decode_data=True)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 33554432", "DSN", "PIPELINING", "HELP"],
+            ["mx.example", "SIZE 33554432", "DSN", "CHUNKING", "PIPELINING", "HELP"],
         )
 
     def test_ehloSMTPUTF8(self) -> None:
@@ -192,16 +210,25 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(enable_SMTPUTF8=True)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 33554432", "8BITMIME", "SMTPUTF8", "DSN", "PIPELINING"]
+            [
+                "mx.example",
+                "SIZE 33554432",
+                "8BITMIME",
+                "SMTPUTF8",
+                "DSN",
+                "CHUNKING",
+                "BINARYMIME",
+                "PIPELINING",
+            ]
             + ["HELP"],
         )
 
     def test_ehloMinimal(self) -> None:
         """
-        With no size limit and C{decode_data}, EHLO lists only the host
-        name, PIPELINING and HELP.
+        With no size limit, C{decode_data} and no CHUNKING, EHLO lists only
+        the host name, PIPELINING and HELP.
         """
-        tester = self.makeTester(data_size_limit=None, decode_data=True)
+        tester = self.makeTester(data_size_limit=None, decode_data=True, chunking=False)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
             ["mx.example", "DSN", "PIPELINING", "HELP"],

@@ -451,7 +451,9 @@ class PipeliningTests(ProtocolTestCase):
         self.assertEqual(
             transport.writes[1],
             b"250-mx.example\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
-            b"250-DSN\r\n250-PIPELINING\r\n250 HELP\r\n250 OK\r\n250 OK\r\n"
+            b"250-DSN\r\n250-CHUNKING\r\n250-BINARYMIME\r\n"
+            b"250-PIPELINING\r\n250 HELP\r\n"
+            b"250 OK\r\n250 OK\r\n"
             b"354 End data with <CR><LF>.<CR><LF>\r\n",
         )
         server.dataReceived(

@@ -459,7 +459,8 @@ class HandlerHookTests(TestCase):
             await inThread(client),
             (
                 250,
-                f"{HOSTNAME}\nSIZE 33554432\nDSN\nPIPELINING\nX-TYPED\nHELP".encode(),
+                f"{HOSTNAME}\nSIZE 33554432\nDSN\nCHUNKING\nBINARYMIME\nPIPELINING"
+                "\nX-TYPED\nHELP".encode(),
             ),
         )
 
@@ -479,7 +480,8 @@ class HandlerHookTests(TestCase):
             (
                 (
                     250,
-                    f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nDSN\nPIPELINING\n".encode()
+                    f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\n".encode()
+                    + b"DSN\nCHUNKING\nBINARYMIME\nPIPELINING\n"
                     + b"X-OLD-STYLE\nHELP",
                 ),
                 {},

@@ -437,13 +437,17 @@ class ControllerTests(_ScriptTests):
             out["None"][2:],
             [
                 250,
-                "mx.example.test\nSIZE 33554432\n8BITMIME\nSMTPUTF8\nDSN"
-                "\nPIPELINING\nHELP",
+                "mx.example.test\nSIZE 33554432\n8BITMIME\nSMTPUTF8\n"
+                "DSN\nCHUNKING\nBINARYMIME\nPIPELINING\nHELP",
             ],
         )
         self.assertEqual(
             out["False"][2:],
-            [250, "mx.example.test\nSIZE 33554432\n8BITMIME\nDSN\nPIPELINING\nHELP"],
+            [
+                250,
+                "mx.example.test\nSIZE 33554432\n8BITMIME\n"
+                "DSN\nCHUNKING\nBINARYMIME\nPIPELINING\nHELP",
+            ],
         )
 
     def test_lmtp(self) -> None:
@@ -480,7 +484,7 @@ class ControllerTests(_ScriptTests):
                 [
                     250,
                     "lmtp.example.test\nSIZE 33554432\n8BITMIME\nSMTPUTF8"
-                    "\nDSN\nPIPELINING\nENHANCEDSTATUSCODES\nHELP",
+                    "\nDSN\nCHUNKING\nBINARYMIME\nPIPELINING\nENHANCEDSTATUSCODES\nHELP",
                 ],
                 [250, "2.0.0 OK"],
                 [250, "2.0.0 OK"],

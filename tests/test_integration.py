@@ -38,7 +38,8 @@ EHLO_REPLY = (
     f"250-{HOSTNAME}\r\n"
     "250-SIZE 33554432\r\n"
     "250-8BITMIME\r\n"
-    "250-DSN\r\n"
+    "250-DSN\r\n250-CHUNKING\r\n"
+    "250-BINARYMIME\r\n"
     "250-PIPELINING\r\n"
     "250 HELP\r\n"
 ).encode()
@@ -416,7 +417,8 @@ class SmtplibTests(TestCase):
             reply,
             (
                 250,
-                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nDSN\nPIPELINING\nHELP".encode(),
+                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\n".encode()
+                + b"DSN\nCHUNKING\nBINARYMIME\nPIPELINING\nHELP",
             ),
         )
         self.assertEqual(
@@ -425,6 +427,8 @@ class SmtplibTests(TestCase):
                 "size": "33554432",
                 "8bitmime": "",
                 "dsn": "",
+                "chunking": "",
+                "binarymime": "",
                 "pipelining": "",
                 "help": "",
             },

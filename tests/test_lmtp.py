@@ -34,14 +34,15 @@ LHLO_REPLY = (
     f"250-{HOSTNAME}\r\n"
     "250-SIZE 33554432\r\n"
     "250-8BITMIME\r\n"
-    "250-DSN\r\n"
+    "250-DSN\r\n250-CHUNKING\r\n"
+    "250-BINARYMIME\r\n"
     "250-PIPELINING\r\n"
     "250-ENHANCEDSTATUSCODES\r\n"
     "250 HELP\r\n"
 ).encode()
 
 #: What HELP lists on an LMTP server without TLS or AUTH.
-COMMANDS = "DATA HELP LHLO MAIL NOOP QUIT RCPT RSET VRFY"
+COMMANDS = "BDAT DATA HELP LHLO MAIL NOOP QUIT RCPT RSET VRFY"
 
 OK = (250, "2.0.0 OK")
 GO_AHEAD = (354, "End data with <CR><LF>.<CR><LF>")
@@ -163,7 +164,8 @@ class LHLOTests(SynchronousTestCase):
             reply,
             (
                 250,
-                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nDSN\nSTARTTLS\nPIPELINING\n"
+                f"{HOSTNAME}\nSIZE 33554432\n8BITMIME\nDSN\nCHUNKING\nBINARYMIME\n"
+                "STARTTLS\nPIPELINING\n"
                 "ENHANCEDSTATUSCODES\nHELP",
             ),
         )
@@ -292,6 +294,8 @@ class LHLOTests(SynchronousTestCase):
                         "250-SIZE 33554432",
                         "250-8BITMIME",
                         "250-DSN",
+                        "250-CHUNKING",
+                        "250-BINARYMIME",
                         "250-PIPELINING",
                         "250-ENHANCEDSTATUSCODES",
                         "250 HELP",

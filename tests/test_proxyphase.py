@@ -49,7 +49,8 @@ EHLO_REPLY = (
     f"250-{HOSTNAME}\r\n"
     "250-SIZE 33554432\r\n"
     "250-8BITMIME\r\n"
-    "250-DSN\r\n"
+    "250-DSN\r\n250-CHUNKING\r\n"
+    "250-BINARYMIME\r\n"
     "250-PIPELINING\r\n"
     "250 HELP\r\n"
 ).encode()

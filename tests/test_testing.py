@@ -137,7 +137,7 @@ class SMTPTesterSetupTests(SynchronousTestCase):
         )
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            ["mx.example", "SIZE 1234", "DSN", "PIPELINING", "HELP"],
+            ["mx.example", "SIZE 1234", "DSN", "CHUNKING", "PIPELINING", "HELP"],
         )
 
     def test_badOption(self) -> None:
@@ -177,7 +177,9 @@ class SMTPTesterCommandTests(SynchronousTestCase):
         reply = self.tester.command("EHLO c.example")
         self.assertEqual(reply.code, 250)
         self.assertEqual(
-            reply.text, "mx.example\nSIZE 33554432\n8BITMIME\nDSN\nPIPELINING\nHELP"
+            reply.text,
+            "mx.example\nSIZE 33554432\n8BITMIME\nDSN\nCHUNKING\nBINARYMIME\nPIPELINING"
+            "\nHELP",
         )
 
     def test_commandTwoReplies(self) -> None:

@@ -327,7 +327,7 @@ class MailSyntaxTests(ProtocolTestCase):
         8BITMIME}.
         """
         tester = self.ready()
-        for value in ("BINARYMIME", "8BIT"):
+        for value in ("BINARY", "8BIT"):
             self.assertEqual(
                 tester.command(f"MAIL FROM:<a@example.com> BODY={value}"),
                 Reply(501, "Error: BODY can only be one of 7BIT, 8BITMIME"),

@@ -113,6 +113,7 @@ class SMTPOptions:
     )
     enable_SMTPUTF8: bool = field(default=False, validator=boolean)
     decode_data: bool = field(default=False, validator=boolean)
+    chunking: bool = field(default=True, validator=boolean)
     hostname: str | None = field(default=None, validator=[oneLine, domain])
     ident: str | None = field(default=None, validator=oneLine)
     timeout: float | None = field(
@@ -210,6 +211,8 @@ class Config:
         <twisted_smtpd._verbs.Parameter>}s of C{extra_mail_parameters} by
         keyword.
     @ivar extraRcptParameters: The same for C{extra_rcpt_parameters}.
+    @ivar chunking: Whether CHUNKING (BDAT, RFC 3030) is offered, unless the
+        server class overrides C{smtp_DATA}.
     @ivar reactor: The reactor of the timers.
     @ivar asyncioLoop: The asyncio loop behind C{reactor}, or C{None}.
     @ivar gated: Whether some commands wait for STARTTLS or AUTH.
@@ -244,6 +247,7 @@ class Config:
     extraRcptParameters: Mapping[str, Any]
     allowBareNewline: bool
     eightBitMIME: bool
+    chunking: bool
     max_unknown_commands: int
     max_recipients: int
     hard_error_limit: int

@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted_smtpd._authcommand import Auth
 from twisted_smtpd._basiccommands import BasicCommands, refuseHostname
+from twisted_smtpd._chunking import Chunking
 from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._smtp import SMTP
 from twisted_smtpd._starttls import StartTLS
@@ -73,6 +74,9 @@ class LMTPTransaction(Transaction):
             server.reply(each)
 
 
+_TRANSACTION = LMTPTransaction()
+
+
 class LMTP(SMTP):
     """
     An LMTP server (RFC 2033) for one connection.
@@ -84,7 +88,9 @@ class LMTP(SMTP):
     ENHANCEDSTATUSCODES are advertised, as section 5 of the RFC requires,
     and every 2xx, 4xx and 5xx reply other than the greeting and the reply
     to LHLO carries an enhanced status code: the server adds a generic one
-    (RFC 3463) to replies that lack it.
+    (RFC 3463) to replies that lack it. With CHUNKING, the per-recipient
+    replies come after C{BDAT ... LAST} (RFC 3030 section 4.2), and every
+    other chunk gets one reply.
     """
 
     helloVerb = "LHLO"
@@ -92,4 +98,10 @@ class LMTP(SMTP):
     # Not counted as a client's mistake (aiosmtpd neither).
     uncountedVerbs = frozenset(["HELO", "EHLO"])
     enhancedStatusCodes = True
-    commandGroups = (LMTPTransaction(), StartTLS(), Auth(), LMTPCommands())
+    commandGroups = (
+        _TRANSACTION,
+        Chunking(_TRANSACTION),
+        StartTLS(),
+        Auth(),
+        LMTPCommands(),
+    )

@@ -15,6 +15,7 @@ server's own trouble never counts.
 from __future__ import annotations
 
 from typing import Any
+from weakref import ref
 
 from twisted_smtpd._connhooks import LIMIT
 from twisted_smtpd._interfaces import ServerCore
@@ -37,8 +38,8 @@ class _Counts:
         began or a message was last delivered.
     @ivar junk: NOOP, VRFY, RSET and HELP commands over the same time.
     @ivar overshoot: The recipients refused as too many in the transaction
-        of the envelope C{overshootOf} (the envelope itself: the C{id} of a
-        freed one may be reused by the next).
+        of the envelope that C{overshootOf} refers to (weakly: an C{id}
+        may be reused by the next envelope).
     """
 
     __slots__ = ("unknown", "calls", "errors", "junk", "overshoot", "overshootOf")
@@ -203,9 +204,10 @@ def refuseRecipient(server: ServerCore, envelope: Any) -> None:
     they do.
     """
     counts = _counts(server)
-    # The transaction is told by its envelope.
-    if counts.overshootOf is not envelope:
-        counts.overshootOf, counts.overshoot = envelope, 0
+    # The transaction is told by its envelope, held weakly so that a
+    # delivered message is not kept (an id could be reused by the next).
+    if counts.overshootOf is None or counts.overshootOf() is not envelope:
+        counts.overshootOf, counts.overshoot = ref(envelope), 0
     counts.overshoot += 1
     if server.enhancedStatusCodes:
         reply = "452 4.5.3 Too many recipients"

@@ -15,12 +15,14 @@ from twisted_smtpd._auth import auth_mechanism
 from twisted_smtpd._authcommand import Auth
 from twisted_smtpd._authmechanisms import cramMD5, login, plain
 from twisted_smtpd._basiccommands import BasicCommands
+from twisted_smtpd._chunking import Chunking
 from twisted_smtpd._connection import Connection
 from twisted_smtpd._starttls import StartTLS
 from twisted_smtpd._transaction import Transaction
 from twisted_smtpd._verbs import CommandGroup, installCommands
 
 _AUTH = Auth()
+_TRANSACTION = Transaction()
 
 
 class SMTP(Connection):
@@ -67,7 +69,8 @@ class SMTP(Connection):
     #: The groups of commands this server speaks, in the order of their
     #: EHLO keywords; see L{twisted_smtpd._verbs}.
     commandGroups: tuple[CommandGroup, ...] = (
-        Transaction(),
+        _TRANSACTION,
+        Chunking(_TRANSACTION),
         StartTLS(),
         _AUTH,
         BasicCommands(),

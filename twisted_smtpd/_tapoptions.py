@@ -74,6 +74,12 @@ FLAGS = [
         " and do not offer 8BITMIME.",
     ],
     [
+        "no-chunking",
+        None,
+        "Do not offer CHUNKING (RFC 3030): clients send messages with DATA"
+        " only, and BDAT and BODY=BINARYMIME are refused.",
+    ],
+    [
         "require-starttls",
         None,
         "Refuse every command but EHLO (LHLO), NOOP, STARTTLS and QUIT with"
@@ -299,3 +305,41 @@ COMPLETIONS = usage.Completions(
         "log-format": usage.CompleteList(["text", "json"]),
     },
 )
+
+
+#: The flags that set a boolean option of L{SMTPFactory
+#: <twisted_smtpd.SMTPFactory>}: flag, option.
+FLAG_OPTIONS = {
+    "smtputf8": "enable_SMTPUTF8",
+    "enhanced-status-codes": "enhanced_status_codes",
+    "decode-data": "decode_data",
+    "requiretls": "requiretls",
+    "require-starttls": "require_starttls",
+    "implicit-tls": "implicit_tls",
+    "auth-required": "auth_required",
+    "received-header": "received_header",
+}
+
+#: The flags that turn a boolean option off: flag, option.
+NEGATED_FLAGS = {
+    "no-dsn": "dsn",
+    "no-chunking": "chunking",
+    "auth-allow-plaintext": "auth_require_tls",
+}
+
+#: The options taken as C{twistd smtpd} gives them: its option, the
+#: factory's.
+VALUE_OPTIONS = {
+    "hostname": "hostname",
+    "ident": "ident",
+    "size": "data_size_limit",
+    "bare-newline": "bare_newline",
+    "max-recipients": "max_recipients",
+    "hard-error-limit": "hard_error_limit",
+    "junk-command-limit": "junk_command_limit",
+    "max-connections": "max_connections",
+    "max-connections-per-client": "max_connections_per_client",
+    "high-water-mark": "high_water_mark",
+    "tls-handshake-timeout": "tls_handshake_timeout",
+    "proxy-protocol": "proxy_protocol_timeout",
+}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted_smtpd._address import PathRefused, PathSyntaxError
+from twisted_smtpd._chunking import chunkingOffered, dataRefusal
 from twisted_smtpd._dataframer import (
     BARE_NEWLINE,
     LINE_TOO_LONG,
@@ -47,7 +48,11 @@ def _checkSize(server: ServerCore, value: str | None) -> None:
 
 
 def _checkBody(server: ServerCore, value: str | None) -> None:
-    if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+    body = None if value is None else value.upper()
+    if body == "BINARYMIME" and chunkingOffered(server):
+        # RFC 3030 section 3: the message then comes by BDAT only.
+        return
+    if body not in ("7BIT", "8BITMIME"):
         raise PathRefused("501 Error: BODY can only be one of 7BIT, 8BITMIME")
 
 
@@ -71,6 +76,21 @@ _SMTPUTF8 = Parameter(
     # RFC 6531 section 3.4.
     room=lambda server: 10 if server.config.enable_SMTPUTF8 else 0,
 )
+
+
+def _decoded(config: Any, original: bytes) -> bytes | str | None:
+    """
+    The C{envelope.content} of a message received as C{original} with
+    C{decode_data}: C{str}, or C{None} if it must be ASCII and is not.
+    """
+    if config.enable_SMTPUTF8:
+        # As aiosmtpd: UTF-8, and any other byte kept as a lone surrogate,
+        # so that nothing is lost or refused.
+        return original.decode("utf-8", "surrogateescape")
+    try:
+        return original.decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 class Transaction(CommandGroup):
@@ -242,7 +262,8 @@ class Transaction(CommandGroup):
         """
         if not server.session.host_name:
             return self._needHelo(server)
-        recipients = server.envelope.rcpt_tos
+        envelope = server.envelope
+        recipients = envelope.rcpt_tos
         # aiosmtpd's order and text, even without a MAIL.
         if not recipients:
             server.reply("503 Error: need RCPT command")
@@ -250,66 +271,71 @@ class Transaction(CommandGroup):
         if arg:
             server.reply("501 Syntax: DATA")
             return
+        refused = dataRefusal(server, envelope)
+        if refused is not None:
+            server.reply(refused)
+            return
         errors = max(len(recipients), 1) if self.repliesPerRecipient else 1
         server.setMode(MessageData(server.config, self.messageReceived, errors))
         server.reply("354 End data with <CR><LF>.<CR><LF>")
 
     def messageReceived(self, server: ServerCore, receiver: DataReceiver) -> Any:
         """
-        Check the message that just ended and hand it to the handler.
+        Check the message that DATA just ended and hand it on.
+        """
+        error = receiver.error
+        if error is not None:
+            envelope = server.envelope
+            count = len(envelope.rcpt_tos)
+            status = _DATA_ERRORS[error]
+            return self.endMessage(server, envelope, receiver.size, status, count)
+        return self.messageComplete(server, receiver.content(), receiver.size)
+
+    def messageComplete(self, server: ServerCore, original: bytes, size: int) -> Any:
+        """
+        Hand a complete message to the handler, as C{envelope.content}
+        decoded as C{decode_data} says, and reply as it decides: the end of
+        the message for DATA and for BDAT's last chunk alike.
+
+        @param original: The message as received.
+        @param size: Its size, for the transaction log.
         """
         envelope = server.envelope
         recipients = len(envelope.rcpt_tos)
-        error = receiver.error
-        if error is not None:
-            status: Any = _DATA_ERRORS[error]
-            return self._end(server, envelope, receiver, status, recipients)
-        content = original = receiver.content()
         config = server.config
-        if config.decode_data:
-            if config.enable_SMTPUTF8:
-                # As aiosmtpd: UTF-8, and any other byte kept as a lone
-                # surrogate, so that nothing is lost or refused.
-                content = original.decode("utf-8", "surrogateescape")
-            else:
-                try:
-                    content = original.decode("ascii")
-                except UnicodeDecodeError:
-                    status = "500 Error: strict ASCII mode"
-                    return self._end(server, envelope, receiver, status, recipients)
+        content = _decoded(config, original) if config.decode_data else original
+        if content is None:
+            status = "500 Error: strict ASCII mode"
+            return self.endMessage(server, envelope, size, status, recipients)
         envelope.content = content
         envelope.original_content = original
         return server.hook(
             "DATA",
-            lambda status: self._end(server, envelope, receiver, status, recipients),
+            lambda status: self.endMessage(server, envelope, size, status, recipients),
         )
 
-    def _end(
-        self,
-        server: ServerCore,
-        envelope: Any,
-        receiver: DataReceiver,
-        status: Any,
-        recipients: int,
+    def endMessage(
+        self, server: ServerCore, envelope: Any, size: int, status: Any, recipients: int
     ) -> None:
         """
-        Reply to the end of the data, end the transaction and log it. The
-        replies come first: if they cannot be made, the error path logs the
-        transaction as aborted instead. However many replies there are
-        (LMTP), the end of the data counts once towards C{hard_error_limit}
-        (see L{dataAnswered}).
+        Reply to the end of the data (or a BDAT chunk too big), end the
+        transaction and log it with C{size}. The replies come first: if they
+        cannot be made, the error path logs the transaction as aborted
+        instead. However many replies there are (C{recipients}, for LMTP),
+        the end of the data counts once towards C{hard_error_limit} (see
+        L{dataAnswered}).
         """
         if status is None:
             status = "250 OK"
         if status.__class__ is str and status[:1] == "2":
             # Delivered (the common case): no reply of it counts anyway.
             self.dataReplies(server, status, recipients)
-            server.transactionEnded(envelope, receiver.size, status[:3])
+            server.transactionEnded(envelope, size, status[:3])
             forgive(server)
             return
         server.uncounted(self.dataReplies, server, status, recipients)
         codes = codeOf(status)
-        server.transactionEnded(envelope, receiver.size, codes)
+        server.transactionEnded(envelope, size, codes)
         dataAnswered(server, codes)
 
     def dataReplies(self, server: ServerCore, status: Any, recipients: int) -> None:

@@ -43,7 +43,14 @@ from twisted_smtpd._daemon import (
     missingMaildirDirectories,
 )
 from twisted_smtpd._endpoints import Listener
-from twisted_smtpd._tapoptions import COMPLETIONS, FLAGS, PARAMETERS
+from twisted_smtpd._tapoptions import (
+    COMPLETIONS,
+    FLAG_OPTIONS,
+    FLAGS,
+    NEGATED_FLAGS,
+    PARAMETERS,
+    VALUE_OPTIONS,
+)
 from twisted_smtpd.service import DEFAULT_ENDPOINTS, SMTPService
 
 __all__ = [
@@ -336,37 +343,19 @@ class Options(usage.Options):
         if isinstance(exceptions, str):
             # The default, which usage.Options does not coerce.
             exceptions = networks(exceptions)
-        return {
-            "protocol": LMTP if self["lmtp"] else SMTP,
-            "hostname": self["hostname"],
-            "ident": self["ident"],
-            "data_size_limit": self["size"],
-            "enable_SMTPUTF8": bool(self["smtputf8"]),
-            "enhanced_status_codes": bool(self["enhanced-status-codes"]),
-            "decode_data": bool(self["decode-data"]),
-            "dsn": not self["no-dsn"],
-            "requiretls": bool(self["requiretls"]),
-            "timeout": self["timeout"] or None,
-            "command_call_limit": callLimit,
-            "bare_newline": self["bare-newline"],
-            "max_recipients": self["max-recipients"],
-            "hard_error_limit": self["hard-error-limit"],
-            "junk_command_limit": self["junk-command-limit"],
-            "max_connections": self["max-connections"],
-            "max_connections_per_client": self["max-connections-per-client"],
-            "connection_limit_exceptions": exceptions,
-            "high_water_mark": self["high-water-mark"],
-            "tls_context": self.tlsContext,
-            "require_starttls": bool(self["require-starttls"]),
-            "implicit_tls": bool(self["implicit-tls"]),
-            "tls_handshake_timeout": self["tls-handshake-timeout"],
-            "portal": self.checker,
-            "auth_required": bool(self["auth-required"]),
-            "auth_require_tls": not self["auth-allow-plaintext"],
-            "proxy_protocol_timeout": self["proxy-protocol"],
-            "proxy_protocol_trusted": self["proxy-protocol-trusted"] or (),
-            "received_header": bool(self["received-header"]),
-        }
+        options = {name: bool(self[flag]) for flag, name in FLAG_OPTIONS.items()}
+        options.update({name: not self[flag] for flag, name in NEGATED_FLAGS.items()})
+        options.update({name: self[key] for key, name in VALUE_OPTIONS.items()})
+        options.update(
+            protocol=LMTP if self["lmtp"] else SMTP,
+            timeout=self["timeout"] or None,
+            command_call_limit=callLimit,
+            connection_limit_exceptions=exceptions,
+            tls_context=self.tlsContext,
+            portal=self.checker,
+            proxy_protocol_trusted=self["proxy-protocol-trusted"] or (),
+        )
+        return options
 
 
 def makeService(options: Options) -> SMTPService:
