@@ -30,6 +30,7 @@ from tests._protocolsupport import (
     assertSplitsAgree,
 )
 from tests._support import listen, rawConnect, readReplies, readToEnd
+from tests.test_tls import certificates
 from twisted_smtpd import LMTP, SMTP
 from twisted_smtpd._chunking import ChunkData, parseBDAT
 from twisted_smtpd.testing import Reply, SMTPTester
@@ -407,6 +408,49 @@ class RefusedBDATTests(ProtocolTestCase):
         tester.send(bdat(self.CHUNK) + b"NOOP\r\n")
         self.assertEqual(tester.replies(), [reply, OK])
         self.assertFalse(tester.closed)
+
+    def test_beforeSTARTTLS(self) -> None:
+        """
+        Refused by C{require_starttls} before it runs: 530, and the chunk is
+        still read and dropped.
+        """
+        tester = self.makeTester(
+            require_starttls=True, tls_context=certificates(self).serverOptions()
+        )
+        tester.command("EHLO c.example")
+        self.refused(tester, Reply(530, "Must issue a STARTTLS command first"))
+
+    def test_noValidSession(self) -> None:
+        """
+        After a 554 greeting from C{handle_CONNECT}: 503, and the chunk is
+        still read and dropped.
+        """
+
+        class Refusing(Collector):
+            def handle_CONNECT(self, server, session, envelope):
+                return "554 No service here"
+
+        tester = self.makeTester(Refusing())
+        tester.send(bdat(self.CHUNK) + b"NOOP\r\n")
+        # The QUIT in the chunk is not run: NOOP gets the 503 of the state.
+        self.assertEqual(
+            tester.replies(), [Reply(503, "5.5.1 Error: no valid session")] * 2
+        )
+        self.assertFalse(tester.closed)
+
+    def test_refusedBeforeRunningBadSize(self) -> None:
+        """
+        Refused before it runs and without a size that parses: the refusal
+        is the last reply, and the connection closes.
+        """
+        tester = self.makeTester(
+            require_starttls=True, tls_context=certificates(self).serverOptions()
+        )
+        tester.send(b"BDAT x\r\nNOOP\r\n")
+        self.assertEqual(
+            tester.replies(), [Reply(530, "Must issue a STARTTLS command first")]
+        )
+        self.assertTrue(tester.closed)
 
     def test_beforeHello(self) -> None:
         """

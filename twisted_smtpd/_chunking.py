@@ -22,7 +22,7 @@ from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._lines import COMMAND
 from twisted_smtpd._policy import refuseUnknownVerb
 from twisted_smtpd._syntax import syntax
-from twisted_smtpd._verbs import CommandGroup, verb
+from twisted_smtpd._verbs import CommandGroup, carries, verb
 
 _SYNTAX = "501 5.5.4 Syntax: BDAT <size> [LAST]"
 _TOO_BIG = "552 Error: Too much mail data"
@@ -162,6 +162,22 @@ class ChunkData:
             )
 
 
+def _refusedBeforeRunning(server: ServerCore, arg: str | None, reply: str) -> None:
+    """
+    Refuse a BDAT that the policy refused before it ran (C{530} before
+    STARTTLS, C{554} after a refusal of the session...) with C{reply}, and
+    drop its chunk; without a size to tell where the chunk ends, close the
+    connection with that reply.
+    """
+    size, _ = parseBDAT(arg)
+    if size is None:
+        server.disconnect(reply)
+        return
+    server.reply(reply)
+    if size:
+        server.setMode(ChunkData(size, None, keep=False))
+
+
 class Chunking(CommandGroup):
     """
     BDAT; the EHLO keywords CHUNKING and, when 8-bit data is accepted,
@@ -200,6 +216,7 @@ class Chunking(CommandGroup):
         return None
 
     @verb("BDAT")
+    @carries(_refusedBeforeRunning)
     @syntax("BDAT <size> [LAST]", when=chunkingOffered)
     def bdat(self, server: ServerCore, arg: str | None) -> Any:
         """

@@ -188,7 +188,7 @@ class CommandLines(_LineMode):
         if config.gated or server.securityRefused:
             refused = refusal(server, verb)
             if refused is not None:
-                server.reply(refused)
+                _refuse(server, verb, arg.strip() or None, refused)
                 return
         commands = _commandTables.get(server.__class__)
         if commands is None:
@@ -244,6 +244,20 @@ def _builtinCommand(cls: type, verb: str) -> Any:
     method = getattr(cls, "smtp_" + verb, None)
     builtin = getattr(method, "__smtp_command__", None)
     return _NOT_BUILTIN if builtin is None else builtin
+
+
+def _refuse(server: Any, verb: str, arg: str | None, reply: str) -> None:
+    """
+    Refuse a command before it runs: send C{reply}, or have a command that
+    carries more than its line (see L{twisted_smtpd._verbs.carries}) send
+    it and read past what it carries.
+    """
+    builtin = _builtinCommand(server.__class__, verb)
+    refused = getattr(builtin, "__smtp_refused__", None)
+    if refused is None:
+        server.reply(reply)
+    else:
+        refused(server, arg, reply)
 
 
 def _lineLimit(server: Any, line: bytes) -> int:

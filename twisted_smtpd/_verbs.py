@@ -38,6 +38,24 @@ def verb(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return decorator
 
 
+def carries(
+    refused: Callable[[Any, str | None, str], None],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """
+    Mark a command of a group as carrying more than its line (BDAT's
+    chunk). When the policy refuses the command before it runs (a C{530}
+    before STARTTLS, say), C{refused(server, arg, reply)} is called instead
+    of sending C{reply}: it sends it and reads past what the command
+    carries, so that none of it is taken for commands.
+    """
+
+    def decorator(method: Callable[..., Any]) -> Callable[..., Any]:
+        method.__smtp_refused__ = refused  # type: ignore[attr-defined]
+        return method
+
+    return decorator
+
+
 @frozen
 class Parameter:
     """
