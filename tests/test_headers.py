@@ -85,7 +85,7 @@ def splitAt(data: bytes, cuts: list[int]) -> list[bytes]:
     C{data} cut at the offsets C{cuts} (taken modulo its length).
     """
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
 def spliced(pieces: list[bytes], limit: int = HEAD_LIMIT) -> bytes:
@@ -192,7 +192,7 @@ class HeaderSplicerTests(SynchronousTestCase):
         if (match is not None and match.start() <= limit) or len(data) <= limit + 1:
             expected = withHeaders(data, ADDED)
         else:
-            first = data.find(b"\n")
+            first = data.find(b"\n", 0, limit + 1)
             bare = first == 0 or (first > 0 and data[first - 1] != ord("\r"))
             ending = b"\n" if bare else b"\r\n"
             expected = b"".join(a + ending for a in ADDED) + data

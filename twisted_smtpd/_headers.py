@@ -70,8 +70,9 @@ class HeaderSplicer:
 
     Memory stays bounded: when no empty line starts within the first
     C{limit} octets, the fields go at the very start of the message instead
-    (with the line ending of its first line), the one case where the result
-    differs from L{withHeaders}.
+    (with the line ending of its first line, or CRLF if that line is longer
+    than the limit), the one case where the result differs from
+    L{withHeaders}.
     """
 
     def __init__(self, headers: list[bytes], limit: int = HEAD_LIMIT) -> None:
@@ -104,7 +105,8 @@ class HeaderSplicer:
             out = b"".join((head[:at], added, head[at:]))
         elif len(head) > self._limit + 1:
             # No empty line can start within the first limit octets now.
-            out = _fields(self._headers, _firstEnding(head)) + head
+            ending = _firstEnding(head[: self._limit + 1])
+            out = _fields(self._headers, ending) + head
         else:
             return b""
         self._head = None
