@@ -20,17 +20,15 @@ class method, as in aiosmtpd.
 from __future__ import annotations
 
 import email
-import errno
 import inspect
-import itertools
 import os
 import re
-import socket
 import sys
-import time
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from email.message import Message as EmailMessage
 from typing import IO, Any
+from weakref import WeakKeyDictionary
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
@@ -38,6 +36,7 @@ from twisted.logger import Logger
 
 from twisted_smtpd._headers import withHeaders
 from twisted_smtpd._hooks import asyncioLoopOf
+from twisted_smtpd._maildir import MaildirFile, MessageStream
 from twisted_smtpd._relay import Proxy
 
 __all__ = [
@@ -363,35 +362,12 @@ class ProcessMessage(metaclass=ABCMeta):
         """
 
 
-_deliveries = itertools.count(1)
+#: The hooks through which L{Mailbox} takes a message as it streams in.
+_STREAMING_HOOKS = ("handle_DATA_CHUNK", "handle_DATA_END", "handle_DATA_ABORT")
 
-
-def _maildirName() -> str:
-    """
-    A unique file name for a new Maildir message, in the form the Maildir
-    specification suggests: C{<seconds>.M<microseconds>P<pid>Q<count>.<host>}.
-    """
-    now = time.time()
-    seconds = int(now)
-    host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
-    return (
-        f"{seconds}.M{int((now - seconds) * 1e6)}P{os.getpid()}"
-        f"Q{next(_deliveries)}.{host}"
-    )
-
-
-def _fsyncDirectory(path: str) -> None:
-    """
-    Make the directory entries of C{path} durable (where the platform can).
-    """
-    flags = getattr(os, "O_DIRECTORY", None)
-    if flags is None:
-        return
-    fd = os.open(path, os.O_RDONLY | flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+#: The methods whose override makes a L{Mailbox} subclass want the whole
+#: message in C{handle_DATA}, as before streaming.
+_BUFFERED_METHODS = ("handle_DATA", "prepare_message", "handle_message")
 
 
 class Mailbox(Message):
@@ -406,9 +382,31 @@ class Mailbox(Message):
     C{X-RcptTo} of L{Message.prepare_message} added at the end of its header
     section. aiosmtpd re-serialises the parsed message instead.
 
+    The message streams to disk as it arrives (C{handle_DATA_CHUNK},
+    C{handle_DATA_END}, C{handle_DATA_ABORT}), so that the server never
+    holds all of it: only its header section is held, up to 1 MiB, until
+    the empty line that ends it. A message with no empty line in its first
+    MiB gets the three fields at its start instead. A subclass that
+    overrides C{handle_DATA}, L{prepare_message} or L{handle_message} gets
+    the whole message through C{handle_DATA}, as before: its streaming
+    hooks are C{None} unless it defines them itself.
+
     @ivar mailbox: The C{mailbox.Maildir}, for reading the messages.
     @ivar mail_dir: The directory of the Maildir.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """
+        Keep the buffered C{handle_DATA} for a subclass that overrides one of
+        the methods it calls (see the class docstring).
+        """
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        between = mro[: mro.index(Mailbox)]
+        if any(name in k.__dict__ for k in between for name in _BUFFERED_METHODS):
+            for hook in _STREAMING_HOOKS:
+                if not any(hook in k.__dict__ for k in between):
+                    setattr(cls, hook, None)
 
     def __init__(
         self,
@@ -435,6 +433,9 @@ class Mailbox(Message):
         self.mailbox = mailbox.Maildir(path, create=False)
         self._path = path
         self._reactor = reactor
+        # The messages streaming in, by envelope: one per transaction, of
+        # any number of connections at once.
+        self._streams: WeakKeyDictionary[Any, MessageStream] = WeakKeyDictionary()
 
     @classmethod
     def from_cli(cls, parser: Any, *args: str) -> Mailbox:
@@ -455,6 +456,17 @@ class Mailbox(Message):
         """
         self.mailbox.clear()
 
+    def _headers(self, session: Any, envelope: Any) -> list[bytes]:
+        """
+        The header fields added to every message stored.
+        """
+        rcpts = ", ".join(envelope.rcpt_tos)
+        return [
+            f"X-Peer: {session.peer}".encode("utf-8", "replace"),
+            f"X-MailFrom: {envelope.mail_from}".encode(),
+            f"X-RcptTo: {rcpts}".encode(),
+        ]
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """
         Store the message; accept it once it is on disk.
@@ -473,15 +485,57 @@ class Mailbox(Message):
             message = self.prepare_message(session, envelope)
             await _outcome(self.handle_message(message))
             return "250 OK"
-        rcpts = ", ".join(envelope.rcpt_tos)
-        headers = [
-            f"X-Peer: {session.peer}".encode("utf-8", "replace"),
-            f"X-MailFrom: {envelope.mail_from}".encode(),
-            f"X-RcptTo: {rcpts}".encode(),
-        ]
+        headers = self._headers(session, envelope)
         data = withHeaders(envelope.original_content, headers)
         await _outcome(self.store(data))
         return "250 OK"
+
+    def handle_DATA_CHUNK(
+        self, server: Any, session: Any, envelope: Any, data: bytes, size: int
+    ) -> Deferred[None] | None:
+        """
+        Write the next piece of a message streaming in: the first one makes
+        its file in C{tmp/}.
+
+        @return: C{None} while the piece is only held (in the header
+            section), or a L{Deferred} that fires once it is written, so
+            that the server reads no more meanwhile; it fails with the
+            C{OSError} that prevented it, after the file is removed.
+        """
+        stream = self._streams.get(envelope)
+        if stream is None:
+            headers = self._headers(session, envelope)
+            stream = MessageStream(self._path, headers, self._inThread)
+            self._streams[envelope] = stream
+        return stream.write(data)
+
+    def handle_DATA_END(
+        self, server: Any, session: Any, envelope: Any, size: int
+    ) -> Deferred[str]:
+        """
+        Finish a message that streamed in: flush it to disk and move it into
+        C{new/}.
+
+        @return: A L{Deferred} that fires with C{"250 OK"} once the message
+            is there, or fails with the C{OSError} that prevented it (the
+            client gets a 451 reply and nothing is left).
+        """
+        stream = self._streams.pop(envelope, None)
+        if stream is None:
+            # An empty message: no piece came.
+            headers = self._headers(session, envelope)
+            stream = MessageStream(self._path, headers, self._inThread)
+        return stream.end().addCallback(lambda name: "250 OK")
+
+    def handle_DATA_ABORT(
+        self, server: Any, session: Any, envelope: Any, reason: str
+    ) -> None:
+        """
+        Remove what was written of a message that will not complete.
+        """
+        stream = self._streams.pop(envelope, None)
+        if stream is not None:
+            stream.abort()
 
     def handle_message(self, message: EmailMessage) -> Deferred:
         """
@@ -499,49 +553,13 @@ class Mailbox(Message):
         @return: A L{Deferred} that fires with the message's key once it is
             in C{new/}, or fails with the C{OSError} that prevented it.
         """
+        return self._inThread(MaildirFile(self._path).finish, data)
+
+    def _inThread(self, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """
+        Run C{f(*args)} in the reactor's thread pool.
+        """
         reactor = self._reactor
         if reactor is None:
             from twisted.internet import reactor
-        name = _maildirName()
-        return deferToThreadPool(
-            reactor, reactor.getThreadPool(), self._write, name, data
-        )
-
-    def _write(self, name: str, data: bytes) -> str:
-        """
-        Write one message (in a thread): C{tmp/}, fsync, C{new/}, fsync; on
-        failure, remove what was written.
-        """
-        tmp = os.path.join(self._path, "tmp", name)
-        new = os.path.join(self._path, "new", name)
-        # Outside the clean-up: a name taken (EEXIST) is someone else's file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        placed = False
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(tmp, new)
-            except OSError as e:
-                if e.errno == errno.EEXIST:
-                    raise
-                # A file system without hard links.
-                os.rename(tmp, new)
-                placed = True
-            else:
-                placed = True
-                os.unlink(tmp)
-            _fsyncDirectory(os.path.dirname(new))
-        except BaseException:
-            for path in (tmp, new) if placed else (tmp,):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-            raise
-        return name
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
