@@ -17,10 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests._support import listen, rawConnect, readReplies, smtpClient
 from twisted_smtpd import Envelope, Session, _maildir
+from twisted_smtpd._headers import withHeaders
 from twisted_smtpd.handlers import Mailbox
 
 #: A message with a header section and a body.
@@ -533,3 +536,116 @@ class ThreadPoolTests(TestCase):
                 f.read(), data.replace(b"\r\n\r\n", b"\r\n" + FIELDS + b"\r\n", 1)
             )
         self.assertEqual(os.listdir(os.path.join(path, "tmp")), [])
+
+
+#: A message of a few MiB: CRLF lines, one in eight starting with a dot.
+BIG = b"From: anne@example.com\r\nSubject: big\r\n\r\n" + b"".join(
+    (b"." if i % 8 == 0 else b"") + b"line %07d of the body\r\n" % i
+    for i in range(120000)
+)
+
+
+class Buffered(Mailbox):
+    """
+    A L{Mailbox} that keeps the whole-message path, by overriding
+    C{handle_DATA}.
+    """
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return await super().handle_DATA(server, session, envelope)
+
+
+class EndToEndTests(TestCase):
+    """
+    Integration tests: a multi-MiB message sent to a real server on
+    127.0.0.1 (real TCP, real reactor) with a L{Mailbox}, over DATA by
+    C{smtplib} and over BDAT by a raw socket; the file stored is what the
+    whole-message path stores.
+    """
+
+    timeout = 60
+
+    def stored(self, path: str) -> bytes:
+        """
+        The one message in the Maildir C{path}; C{tmp/} is empty.
+        """
+        self.assertEqual(os.listdir(os.path.join(path, "tmp")), [])
+        [name] = os.listdir(os.path.join(path, "new"))
+        with open(os.path.join(path, "new", name), "rb") as f:
+            return f.read()
+
+    def expected(self, data: bytes, peer: tuple[str, int]) -> bytes:
+        """
+        What the whole-message path stores for C{data} from C{peer}.
+        """
+        return withHeaders(
+            data,
+            [
+                f"X-Peer: {peer}".encode(),
+                b"X-MailFrom: anne@example.com",
+                b"X-RcptTo: bart@example.com",
+            ],
+        )
+
+    async def sendmail(self, handler: Mailbox) -> tuple[str, int]:
+        """
+        Send L{BIG} to a server with C{handler} with C{smtplib}.
+
+        @return: The client's address.
+        """
+        listening = listen(self, handler)
+
+        def client() -> tuple[str, int]:
+            with smtpClient(listening.port) as c:
+                self.assertEqual(
+                    c.sendmail("anne@example.com", ["bart@example.com"], BIG), {}
+                )
+                return tuple(c.sock.getsockname())
+
+        return await deferToThread(client)
+
+    async def test_data(self) -> None:
+        """
+        A message sent over DATA is stored as the whole-message path stores
+        it, and as a L{Mailbox} that keeps that path does.
+        """
+        path = self.mktemp()
+        peer = await self.sendmail(Mailbox(path, reactor=reactor))
+        self.assertEqual(self.stored(path), self.expected(BIG, peer))
+        path = self.mktemp()
+        peer = await self.sendmail(Buffered(path, reactor=reactor))
+        self.assertEqual(self.stored(path), self.expected(BIG, peer))
+
+    async def test_bdat(self) -> None:
+        """
+        A message sent in BDAT chunks of 1 MiB, pipelined, is stored as the
+        whole-message path stores it.
+        """
+        path = self.mktemp()
+        listening = listen(self, Mailbox(path, reactor=reactor))
+        chunks = [BIG[i : i + 1024 * 1024] for i in range(0, len(BIG), 1024 * 1024)]
+        self.assertGreater(len(chunks), 2)
+
+        def client() -> tuple[bytes, tuple[str, int]]:
+            sock = rawConnect(listening.port)
+            with sock:
+                readReplies(sock, 1)
+                sock.sendall(b"EHLO client.example\r\n")
+                self.assertIn(b"CHUNKING", readReplies(sock, 1))
+                sock.sendall(
+                    b"MAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\n"
+                )
+                for chunk in chunks[:-1]:
+                    sock.sendall(b"BDAT %d\r\n" % len(chunk) + chunk)
+                sock.sendall(b"BDAT %d LAST\r\n" % len(chunks[-1]) + chunks[-1])
+                replies = readReplies(sock, 2 + len(chunks))
+                sock.sendall(b"QUIT\r\n")
+                readReplies(sock, 1)
+                return replies, sock.getsockname()
+
+        replies, peer = await deferToThread(client)
+        self.assertEqual(
+            [line[:3] for line in replies.split(b"\r\n")[:-1]],
+            [b"250"] * (2 + len(chunks)),
+        )
+        self.assertEqual(self.stored(path), self.expected(BIG, tuple(peer)))
