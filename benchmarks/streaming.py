@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -61,6 +62,10 @@ from smtpclient import BenchError, LineSocket
 MiB = 1024 * 1024
 #: What the added fields (X-Peer, X-MailFrom, X-RcptTo) may add at most.
 FIELDS_SLACK = 512
+#: The last line of a reply, complete.
+FINAL_LINE = re.compile(rb"^\d{3}(?: [^\r\n]*)?\r\n", re.MULTILINE)
+#: The CHUNKING keyword in an EHLO reply.
+CHUNKING = re.compile(rb"^250[- ]CHUNKING\b", re.MULTILINE | re.IGNORECASE)
 #: BDAT chunks sent before waiting for the oldest one's reply.
 BDAT_WINDOW = 4
 
@@ -147,30 +152,23 @@ class MaildirSpec(ServerSpec):
 
 class Client(LineSocket):
     """
-    A blocking client that also reads the EHLO keywords.
+    A blocking client that also reads the EHLO reply.
     """
 
-    def ehlo(self) -> list[bytes]:
+    def ehlo(self) -> bytes:
         """
-        Greet; return the EHLO keywords.
+        Greet; return the reply to EHLO.
         """
         self.command(b"", b"220")
         self.sock.sendall(b"EHLO client.bench.local\r\n")
-        keywords = []
-        while True:
-            end = self.buf.find(b"\r\n")
-            if end < 0:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise BenchError("connection lost")
-                self.buf += data
-                continue
-            line, self.buf = self.buf[:end], self.buf[end + 2 :]
-            if line[:3] != b"250":
-                raise BenchError(f"EHLO: {line!r}")
-            keywords.append(line[4:].split(b" ")[0].upper())
-            if line[3:4] != b"-":
-                return keywords[1:]
+        while not FINAL_LINE.search(self.buf):
+            data = self.sock.recv(65536)
+            if not data:
+                raise BenchError("connection lost")
+            self.buf += data
+        text = self.buf
+        self.command(b"", b"250")
+        return text
 
     def envelope(self) -> None:
         self.command(b"MAIL FROM:<sender@client.bench.local>\r\n", b"250")
@@ -213,7 +211,7 @@ def send(spec: MaildirSpec, how: str, size: int, logdir: str) -> dict:
         client = Client(server.port, timeout=600)
         try:
             keywords = client.ehlo()
-            if how == "BDAT" and b"CHUNKING" not in keywords:
+            if how == "BDAT" and not CHUNKING.search(keywords):
                 raise BenchError("the server does not offer CHUNKING")
             client.envelope()
             if how == "DATA":
