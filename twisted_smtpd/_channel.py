@@ -71,28 +71,10 @@ class Channel(ReplyWriter):
     _answer: Deferred | None = None
     _writePaused = False
     _readPaused = False
-    _states: dict[object, Any] | None = None
+    # The mode to go back to once the work that stopped reading is done.
+    _resumeMode: InputMode = COMMAND
     # Bytes received in a streamed mode since its clock last started.
     _streamed = 0
-
-    def stateOf(self, key: object, factory: Callable[[], Any] | None) -> Any:
-        """
-        The state that a layer above (a command group) keeps for this
-        connection under C{key}, made by calling C{factory} when first asked
-        for: an idle connection keeps none.
-
-        @param factory: What makes the state, or C{None} to get C{None}
-            rather than make it.
-        """
-        states = self._states
-        if states is None:
-            if factory is None:
-                return None
-            states = self._states = {}
-        state = states.get(key)
-        if state is None and factory is not None:
-            state = states[key] = factory()
-        return state
 
     # Input.
 
@@ -297,17 +279,20 @@ class Channel(ReplyWriter):
     def _wait(self, pending: Deferred, errorReplies: int) -> None:
         """
         Stop reading until C{pending} fires, unless it waits for the client
-        (a challenge's answer); then go on with what is unread.
+        (a challenge's answer); then go on with what is unread, in the mode
+        that was left: commands, or a message whose piece a handler takes.
         """
         self._pending = True
-        if self._mode is COMMAND:
+        mode = self._mode
+        if mode is COMMAND or mode.streamed:
+            self._resumeMode = mode
             self.setMode(WAITING)
         pending.addErrback(self._failed, errorReplies).addBoth(self._resume)
 
     def _resume(self, ignored: Any) -> None:
         self._pending = False
         if self._mode is WAITING:
-            self.setMode(COMMAND)
+            self.setMode(self._resumeMode)
         self.flush()
         self._process()
 

@@ -21,10 +21,14 @@ from weakref import WeakKeyDictionary
 from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._lines import COMMAND
 from twisted_smtpd._policy import refuseUnknownVerb
+from twisted_smtpd._streaming import PIECE_SIZE, abortStream, sendPiece
 from twisted_smtpd._syntax import syntax
 from twisted_smtpd._verbs import CommandGroup, carries, verb
 
 _SYNTAX = "501 5.5.4 Syntax: BDAT <size> [LAST]"
+
+#: The unit of a piece of a chunk to hand on before the chunk's end.
+_PIECE = object()
 _TOO_BIG = "552 Error: Too much mail data"
 
 
@@ -105,7 +109,7 @@ class ChunkData:
     whatever they are, kept or dropped as they come.
     """
 
-    __slots__ = ("_left", "_parts", "_received", "_errorReplies")
+    __slots__ = ("_left", "_parts", "_received", "_errorReplies", "_piece")
 
     reads = True
     timed = True
@@ -121,6 +125,7 @@ class ChunkData:
         received: Callable[[ServerCore, list[bytes] | None], Any] | None,
         keep: bool = True,
         errorReplies: int = 1,
+        piece: Callable[[ServerCore, bytes], Any] | None = None,
     ) -> None:
         """
         @param size: The octets to read, at least one.
@@ -130,7 +135,12 @@ class ChunkData:
         @param keep: Whether to keep the octets, or drop them as they come.
         @param errorReplies: How many replies an exception in C{received}
             gets: one per recipient after LMTP's last chunk.
+        @param piece: For a message handed on in pieces (and a chunk kept):
+            called with the connection and each piece of about
+            L{PIECE_SIZE} octets as it arrives, as a command step (reading
+            waits for what it returns); C{received} gets the rest.
         """
+        self._piece = piece
         self._left = size
         self._parts: list[bytes] | None = [] if keep else None
         self._received = received
@@ -147,14 +157,21 @@ class ChunkData:
             parts.append(data if start == 0 and end == len(data) else data[start:end])
         self._left -= end - start
         if self._left:
+            if self._piece is not None and parts and sum(map(len, parts)) >= PIECE_SIZE:
+                return _PIECE, end
             return None, end
         return self, end
 
     def act(self, server: ServerCore, unit: Any) -> None:
         """
-        Read commands again (the bytes after the chunk, in the same read
-        too), and hand the chunk on.
+        Hand a piece on; or read commands again (the bytes after the chunk,
+        in the same read too), and hand the chunk on.
         """
+        if unit is _PIECE:
+            data = b"".join(self._parts)
+            self._parts = []
+            server.run(self._piece, server, data)
+            return
         server.setMode(COMMAND)
         if self._received is not None:
             server.run(
@@ -250,8 +267,14 @@ class Chunking(CommandGroup):
         errorReplies = 1
         if last and self._transaction.repliesPerRecipient:
             errorReplies = len(envelope.rcpt_tos)
+        piece = None
+        if keep and "DATA_CHUNK" in server.config.hooks:
+
+            def piece(server: ServerCore, data: bytes) -> Any:
+                return sendPiece(server, envelope, data)
+
         if size:
-            server.setMode(ChunkData(size, received, keep, errorReplies))
+            server.setMode(ChunkData(size, received, keep, errorReplies, piece))
         else:
             # Nothing to read: the chunk is there already.
             server.run(received, server, [], errorReplies=errorReplies)
@@ -271,15 +294,18 @@ class Chunking(CommandGroup):
         message on.
         """
         state.size += size
+        envelope = server.envelope
         if parts is None:
             del state.parts[:]
-            envelope = server.envelope
+            abortStream(server, envelope, "too big")
             # After a chunk that is not the last one the client expects one
             # reply, even from LMTP.
             replies = len(envelope.rcpt_tos) if last else 1
             return self._transaction.endMessage(
                 server, envelope, state.size, _TOO_BIG, replies
             )
+        if "DATA_CHUNK" in server.config.hooks:
+            return self._pieceReceived(server, envelope, state, size, last, parts)
         state.parts.extend(parts)
         if not last:
             server.reply(f"250 OK: {size} octets received")
@@ -287,3 +313,27 @@ class Chunking(CommandGroup):
         content = b"".join(state.parts)
         del state.parts[:]
         return self._transaction.messageComplete(server, content, state.size)
+
+    def _pieceReceived(
+        self,
+        server: ServerCore,
+        envelope: Any,
+        state: _Chunks,
+        size: int,
+        last: bool,
+        parts: list[bytes],
+    ) -> Any:
+        """
+        Hand the rest of a chunk to a handler that takes messages in pieces
+        (see L{twisted_smtpd._streaming}); reply once it took it, or end the
+        message after the last chunk.
+        """
+        rest = b"".join(parts)
+        if last:
+            return self._transaction.streamComplete(server, envelope, rest, state.size)
+
+        def reply(ignored: Any = None) -> None:
+            server.reply(f"250 OK: {size} octets received")
+
+        pending = sendPiece(server, envelope, rest)
+        return reply() if pending is None else pending.addCallback(reply)

@@ -80,6 +80,9 @@ HOOK_NAMES = (
     "CONNECT",
     "DISCONNECT",
     "TIMEOUT",
+    "DATA_CHUNK",
+    "DATA_END",
+    "DATA_ABORT",
 )
 
 #: The values of C{bare_newline}: what DATA does with a CR or LF that is
@@ -304,6 +307,8 @@ def findHooks(handler: Any) -> tuple[dict[str, Any], str]:
             if not callable(hook):
                 raise TypeError(f"handler.handle_{verb} must be callable")
             hooks[verb] = hook
+    if "DATA_CHUNK" in hooks and "DATA_END" not in hooks:
+        raise TypeError("a handler with handle_DATA_CHUNK needs handle_DATA_END")
     style = "new"
     ehlo = hooks.get("EHLO")
     if ehlo is not None:
@@ -388,6 +393,11 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         from twisted.internet import reactor
     hooks, ehloStyle = findHooks(handler)
     received = given.received_header or getattr(handler, "received_header", 0) is True
+    if received and "DATA_CHUNK" in hooks:
+        raise ValueError(
+            "received_header is not available yet for a handler that takes"
+            " messages in pieces (handle_DATA_CHUNK)"
+        )
     if received and "DATA" in hooks:
         hooks["DATA"] = withReceivedHeader(hooks["DATA"])
     exclude = given.auth_exclude_mechanism or ()

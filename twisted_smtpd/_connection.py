@@ -41,6 +41,7 @@ from twisted_smtpd._hooks import settle
 from twisted_smtpd._lines import ANSWER, COMMAND
 from twisted_smtpd._proxyphase import ProxyHeader
 from twisted_smtpd._session import Envelope, Session
+from twisted_smtpd._streaming import abortStream
 from twisted_smtpd._translog import logTransaction
 from twisted_smtpd._transport import peerOfTransport, send, tlsDetails
 
@@ -77,7 +78,6 @@ class Connection(Channel):
         @raise ValueError: For a value out of range.
         """
         self.config = makeConfig(handler, **options) if _config is None else _config
-        # An option for SMTP; LMTP has them anyway (RFC 2033 section 5).
         self.enhancedStatusCodes |= self.config.enhanced_status_codes
         self.event_handler = handler
         self.session: Session | None = None
@@ -326,6 +326,7 @@ class Connection(Channel):
         """
         envelope = self._envelope
         if envelope is not None and envelope.mail_from is not None:
+            abortStream(self, envelope)
             self.transactionEnded(envelope, 0, "aborted")
         self._envelope = None
 

@@ -181,6 +181,20 @@ class DataReceiver:
             return parts[0]
         return b"".join(parts)
 
+    def holding(self) -> int:
+        """
+        How many octets of the message are held, for L{take} or
+        L{content}.
+        """
+        return sum(map(len, self._parts))
+
+    def take(self) -> bytes:
+        """
+        Return the part of the message held so far, unstuffed, and hold it
+        no more: a message handed on in pieces is never held whole.
+        """
+        return self.content()
+
     def _commit(self, chunk: bytes, pieces: list[bytes] | None = None) -> None:
         """
         Check and store a piece of data that cannot hold a partial

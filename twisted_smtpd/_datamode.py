@@ -11,6 +11,10 @@ from typing import Any
 from twisted_smtpd._dataframer import DataReceiver
 from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._lines import COMMAND
+from twisted_smtpd._streaming import PIECE_SIZE
+
+#: The unit of a piece of a message to hand on before its end.
+PIECE = object()
 
 
 class MessageData(DataReceiver):
@@ -23,7 +27,7 @@ class MessageData(DataReceiver):
     message is the hot path of the server.
     """
 
-    __slots__ = ("_received", "_errorReplies")
+    __slots__ = ("_received", "_errorReplies", "_piece")
 
     reads = True
     timed = True
@@ -38,6 +42,7 @@ class MessageData(DataReceiver):
         config: Any,
         received: Callable[[ServerCore, DataReceiver], Any],
         errorReplies: int = 1,
+        piece: Callable[[ServerCore, bytes], Any] | None = None,
     ) -> None:
         """
         @param config: The server's options, for the limits.
@@ -45,6 +50,11 @@ class MessageData(DataReceiver):
             the message ended, as a command step (see C{ServerCore.run}).
         @param errorReplies: How many replies an exception in C{received}
             gets: one per recipient for LMTP.
+        @param piece: For a message handed on in pieces: called with the
+            connection and each piece of about
+            L{PIECE_SIZE <twisted_smtpd._streaming.PIECE_SIZE>} octets as
+            it arrives, as a command step (reading waits for what it
+            returns); the rest is left for C{received} to L{take}.
         """
         DataReceiver.__init__(
             self,
@@ -54,6 +64,7 @@ class MessageData(DataReceiver):
         )
         self._received = received
         self._errorReplies = errorReplies
+        self._piece = piece
 
     def frame(self, data: bytes, start: int, config: Any) -> tuple[Any, int]:
         """
@@ -62,12 +73,17 @@ class MessageData(DataReceiver):
         """
         rest = self.feed(data[start:] if start else data)
         if rest is None:
+            if self._piece is not None and self.holding() >= PIECE_SIZE:
+                return PIECE, len(data)
             return None, len(data)
         return self, len(data) - len(rest)
 
     def act(self, server: ServerCore, unit: Any) -> None:
         """
-        Read commands again, and hand the message on.
+        Hand a piece on; or read commands again, and hand the message on.
         """
+        if unit is PIECE:
+            server.run(self._piece, server, self.take())
+            return
         server.setMode(COMMAND)
         server.run(self._received, server, self, errorReplies=self._errorReplies)

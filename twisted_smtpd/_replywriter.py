@@ -41,7 +41,9 @@ class ReplyWriter(LineReceiver):
     the end of the batch.
     """
 
-    #: Whether replies get enhanced status codes (RFC 2034).
+    #: Whether replies get enhanced status codes (RFC 2034): the
+    #: C{enhanced_status_codes} option turns it on for a connection, and
+    #: LMTP always has it (RFC 2033 section 5).
     enhancedStatusCodes = False
 
     #: Seconds a closing connection may take to deliver its last replies
@@ -56,11 +58,31 @@ class ReplyWriter(LineReceiver):
     _closeTimer: Any = None
     _watcher: Callable[[bytes], None] | None = None
     _uncounted = False
+    _states: dict[object, Any] | None = None
 
     #: Why the server closed the connection (a reason of
     #: L{twisted_smtpd._connhooks}, given to C{handle_DISCONNECT}), or
     #: C{None} while it did not.
     closeReason: str | None = None
+
+    def stateOf(self, key: object, factory: Callable[[], Any] | None) -> Any:
+        """
+        The state that a layer above (a command group) keeps for this
+        connection under C{key}, made by calling C{factory} when first asked
+        for: an idle connection keeps none.
+
+        @param factory: What makes the state, or C{None} to get C{None}
+            rather than make it.
+        """
+        states = self._states
+        if states is None:
+            if factory is None:
+                return None
+            states = self._states = {}
+        state = states.get(key)
+        if state is None and factory is not None:
+            state = states[key] = factory()
+        return state
 
     @property
     def closing(self) -> bool:

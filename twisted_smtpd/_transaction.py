@@ -29,6 +29,7 @@ from twisted_smtpd._interfaces import ServerCore
 from twisted_smtpd._parameters import parsedArgument, storedParameters
 from twisted_smtpd._policy import dataAnswered, forgive, refuseRecipient
 from twisted_smtpd._replies import codeOf
+from twisted_smtpd._streaming import abortStream, endStream, sendPiece
 from twisted_smtpd._syntax import syntax
 from twisted_smtpd._verbs import CommandGroup, Parameter, verb
 
@@ -276,7 +277,14 @@ class Transaction(CommandGroup):
             server.reply(refused)
             return
         errors = max(len(recipients), 1) if self.repliesPerRecipient else 1
-        server.setMode(MessageData(server.config, self.messageReceived, errors))
+        config = server.config
+        piece = None
+        if "DATA_CHUNK" in config.hooks:
+
+            def piece(server: ServerCore, data: bytes) -> Any:
+                return sendPiece(server, envelope, data)
+
+        server.setMode(MessageData(config, self.messageReceived, errors, piece))
         server.reply("354 End data with <CR><LF>.<CR><LF>")
 
     def messageReceived(self, server: ServerCore, receiver: DataReceiver) -> Any:
@@ -284,12 +292,41 @@ class Transaction(CommandGroup):
         Check the message that DATA just ended and hand it on.
         """
         error = receiver.error
+        envelope = server.envelope
         if error is not None:
-            envelope = server.envelope
+            abortStream(server, envelope, error)
             count = len(envelope.rcpt_tos)
             status = _DATA_ERRORS[error]
             return self.endMessage(server, envelope, receiver.size, status, count)
+        if "DATA_CHUNK" in server.config.hooks:
+            return self.streamComplete(server, envelope, receiver.take(), receiver.size)
         return self.messageComplete(server, receiver.content(), receiver.size)
+
+    def streamComplete(
+        self, server: ServerCore, envelope: Any, rest: bytes, size: int
+    ) -> Any:
+        """
+        Hand the last piece of a message to a handler that takes messages in
+        pieces, then end it with C{handle_DATA_END}, whose result is the
+        reply (see L{twisted_smtpd._streaming}): the end of the message for
+        DATA and for BDAT's last chunk alike.
+
+        @param rest: What is left of the message.
+        @param size: Its size, for the transaction log.
+        """
+        recipients = len(envelope.rcpt_tos)
+
+        def end(ignored: Any = None) -> Any:
+            return endStream(
+                server,
+                envelope,
+                lambda status: self.endMessage(
+                    server, envelope, size, status, recipients
+                ),
+            )
+
+        pending = sendPiece(server, envelope, rest)
+        return end() if pending is None else pending.addCallback(end)
 
     def messageComplete(self, server: ServerCore, original: bytes, size: int) -> Any:
         """
