@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._support import listen, rawConnect, readReplies, smtpClient
 from twisted_smtpd import Envelope, Session, _maildir
+from twisted_smtpd._config import findHooks
 from twisted_smtpd._headers import withHeaders
 from twisted_smtpd.handlers import Mailbox
 
@@ -427,6 +428,34 @@ class MailboxStreamTests(SynchronousTestCase):
         self.assertEqual(sorted(self.files("new")), sorted([one, two]))
 
 
+class FindHooksTests(SynchronousTestCase):
+    """
+    What the server finds on a L{Mailbox} and on a subclass that keeps the
+    whole-message path.
+    """
+
+    def test_mailboxStreams(self) -> None:
+        """
+        The server finds the three streaming hooks of L{Mailbox}.
+        """
+        hooks, _ = findHooks(Mailbox(self.mktemp()))
+        self.assertLessEqual({"DATA_CHUNK", "DATA_END", "DATA_ABORT"}, set(hooks))
+
+    def test_subclassBuffers(self) -> None:
+        """
+        The server finds only C{handle_DATA} on a subclass that overrides
+        C{handle_message}.
+        """
+
+        class Handling(Mailbox):
+            def handle_message(self, message: Any) -> Any:
+                return super().handle_message(message)
+
+        hooks, _ = findHooks(Handling(self.mktemp()))
+        self.assertIn("DATA", hooks)
+        self.assertEqual({"DATA_CHUNK", "DATA_END", "DATA_ABORT"} & set(hooks), set())
+
+
 class SubclassTests(SynchronousTestCase):
     """
     A L{Mailbox} subclass that overrides a method of the buffered path keeps
@@ -545,6 +574,33 @@ BIG = b"From: anne@example.com\r\nSubject: big\r\n\r\n" + b"".join(
 )
 
 
+class Counting(Mailbox):
+    """
+    A streaming L{Mailbox} that counts the pieces it gets and what reached
+    C{envelope.content}.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pieces = 0
+        self.contents: list[Any] = []
+        self.aborts: list[str] = []
+
+    def handle_DATA_CHUNK(self, server: Any, session: Any, env: Any, *args: Any) -> Any:
+        self.pieces += 1
+        return super().handle_DATA_CHUNK(server, session, env, *args)
+
+    def handle_DATA_END(self, server: Any, session: Any, env: Any, size: int) -> Any:
+        self.contents.append(env.content)
+        return super().handle_DATA_END(server, session, env, size)
+
+    def handle_DATA_ABORT(
+        self, server: Any, session: Any, env: Any, reason: str
+    ) -> Any:
+        self.aborts.append(reason)
+        return super().handle_DATA_ABORT(server, session, env, reason)
+
+
 class Buffered(Mailbox):
     """
     A L{Mailbox} that keeps the whole-message path, by overriding
@@ -606,11 +662,15 @@ class EndToEndTests(TestCase):
 
     async def test_data(self) -> None:
         """
-        A message sent over DATA is stored as the whole-message path stores
-        it, and as a L{Mailbox} that keeps that path does.
+        A message sent over DATA streams in many pieces (the envelope never
+        has its content) and is stored as the whole-message path stores it,
+        and as a L{Mailbox} that keeps that path does.
         """
         path = self.mktemp()
-        peer = await self.sendmail(Mailbox(path, reactor=reactor))
+        handler = Counting(path, reactor=reactor)
+        peer = await self.sendmail(handler)
+        self.assertGreater(handler.pieces, 10)
+        self.assertEqual(handler.contents, [None])
         self.assertEqual(self.stored(path), self.expected(BIG, peer))
         path = self.mktemp()
         peer = await self.sendmail(Buffered(path, reactor=reactor))
@@ -622,7 +682,8 @@ class EndToEndTests(TestCase):
         whole-message path stores it.
         """
         path = self.mktemp()
-        listening = listen(self, Mailbox(path, reactor=reactor))
+        handler = Counting(path, reactor=reactor)
+        listening = listen(self, handler)
         chunks = [BIG[i : i + 1024 * 1024] for i in range(0, len(BIG), 1024 * 1024)]
         self.assertGreater(len(chunks), 2)
 
@@ -649,3 +710,66 @@ class EndToEndTests(TestCase):
             [b"250"] * (2 + len(chunks)),
         )
         self.assertEqual(self.stored(path), self.expected(BIG, tuple(peer)))
+        self.assertGreater(handler.pieces, 10)
+        self.assertEqual(handler.contents, [None])
+
+    def converse(
+        self, port: int, script: list[tuple[bytes, int]]
+    ) -> tuple[list[bytes], tuple[str, int]]:
+        """
+        Send each command of C{script} over a raw socket and read its count
+        of replies.
+
+        @return: The reply codes, and the client's address.
+        """
+        sock = rawConnect(port)
+        codes = []
+        with sock:
+            for data, count in [(b"", 1), *script]:
+                sock.sendall(data)
+                replies = readReplies(sock, count).split(b"\r\n")[:-1]
+                codes += [line[:3] for line in replies if line[3:4] == b" "]
+            return codes, sock.getsockname()
+
+    async def test_resetBetweenChunks(self) -> None:
+        """
+        RSET between BDAT chunks aborts the message: nothing is left in the
+        Maildir, and the next message of the connection is stored.
+        """
+        path = self.mktemp()
+        handler = Counting(path, reactor=reactor)
+        listening = listen(self, handler)
+        envelope = b"MAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\n"
+        chunk = BIG[: 300 * 1024]
+        script = [
+            (b"EHLO client.example\r\n", 1),
+            (envelope + b"BDAT %d\r\n" % len(chunk) + chunk, 3),
+            (b"RSET\r\n", 1),
+            (envelope + b"BDAT %d LAST\r\n" % len(SAMPLE) + SAMPLE, 3),
+            (b"QUIT\r\n", 1),
+        ]
+        codes, peer = await deferToThread(self.converse, listening.port, script)
+        self.assertEqual(codes, [b"220"] + [b"250"] * 8 + [b"221"])
+        self.assertEqual(handler.aborts, ["reset"])
+        self.assertEqual(self.stored(path), self.expected(SAMPLE, tuple(peer)))
+
+    async def test_tooBig(self) -> None:
+        """
+        A message over the size limit gets 552 and leaves nothing in the
+        Maildir.
+        """
+        path = self.mktemp()
+        handler = Counting(path, reactor=reactor)
+        listening = listen(self, handler, data_size_limit=1024 * 1024)
+        wire = BIG.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+        script = [
+            (b"EHLO client.example\r\n", 1),
+            (b"MAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\n", 2),
+            (b"DATA\r\n", 1),
+            (wire, 1),
+        ]
+        codes, _ = await deferToThread(self.converse, listening.port, script)
+        self.assertEqual(codes[-1], b"552")
+        self.assertEqual(handler.aborts, ["too big"])
+        self.assertEqual(os.listdir(os.path.join(path, "tmp")), [])
+        self.assertEqual(os.listdir(os.path.join(path, "new")), [])
