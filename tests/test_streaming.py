@@ -334,12 +334,24 @@ class DataTests(SynchronousTestCase):
 
         self.assertRaises(TypeError, SMTPFactory, Half())
 
-    def test_receivedHeaderRefused(self) -> None:
+    def test_receivedHeader(self) -> None:
         """
-        C{received_header} is refused with a streaming handler, rather
-        than silently left out.
+        With C{received_header}, the first piece starts with the
+        C{Received:} field, counted in the sizes; an empty message gets a
+        piece with the field alone.
         """
-        self.assertRaises(ValueError, SMTPFactory, Pieces(), received_header=True)
+        handler = Pieces()
+        t = tester(handler, received_header=True)
+        t.send(b"DATA\r\nHello\r\n.\r\n")
+        [(_, data, size), end] = handler.calls
+        self.assertTrue(data.startswith(b"Received: from c.example "), data)
+        self.assertTrue(data.endswith(b"\r\nHello\r\n"), data)
+        self.assertEqual((size, end), (len(data), ("end", len(data))))
+        t.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n.\r\n")
+        [(_, field, _), _] = handler.calls[2:]
+        self.assertTrue(field.startswith(b"Received: "), field)
+        self.assertTrue(field.endswith(b"\r\n"), field)
+        self.assertEqual(field.count(b"\r\n\t") + 1, field.count(b"\r\n"))
 
 
 class BDATTests(SynchronousTestCase):

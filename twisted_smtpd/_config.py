@@ -393,11 +393,6 @@ def makeConfig(handler: Any, *, reactor: Any = None, **options: Any) -> Config:
         from twisted.internet import reactor
     hooks, ehloStyle = findHooks(handler)
     received = given.received_header or getattr(handler, "received_header", 0) is True
-    if received and "DATA_CHUNK" in hooks:
-        raise ValueError(
-            "received_header is not available yet for a handler that takes"
-            " messages in pieces (handle_DATA_CHUNK)"
-        )
     if received and "DATA" in hooks:
         hooks["DATA"] = withReceivedHeader(hooks["DATA"])
     exclude = given.auth_exclude_mechanism or ()

@@ -38,6 +38,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_smtpd._interfaces import ServerCore
+from twisted_smtpd._received import receivedHeader
 
 __all__ = [
     "PIECE_SIZE",
@@ -77,9 +78,10 @@ class _Stream:
         with.
     """
 
-    __slots__ = ("size", "over", "failure")
+    __slots__ = ("size", "over", "failure", "started")
 
     def __init__(self) -> None:
+        self.started = False
         self.size = 0
         self.over = False
         self.failure: Failure | None = None
@@ -116,6 +118,10 @@ def sendPiece(server: ServerCore, envelope: Any, data: bytes) -> Any:
         pieces (see the module docstring).
     """
     stream = _streamOf(server, envelope)
+    if not stream.started:
+        stream.started = True
+        if server.config.received_header:
+            data = _withReceived(server, envelope, data)
     if stream.over or not data:
         return None
     stream.size += len(data)
@@ -184,6 +190,22 @@ def _pieceFailed(failure: Failure, server: Any, envelope: Any, stream: _Stream) 
         return
     abortStream(server, envelope, "error")
     stream.failure = failure
+
+
+def _withReceived(server: Any, envelope: Any, data: bytes) -> bytes:
+    """
+    The first piece of a message with its C{Received:} field before it,
+    ended as the message's first line is (CRLF, or a bare LF).
+    """
+    field = receivedHeader(
+        server, server.session, envelope, server.config.reactor.seconds()
+    )
+    end = data.find(b"\n")
+    if end > 0 and data[end - 1 : end] != b"\r":
+        field = field.replace("\r\n", "\n") + "\n"
+    else:
+        field += "\r\n"
+    return field.encode("utf-8") + data
 
 
 def _abortFailed(failure: Failure) -> None:
