@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -17,15 +18,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._support import listen, rawConnect, readReplies, smtpClient
+from tests.test_handlers import transaction
 from twisted_smtpd import Envelope, Session, _maildir
 from twisted_smtpd._config import findHooks
 from twisted_smtpd._headers import withHeaders
 from twisted_smtpd.handlers import Mailbox
+from twisted_smtpd.testing import Reply, SMTPTester
 
 #: A message with a header section and a body.
 SAMPLE = b"From: anne@example.com\r\nSubject: hi\r\n\r\nBody.\r\n\r\nMore.\r\n"
@@ -426,6 +430,41 @@ class MailboxStreamTests(SynchronousTestCase):
             1,
         )
         self.assertEqual(sorted(self.files("new")), sorted([one, two]))
+
+
+class ReceivedHeaderTests(SynchronousTestCase):
+    """
+    With C{received_header}, the streaming L{Mailbox} stores what the
+    whole-message path stores.
+    """
+
+    def test_sameAsBuffered(self) -> None:
+        """
+        The stored message has the C{Received:} field in front and the
+        added fields at the end of its header section, byte for byte as a
+        L{Mailbox} that keeps the whole-message path stores it (but for the
+        transaction id).
+        """
+        stored, handlers = [], []
+        for cls in (Counting, Buffered):
+            path = self.mktemp()
+            handler = cls(path, reactor=FakeReactor())
+            tester = SMTPTester(
+                handler, reactor=Clock(), timeout=None, received_header=True
+            )
+            replies = transaction(tester, BIG)
+            self.assertEqual(replies[-1], Reply(250, "OK"))
+            [name] = os.listdir(os.path.join(path, "new"))
+            with open(os.path.join(path, "new", name), "rb") as f:
+                stored.append(f.read())
+            handlers.append(handler)
+        self.assertEqual(handlers[0].contents, [None])
+        self.assertTrue(stored[0].startswith(b"Received: from client.example"))
+        end = b"X-RcptTo: bart@example.com\r\n\r\n.line 0000000 "
+        self.assertIn(end, stored[0][:1000])
+        # The transaction id of the Received field is random.
+        same = [re.sub(rb"with ESMTP id \w+", b"", data, count=1) for data in stored]
+        self.assertTrue(same[0] == same[1], "the two files differ")
 
 
 class FindHooksTests(SynchronousTestCase):
