@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -144,10 +144,12 @@ MESSAGES = st.lists(
 class MailboxStreamTests(SynchronousTestCase):
     """
     Tests for the streaming hooks of L{Mailbox}, with a thread pool that runs
-    each write at once (or when told).
+    each write at once (or when told), and every piece written as it comes
+    (L{_maildir.WRITE_SIZE} of 1).
     """
 
     def setUp(self) -> None:
+        self.patch(_maildir, "WRITE_SIZE", 1)
         self.path = self.mktemp()
         self.pool = ManualPool()
         self.handler = Mailbox(self.path, reactor=FakeReactor())
@@ -430,6 +432,38 @@ class MailboxStreamTests(SynchronousTestCase):
             1,
         )
         self.assertEqual(sorted(self.files("new")), sorted([one, two]))
+
+
+class GatheringTests(SynchronousTestCase):
+    """
+    L{Mailbox} gathers pieces up to L{_maildir.WRITE_SIZE} octets before it
+    writes them.
+    """
+
+    def test_gathered(self) -> None:
+        """
+        Pieces are held until they make L{_maildir.WRITE_SIZE} octets, then
+        written in one go; the rest is written at the end. A small message is
+        written only at its end.
+        """
+        path = self.mktemp()
+        handler = Mailbox(path, reactor=FakeReactor())
+        env, peer = envelope(), session()
+        tmp = os.path.join(path, "tmp")
+        self.assertIsNone(handler.handle_DATA_CHUNK(None, peer, env, SAMPLE, 0))
+        piece = b"x" * (100 * 1024 - 2) + b"\r\n"
+        self.assertIsNone(handler.handle_DATA_CHUNK(None, peer, env, piece, 0))
+        self.assertIsNone(handler.handle_DATA_CHUNK(None, peer, env, piece, 0))
+        self.assertEqual(os.listdir(tmp), [])
+        d = handler.handle_DATA_CHUNK(None, peer, env, piece, 0)
+        self.successResultOf(d)
+        [name] = os.listdir(tmp)
+        written = len(FIELDS + SAMPLE) + 3 * len(piece)
+        self.assertEqual(os.path.getsize(os.path.join(tmp, name)), written)
+        self.assertIsNone(handler.handle_DATA_CHUNK(None, peer, env, piece, 0))
+        self.successResultOf(handler.handle_DATA_END(None, peer, env, 0))
+        with open(os.path.join(path, "new", name), "rb") as f:
+            self.assertEqual(f.read(), withFields(SAMPLE) + 4 * piece)
 
 
 class ReceivedHeaderTests(SynchronousTestCase):
@@ -790,6 +824,7 @@ class EndToEndTests(TestCase):
         codes, peer = await deferToThread(self.converse, listening.port, script)
         self.assertEqual(codes, [b"220"] + [b"250"] * 8 + [b"221"])
         self.assertEqual(handler.aborts, ["reset"])
+        await self.tmpEmptied(path)
         self.assertEqual(self.stored(path), self.expected(SAMPLE, tuple(peer)))
 
     async def test_tooBig(self) -> None:
@@ -810,5 +845,17 @@ class EndToEndTests(TestCase):
         codes, _ = await deferToThread(self.converse, listening.port, script)
         self.assertEqual(codes[-1], b"552")
         self.assertEqual(handler.aborts, ["too big"])
-        self.assertEqual(os.listdir(os.path.join(path, "tmp")), [])
+        await self.tmpEmptied(path)
         self.assertEqual(os.listdir(os.path.join(path, "new")), [])
+
+    async def tmpEmptied(self, path: str) -> None:
+        """
+        Wait until C{tmp/} of the Maildir C{path} is empty: an aborted
+        message's file is removed in a thread, maybe after the reply.
+        """
+        tmp = os.path.join(path, "tmp")
+        for _ in range(500):
+            if not os.listdir(tmp):
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(os.listdir(tmp), [])

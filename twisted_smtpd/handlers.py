@@ -385,7 +385,7 @@ class Mailbox(Message):
     The message streams to disk as it arrives (C{handle_DATA_CHUNK},
     C{handle_DATA_END}, C{handle_DATA_ABORT}), so that the server never
     holds all of it: only its header section is held, up to 1 MiB, until
-    the empty line that ends it. A message with no empty line in its first
+    the empty line that ends it, and then up to 256 KiB at a time. A message with no empty line in its first
     MiB gets the three fields at its start instead. A subclass that
     overrides C{handle_DATA}, L{prepare_message} or L{handle_message} gets
     the whole message through C{handle_DATA}, as before: its streaming
@@ -494,13 +494,14 @@ class Mailbox(Message):
         self, server: Any, session: Any, envelope: Any, data: bytes, size: int
     ) -> Deferred[None] | None:
         """
-        Write the next piece of a message streaming in: the first one makes
-        its file in C{tmp/}.
+        Take the next piece of a message streaming in: pieces are gathered
+        into writes of 256 KiB, the first of which makes the message's file
+        in C{tmp/}.
 
         @return: C{None} while the piece is only held (in the header
-            section), or a L{Deferred} that fires once it is written, so
-            that the server reads no more meanwhile; it fails with the
-            C{OSError} that prevented it, after the file is removed.
+            section, or gathered), or a L{Deferred} that fires once a write
+            is done, so that the server reads no more meanwhile; it fails
+            with the C{OSError} that prevented it, after the file is removed.
         """
         stream = self._streams.get(envelope)
         if stream is None:
