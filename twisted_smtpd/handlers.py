@@ -385,11 +385,12 @@ class Mailbox(Message):
     The message streams to disk as it arrives (C{handle_DATA_CHUNK},
     C{handle_DATA_END}, C{handle_DATA_ABORT}), so that the server never
     holds all of it: only its header section is held, up to 1 MiB, until
-    the empty line that ends it, and then up to 256 KiB at a time. A message with no empty line in its first
-    MiB gets the three fields at its start instead. A subclass that
-    overrides C{handle_DATA}, L{prepare_message} or L{handle_message} gets
-    the whole message through C{handle_DATA}, as before: its streaming
-    hooks are C{None} unless it defines them itself.
+    the empty line that ends it, and then up to 256 KiB at a time. A
+    message with no empty line in its first MiB gets the three fields at
+    its start instead. A subclass that overrides C{handle_DATA},
+    L{prepare_message} or L{handle_message} gets the whole message through
+    C{handle_DATA}, as before: its streaming hooks are C{None} unless it
+    defines them itself.
 
     @ivar mailbox: The C{mailbox.Maildir}, for reading the messages.
     @ivar mail_dir: The directory of the Maildir.
