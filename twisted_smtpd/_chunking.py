@@ -75,9 +75,10 @@ def dataRefusal(server: ServerCore, envelope: Any) -> str | None:
     The reply refusing DATA in a transaction that only BDAT may carry: one
     opened with C{BODY=BINARYMIME}, or one that BDAT already began.
     """
-    if "BODY=BINARYMIME" in envelope.mail_options:
+    options = envelope.mail_options
+    if options and "BODY=BINARYMIME" in options:
         return "503 5.5.1 Error: BODY=BINARYMIME requires BDAT"
-    chunks = _chunksOf(server, False)
+    chunks = server.stateOf(_Chunks, None)
     if chunks is not None and envelope in chunks:
         return "503 5.5.1 Error: DATA after BDAT"
     return None

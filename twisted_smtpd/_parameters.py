@@ -96,7 +96,7 @@ def parsedArgument(
             else []
         )
         if smtputf8 is None:
-            smtputf8 = any(key == "SMTPUTF8" for key, _, _ in options)
+            smtputf8 = bool(options) and any(key == "SMTPUTF8" for key, _, _ in options)
         address = parsePath(
             path,
             smtputf8=smtputf8,
