@@ -162,16 +162,7 @@ class HeloEhloTests(ProtocolTestCase):
         tester = self.makeTester(data_size_limit=1000)
         self.assertEqual(
             tester.command("EHLO c.example").lines,
-            [
-                "mx.example",
-                "SIZE 1000",
-                "8BITMIME",
-                "DSN",
-                "CHUNKING",
-                "BINARYMIME",
-                "PIPELINING",
-                "HELP",
-            ],
+            [EHLO_LINES[0], "SIZE 1000", *EHLO_LINES[2:]],
         )
 
     def test_ehloNoSizeWhenUnlimited(self) -> None:
@@ -182,15 +173,7 @@ class HeloEhloTests(ProtocolTestCase):
             tester = self.makeTester(data_size_limit=limit)
             self.assertEqual(
                 tester.command("EHLO c.example").lines,
-                [
-                    "mx.example",
-                    "8BITMIME",
-                    "DSN",
-                    "CHUNKING",
-                    "BINARYMIME",
-                    "PIPELINING",
-                    "HELP",
-                ],
+                [EHLO_LINES[0], *EHLO_LINES[2:]],
             )
 
     def test_ehloDecodeData(self) -> None:
