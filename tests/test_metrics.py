@@ -13,8 +13,11 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.threads import deferToThread
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.server import Site
 
 from tests._protocolsupport import Collector, connect
 from tests._support import CLIENT_TIMEOUT, HOSTNAME, ReactorWatchdog
@@ -37,6 +40,8 @@ if prometheus_client is not None:
         observePublish,
     )
     from twisted_smtpd.service import makeService
+    from twisted_smtpd.tap import Options
+    from twisted_smtpd.tap import makeService as tapService
 
 SKIP = None if prometheus_client is not None else "prometheus_client is not installed"
 
@@ -482,3 +487,56 @@ class MetricsServiceTests(TestCase):
             )
 
         return Deferred.fromCoroutine(run())
+
+
+class MetricsOptionTests(SynchronousTestCase):
+    """
+    C{twistd smtpd --metrics ENDPOINT}, on an in-memory reactor.
+    """
+
+    skip = SKIP
+
+    def parse(self, *arguments: str) -> Any:
+        """
+        Parse C{arguments} (with C{--hostname}) on a L{MemoryReactorClock}.
+        """
+        options = Options(reactor=MemoryReactorClock())
+        options.parseOptions(["--hostname=mx", "-l", "tcp:2525", *arguments])
+        return options
+
+    def test_default(self) -> None:
+        """
+        Without C{--metrics}, the server class is the one chosen and
+        nothing else listens.
+        """
+        options = self.parse()
+        service = tapService(options)
+        self.assertIs(service.factory.protocol, SMTP)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([s[0] for s in options.reactor.tcpServers], [2525])
+
+    def test_metrics(self) -> None:
+        """
+        C{--metrics PORT} serves the metrics on loopback, beside the SMTP
+        listeners, and meters the server class chosen (LMTP here).
+        """
+        options = self.parse("--lmtp", "--metrics", "9101")
+        service = tapService(options)
+        self.assertTrue(issubclass(service.factory.protocol, LMTP))
+        self.assertEqual(service.factory.protocol.__name__, "MeteredLMTP")
+        service.startService()
+        self.addCleanup(service.stopService)
+        servers = options.reactor.tcpServers
+        self.assertEqual(
+            [(s[0], s[3]) for s in servers], [(2525, ""), (9101, "127.0.0.1")]
+        )
+        self.assertIs(servers[0][1], service.factory)
+        self.assertIsInstance(servers[1][1], Site)
+
+    def test_bad(self) -> None:
+        """
+        A description that cannot be read is a usage error.
+        """
+        error = self.assertRaises(UsageError, self.parse, "--metrics", "bogus:9101")
+        self.assertEqual(str(error), "--metrics: Unknown endpoint type: 'bogus'")

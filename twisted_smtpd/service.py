@@ -112,7 +112,7 @@ class SMTPService(MultiService):
         Have the factory watch over each port once it listens (see
         L{SMTPFactory.watchPort}), once.
         """
-        for child in self._smtpListeners():
+        for child in self.endpointServices():
             waiting = getattr(child, "_waitingForPort", None)
             if waiting is None or any(waiting is w for w in self._watched):
                 continue
@@ -123,8 +123,12 @@ class SMTPService(MultiService):
         self.factory.watchPort(port)
         return port
 
-    def _smtpListeners(self) -> list[Any]:
-        # The children that listen for SMTP: not the metrics listener.
+    def endpointServices(self) -> list[Any]:
+        """
+        The children that listen for SMTP clients, in the order of their
+        endpoints: every child but the listener of the metrics (see
+        L{makeService}'s C{metrics}).
+        """
         return [child for child in self if not getattr(child, "servesMetrics", False)]
 
     def whenListening(self) -> Deferred[list[IListeningPort | None]]:
@@ -138,7 +142,7 @@ class SMTPService(MultiService):
         @raise RuntimeError: If the service has not been started.
         """
         waiting = [
-            getattr(child, "_waitingForPort", None) for child in self._smtpListeners()
+            getattr(child, "_waitingForPort", None) for child in self.endpointServices()
         ]
         if not self.running or None in waiting:
             raise RuntimeError("the service is not started")
