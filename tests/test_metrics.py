@@ -261,6 +261,31 @@ class MeteredTests(SynchronousTestCase):
             1,
         )
 
+    def test_lmtpPerRecipient(self) -> None:
+        """
+        LMTP replies of their own to each recipient count one per
+        recipient, by code.
+        """
+        server, transport = self.serve(
+            Collector(["250 OK", "550 5.2.2 Mailbox full"]), protocol=LMTP
+        )
+        out = self.send(
+            server,
+            transport,
+            b"LHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+            b"RCPT TO:<c@example.com>\r\nDATA\r\nhi\r\n.\r\n",
+        )
+        self.assertTrue(
+            out.endswith(b"250 2.0.0 OK\r\n550 5.2.2 Mailbox full\r\n"), out
+        )
+        for outcome, code in [("accepted", "250"), ("refused", "550")]:
+            self.assertEqual(
+                sample(
+                    self.metrics, "smtpd_messages_total", outcome=outcome, code=code
+                ),
+                1,
+            )
+
     def test_authFailure(self) -> None:
         """
         An AUTH refused with 535 counts as a failure, and as a 5xx AUTH
