@@ -94,6 +94,15 @@ class MeteredTests(SynchronousTestCase):
         server, transport = connect(factory)
         return server, transport
 
+    def assertCount(
+        self, expected: float, name: str, msg: str | None = None, **labels: str
+    ) -> None:
+        """
+        Assert that sample C{name} with C{labels} of the server's metrics
+        is C{expected}.
+        """
+        self.assertEqual(sample(self.metrics, name, **labels), expected, msg)
+
     def send(self, server: Any, transport: Any, data: bytes) -> bytes:
         """
         Feed C{data} to C{server}; return what it wrote meanwhile.
@@ -115,11 +124,11 @@ class MeteredTests(SynchronousTestCase):
         A connection counts as open until it is lost, and in the total.
         """
         server, transport = self.serve()
-        self.assertEqual(sample(self.metrics, "smtpd_connections_total"), 1)
-        self.assertEqual(sample(self.metrics, "smtpd_connections_open"), 1)
+        self.assertCount(1, "smtpd_connections_total")
+        self.assertCount(1, "smtpd_connections_open")
         server.connectionLost(None)
-        self.assertEqual(sample(self.metrics, "smtpd_connections_open"), 0)
-        self.assertEqual(sample(self.metrics, "smtpd_connections_total"), 1)
+        self.assertCount(0, "smtpd_connections_open")
+        self.assertCount(1, "smtpd_connections_total")
 
     def test_pipelinedTransaction(self) -> None:
         """
@@ -139,19 +148,10 @@ class MeteredTests(SynchronousTestCase):
         out = self.send(server, transport, body)
         self.assertEqual(out, b"250 OK\r\n")
         for verb in ("EHLO", "MAIL", "RCPT", "DATA"):
-            self.assertEqual(
-                sample(
-                    self.metrics, "smtpd_commands_total", verb=verb, reply_class="2xx"
-                ),
-                1,
-                verb,
+            self.assertCount(
+                1, "smtpd_commands_total", verb=verb, reply_class="2xx", msg=verb
             )
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_messages_total", outcome="accepted", code="250"
-            ),
-            1,
-        )
+        self.assertCount(1, "smtpd_messages_total", outcome="accepted", code="250")
         self.assertEqual(
             sample(self.metrics, "smtpd_message_bytes_total"),
             len(b"Subject: hi\r\n\r\nhello\r\n"),
@@ -172,18 +172,8 @@ class MeteredTests(SynchronousTestCase):
             b'500 Error: command "XYZZY" not recognized\r\n'
             b"500 Error: bad syntax\r\n250 OK\r\n",
         )
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_commands_total", verb="unknown", reply_class="5xx"
-            ),
-            2,
-        )
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_commands_total", verb="NOOP", reply_class="2xx"
-            ),
-            1,
-        )
+        self.assertCount(2, "smtpd_commands_total", verb="unknown", reply_class="5xx")
+        self.assertCount(1, "smtpd_commands_total", verb="NOOP", reply_class="2xx")
         self.assertIsNone(
             sample(
                 self.metrics, "smtpd_commands_total", verb="XYZZY", reply_class="5xx"
@@ -203,15 +193,8 @@ class MeteredTests(SynchronousTestCase):
             b"RCPT TO:<x@refused.example>\r\nRSET\r\n",
         )
         self.assertTrue(out.endswith(b"550 5.1.1 No such user\r\n250 OK\r\n"))
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_commands_total", verb="RCPT", reply_class="5xx"
-            ),
-            1,
-        )
-        self.assertEqual(
-            sample(self.metrics, "smtpd_messages_total", outcome="aborted", code=""), 1
-        )
+        self.assertCount(1, "smtpd_commands_total", verb="RCPT", reply_class="5xx")
+        self.assertCount(1, "smtpd_messages_total", outcome="aborted", code="")
 
     def test_refusedMessage(self) -> None:
         """
@@ -225,16 +208,8 @@ class MeteredTests(SynchronousTestCase):
             b"DATA\r\nhi\r\n.\r\n",
         )
         self.assertTrue(out.endswith(b"554 5.6.0 Rejected\r\n"))
-        self.assertEqual(
-            sample(self.metrics, "smtpd_messages_total", outcome="refused", code="554"),
-            1,
-        )
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_commands_total", verb="DATA", reply_class="5xx"
-            ),
-            1,
-        )
+        self.assertCount(1, "smtpd_messages_total", outcome="refused", code="554")
+        self.assertCount(1, "smtpd_commands_total", verb="DATA", reply_class="5xx")
 
     def test_lmtpCodes(self) -> None:
         """
@@ -248,18 +223,8 @@ class MeteredTests(SynchronousTestCase):
             b"LHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
             b"RCPT TO:<c@example.com>\r\nDATA\r\nhi\r\n.\r\n",
         )
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_messages_total", outcome="accepted", code="250"
-            ),
-            1,
-        )
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_commands_total", verb="LHLO", reply_class="2xx"
-            ),
-            1,
-        )
+        self.assertCount(1, "smtpd_messages_total", outcome="accepted", code="250")
+        self.assertCount(1, "smtpd_commands_total", verb="LHLO", reply_class="2xx")
 
     def test_lmtpPerRecipient(self) -> None:
         """
@@ -279,12 +244,7 @@ class MeteredTests(SynchronousTestCase):
             out.endswith(b"250 2.0.0 OK\r\n550 5.2.2 Mailbox full\r\n"), out
         )
         for outcome, code in [("accepted", "250"), ("refused", "550")]:
-            self.assertEqual(
-                sample(
-                    self.metrics, "smtpd_messages_total", outcome=outcome, code=code
-                ),
-                1,
-            )
+            self.assertCount(1, "smtpd_messages_total", outcome=outcome, code=code)
 
     def test_authFailure(self) -> None:
         """
@@ -300,14 +260,9 @@ class MeteredTests(SynchronousTestCase):
         self.assertTrue(out.endswith(b"334 UGFzc3dvcmQA\r\n"), out)
         out = self.send(server, transport, b"cGFzcw==\r\n")
         self.assertEqual(out[:4], b"535 ")
-        self.assertEqual(sample(self.metrics, "smtpd_auth_total", result="failure"), 1)
+        self.assertCount(1, "smtpd_auth_total", result="failure")
         self.assertIsNone(sample(self.metrics, "smtpd_auth_total", result="success"))
-        self.assertEqual(
-            sample(
-                self.metrics, "smtpd_commands_total", verb="AUTH", reply_class="5xx"
-            ),
-            1,
-        )
+        self.assertCount(1, "smtpd_commands_total", verb="AUTH", reply_class="5xx")
 
     def test_closingReplyIsNoCommand(self) -> None:
         """
@@ -318,7 +273,7 @@ class MeteredTests(SynchronousTestCase):
         transport.clear()
         server.disconnect("421 4.7.0 Too many connections", SHED)
         self.assertEqual(transport.value()[:4], b"421 ")
-        self.assertEqual(sample(self.metrics, "smtpd_sessions_shed_total"), 1)
+        self.assertCount(1, "smtpd_sessions_shed_total")
         self.assertIsNone(
             sample(
                 self.metrics, "smtpd_commands_total", verb="unknown", reply_class="4xx"
@@ -338,10 +293,8 @@ class MeteredTests(SynchronousTestCase):
             b"DATA\r\nhi\r\n.\r\n",
         )
         for hook in ("RCPT", "DATA"):
-            self.assertEqual(
-                sample(self.metrics, "smtpd_hook_duration_seconds_count", hook=hook),
-                1,
-                hook,
+            self.assertCount(
+                1, "smtpd_hook_duration_seconds_count", hook=hook, msg=hook
             )
         self.assertIsNone(
             sample(self.metrics, "smtpd_hook_duration_seconds_count", hook="MAIL")
@@ -359,9 +312,7 @@ class MeteredTests(SynchronousTestCase):
         server._tlsHandshake.lost = lost.append
         server.connectionLost(None)
         self.assertEqual(lost, [None])
-        self.assertEqual(
-            sample(self.metrics, "smtpd_tls_handshakes_total", result="failed"), 1
-        )
+        self.assertCount(1, "smtpd_tls_handshakes_total", result="failed")
 
     def test_metricsEndpoint(self) -> None:
         """
