@@ -21,6 +21,7 @@ from twisted.web.server import Site
 
 from tests._protocolsupport import Collector, connect
 from tests._support import CLIENT_TIMEOUT, HOSTNAME, ReactorWatchdog
+from tests.test_tls import FakeSSLTransport
 from twisted_smtpd import LMTP, SMTP, SMTPFactory
 from twisted_smtpd._auth import AuthResult
 from twisted_smtpd._connhooks import SHED
@@ -300,18 +301,24 @@ class MeteredTests(SynchronousTestCase):
             sample(self.metrics, "smtpd_hook_duration_seconds_count", hook="MAIL")
         )
 
-    def test_handshakeFailure(self) -> None:
+    def test_handshakes(self) -> None:
         """
-        A connection lost during a TLS handshake counts a failed handshake.
+        On an implicit-TLS listener, a completed handshake counts as
+        C{ok}, a connection lost during one as C{failed}.
         """
-        server, transport = self.serve()
-        lost = []
-        # As if a handshake had begun: the connection tells it it is lost.
-        server._handshakePending = True
-        server._tlsHandshake = Deferred()
-        server._tlsHandshake.lost = lost.append
-        server.connectionLost(None)
-        self.assertEqual(lost, [None])
+        self.serve()
+        factory = SMTPFactory(Collector(), reactor=Clock(), hostname=HOSTNAME)
+        factory.protocol = meteredProtocol(SMTP, self.metrics)
+        done = factory.buildProtocol(None)
+        done.makeConnection(FakeSSLTransport())
+        done.handshakeCompleted()
+        lost = factory.buildProtocol(None)
+        lost.makeConnection(FakeSSLTransport())
+        self.assertIsNone(
+            sample(self.metrics, "smtpd_tls_handshakes_total", result="failed")
+        )
+        lost.connectionLost(None)
+        self.assertCount(1, "smtpd_tls_handshakes_total", result="ok")
         self.assertCount(1, "smtpd_tls_handshakes_total", result="failed")
 
     def test_metricsEndpoint(self) -> None:
