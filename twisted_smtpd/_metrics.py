@@ -368,6 +368,18 @@ class MetricsPage(Resource):
         return client.generate_latest(self._registry)
 
 
+class _QuietSite(Site):
+    """
+    A site that logs no line per request: Prometheus scrapes every few
+    seconds, and the server's log is for mail.
+    """
+
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        pass
+
+
 class MetricsService(StreamServerEndpointService):
     """
     The HTTP listener of a server's metrics, a child of its
@@ -384,7 +396,7 @@ class MetricsService(StreamServerEndpointService):
     def __init__(self, endpoint: Any, metrics: Metrics) -> None:
         root = Resource()
         root.putChild(b"metrics", MetricsPage(metrics.registry))
-        super().__init__(endpoint, Site(root))
+        super().__init__(endpoint, _QuietSite(root))
         self.metrics = metrics
 
     def privilegedStartService(self) -> None:
