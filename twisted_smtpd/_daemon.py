@@ -301,7 +301,9 @@ class CommandLineService(SMTPService):
         """
         if self._fileLimit is None:
             self._fileLimit = self.raiseFileLimit()
-        for listener, child in zip(self._listeners, self, strict=True):
+        for listener, child in zip(
+            self._listeners, self.endpointServices(), strict=True
+        ):
             if getattr(child, "_waitingForPort", None) is not None:
                 continue
             try:

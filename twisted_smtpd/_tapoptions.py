@@ -7,12 +7,16 @@ parses them and turns them into a server.
 
 from __future__ import annotations
 
+import importlib.util
+
+from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
 from twisted_smtpd._cli import BUILTIN_HANDLERS, choice, networks, number
 from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS
 from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
 from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT
+from twisted_smtpd._metrics import MISSING_CLIENT, metricsEndpoint
 from twisted_smtpd.log import LEVELS
 
 
@@ -33,6 +37,26 @@ def trustedProxies(value: str) -> list[str]:
 
 
 trustedProxies.coerceDoc = ""  # type: ignore[attr-defined]
+
+
+def metricsListener(value: str) -> str:
+    """
+    Read C{--metrics}: an endpoint description, or a bare port (loopback).
+
+    @raise usage.UsageError: For a description that cannot be read, or
+        when C{prometheus_client} is not installed.
+    """
+    try:
+        # Parsed only (no reactor is needed for that), to report it now.
+        serverFromString(None, metricsEndpoint(value))
+    except ValueError as e:
+        raise usage.UsageError(f"--metrics: {e}") from None
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise usage.UsageError(f"--metrics: {MISSING_CLIENT}")
+    return value
+
+
+metricsListener.coerceDoc = ""  # type: ignore[attr-defined]
 
 #: The server's own defaults, which the options that set them share.
 DEFAULTS = SMTPOptions()
@@ -273,6 +297,16 @@ PARAMETERS = [
         " any other peer gets 421 and is closed before anything it sent is"
         " read. [default: any peer]",
         trustedProxies,
+    ],
+    [
+        "metrics",
+        None,
+        None,
+        "Serve Prometheus metrics at /metrics over HTTP on this endpoint"
+        " (e.g. tcp:9101:interface=127.0.0.1; a bare port listens on"
+        " 127.0.0.1 only). Needs prometheus_client: pip install"
+        " 'twisted_smtpd[metrics]'. [default: off]",
+        metricsListener,
     ],
     [
         "log-level",

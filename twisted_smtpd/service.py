@@ -112,7 +112,7 @@ class SMTPService(MultiService):
         Have the factory watch over each port once it listens (see
         L{SMTPFactory.watchPort}), once.
         """
-        for child in self:
+        for child in self.endpointServices():
             waiting = getattr(child, "_waitingForPort", None)
             if waiting is None or any(waiting is w for w in self._watched):
                 continue
@@ -122,6 +122,14 @@ class SMTPService(MultiService):
     def _watchPort(self, port: IListeningPort) -> IListeningPort:
         self.factory.watchPort(port)
         return port
+
+    def endpointServices(self) -> list[Any]:
+        """
+        The children that listen for SMTP clients, in the order of their
+        endpoints: every child but the listener of the metrics (see
+        L{makeService}'s C{metrics}).
+        """
+        return [child for child in self if not getattr(child, "servesMetrics", False)]
 
     def whenListening(self) -> Deferred[list[IListeningPort | None]]:
         """
@@ -133,7 +141,9 @@ class SMTPService(MultiService):
             listen; its error is logged).
         @raise RuntimeError: If the service has not been started.
         """
-        waiting = [getattr(child, "_waitingForPort", None) for child in self]
+        waiting = [
+            getattr(child, "_waitingForPort", None) for child in self.endpointServices()
+        ]
         if not self.running or None in waiting:
             raise RuntimeError("the service is not started")
         return gatherResults(waiting)
@@ -144,6 +154,7 @@ def makeService(
     endpoints: Iterable[str | IStreamServerEndpoint] = DEFAULT_ENDPOINTS,
     *,
     reactor: Any = None,
+    metrics: str | IStreamServerEndpoint | None = None,
     **options: Any,
 ) -> SMTPService:
     """
@@ -156,12 +167,22 @@ def makeService(
         L{IStreamServerEndpoint} providers.
     @param reactor: The reactor for listening and timers; the global one by
         default.
+    @param metrics: Where to serve Prometheus metrics at C{/metrics} (see
+        L{twisted_smtpd.metrics}): an endpoint description such as
+        C{"tcp:9101:interface=127.0.0.1"} (a bare port listens on loopback)
+        or an L{IStreamServerEndpoint}; C{None} (the default) for none.
     @param options: The options of L{SMTPFactory} (C{protocol=},
         C{hostname=}, C{data_size_limit=}...).
     @return: An L{SMTPService} to start, or to attach with
         C{setServiceParent}.
     @raise TypeError: For an unknown option or a value of the wrong type.
     @raise ValueError: For a bad option value or endpoint description.
+    @raise ImportError: For C{metrics} without C{prometheus_client}.
     """
     factory = SMTPFactory(handler, reactor=reactor, **options)
-    return SMTPService(factory, endpoints, reactor=reactor)
+    service = SMTPService(factory, endpoints, reactor=reactor)
+    if metrics is not None:
+        from twisted_smtpd._metrics import serveMetrics
+
+        serveMetrics(service, metrics, reactor)
+    return service

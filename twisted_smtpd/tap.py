@@ -43,6 +43,7 @@ from twisted_smtpd._daemon import (
     missingMaildirDirectories,
 )
 from twisted_smtpd._endpoints import Listener
+from twisted_smtpd._metrics import serveMetrics
 from twisted_smtpd._tapoptions import (
     COMPLETIONS,
     FLAG_OPTIONS,
@@ -379,9 +380,12 @@ def makeService(options: Options) -> SMTPService:
         observer = logObserverFor(
             parent, options["log-level"], options["log-format"], options.reactor
         )
-    return CommandLineService(
+    service = CommandLineService(
         options["factory"],
         options.listeners,
         reactor=options.reactor,
         logObserver=observer,
     )
+    if options["metrics"] is not None:
+        serveMetrics(service, options["metrics"], options.reactor)
+    return service
