@@ -21,13 +21,13 @@ from twisted_smtpd._clientlimit import (
     exceptionNetworks,
 )
 from twisted_smtpd._config import makeConfig
-from twisted_smtpd._connections import OpenConnections
+from twisted_smtpd._connections import SHUTTING_DOWN, OpenConnections
 from twisted_smtpd._connhooks import SHED
 from twisted_smtpd._filelimit import highWaterMark, softFileLimit
 from twisted_smtpd._shedding import SHED_REPLY, AcceptGuard, room, sheddable
 from twisted_smtpd._smtp import SMTP
 from twisted_smtpd._tally import Tally
-from twisted_smtpd._validate import checkInt
+from twisted_smtpd._validate import checkInt, checkSeconds
 
 log = Logger(namespace="twisted_smtpd.server")
 
@@ -46,6 +46,10 @@ _REFUSED_FROM_LOG = (
     " the last from {address}"
 )
 _SHED_LOG = "closed {count} idle session(s) to make room for new clients"
+
+#: The default C{shutdown_timeout}: seconds a message being received, or
+#: a hook working, may take to finish as the service stops.
+SHUTDOWN_TIMEOUT = 30.0
 
 #: The default C{max_connections_per_client}, Postfix's
 #: C{smtpd_client_connection_count_limit}.
@@ -69,6 +73,8 @@ class SMTPFactory(ServerFactory):
         one client address, or C{0} for no such limit.
     @ivar connectionLimitExceptions: The networks whose clients
         C{maxConnectionsPerClient} does not limit.
+    @ivar shutdownTimeout: Seconds L{shutDown} lets the work under way
+        take, by default.
     @ivar highWaterMark: The number of connections served at which a new
         one makes the session idle longest close, or C{None} for never
         (as before the factory starts, when it is worked out from the file
@@ -76,6 +82,7 @@ class SMTPFactory(ServerFactory):
     """
 
     noisy = False
+    _shuttingDown = False
 
     def __init__(
         self,
@@ -87,6 +94,7 @@ class SMTPFactory(ServerFactory):
         max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
         connection_limit_exceptions: Iterable[Any] = DEFAULT_EXCEPTIONS,
         high_water_mark: int | None = None,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
         **options: Any,
     ) -> None:
         """
@@ -112,6 +120,10 @@ class SMTPFactory(ServerFactory):
             new clients; C{None} to work it out from the file descriptor
             limit when the factory starts, C{0} never to close sessions
             for that.
+        @param shutdown_timeout: Seconds that the messages being received
+            and the hooks working when the service stops (see
+            L{shutDown}) may take to finish; C{0} to close every session
+            at once.
         @param options: The options of L{SMTP}.
         @raise TypeError: For an unknown option or a value of the wrong type.
         @raise ValueError: For a value out of range or a bad combination.
@@ -128,6 +140,7 @@ class SMTPFactory(ServerFactory):
             )
         checkInt("max_connections_per_client", max_connections_per_client, 0)
         checkInt("high_water_mark", high_water_mark, 0, allowNone=True)
+        checkSeconds("shutdown_timeout", shutdown_timeout)
         self.handler = handler
         self.protocol = protocol
         self.maxConnections = max_connections
@@ -135,6 +148,7 @@ class SMTPFactory(ServerFactory):
         self.connectionLimitExceptions = exceptionNetworks(connection_limit_exceptions)
         self._highWaterOption = high_water_mark
         self.highWaterMark = high_water_mark or None
+        self.shutdownTimeout = shutdown_timeout
         self._config = config = makeConfig(handler, reactor=reactor, **options)
         # Every open connection, served or leaving; those leaving (refused,
         # or closed to make room) are closing and are not counted as served.
@@ -215,7 +229,9 @@ class SMTPFactory(ServerFactory):
         """
         refusal = client = None
         served = self.connections
-        if self.maxConnections is not None and served >= self.maxConnections:
+        if self._shuttingDown:
+            refusal = SHUTTING_DOWN.format(hostname=self._config.hostname)
+        elif self.maxConnections is not None and served >= self.maxConnections:
             refusal = TOO_MANY
         elif not self._config.proxy_protocol_timeout:
             # Behind a proxy the client is known after the PROXY header.
@@ -352,3 +368,33 @@ class SMTPFactory(ServerFactory):
             left, at once if there is none.
         """
         return self._open.close(grace, abortAfter)
+
+    def shutDown(
+        self, timeout: float | None = None, abortAfter: float = 1.0
+    ) -> Deferred[None]:
+        """
+        End every open connection as a server that shuts down should (stop
+        listening first, so that no new one comes;
+        L{SMTPService.stopService
+        <twisted_smtpd.service.SMTPService.stopService>} does both): each
+        session that waits for a command, even between MAIL and DATA, is
+        sent C{421 4.3.2 <hostname> Service shutting down, closing
+        transmission channel} and closed at once; a message being received
+        or a hook working (a broker's confirm, say) may finish within
+        C{timeout} seconds and gets its real reply, then the C{421}, and no
+        new command runs. When C{timeout} ends, the sessions still there
+        are sent the C{421} and closed, and cut off C{abortAfter} seconds
+        later if they did not go. A connection that opens meanwhile is
+        refused with the C{421}.
+
+        @param timeout: Seconds the work under way may take; the factory's
+            C{shutdown_timeout} by default.
+        @param abortAfter: Seconds the connections told to close may take
+            before they are cut off.
+        @return: A L{Deferred} firing with C{None} once no connection is
+            left, at once if there is none.
+        """
+        if timeout is None:
+            timeout = self.shutdownTimeout
+        self._shuttingDown = True
+        return self._open.shutDown(timeout, abortAfter)
