@@ -10,6 +10,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests._protocolsupport import (
     GO_AHEAD,
@@ -23,6 +25,7 @@ from tests._protocolsupport import (
 from twisted_smtpd import LMTP, SMTPFactory
 from twisted_smtpd._connections import SHUTTING_DOWN
 from twisted_smtpd.service import SMTPService
+from twisted_smtpd.tap import Options
 from twisted_smtpd.testing import Reply, SMTPTester
 
 GOODBYE = Reply(421, SHUTTING_DOWN.format(hostname=HOST)[4:])
@@ -290,6 +293,38 @@ class ShutDownTests(ProtocolTestCase):
             (True, TypeError),
         ]:
             self.assertRaises(error, SMTPFactory, Collector(), shutdown_timeout=bad)
+
+
+class ShutdownTimeoutOptionTests(SynchronousTestCase):
+    """
+    C{twistd smtpd --shutdown-timeout}.
+    """
+
+    def test_option(self) -> None:
+        """
+        C{--shutdown-timeout} sets the factory's C{shutdown_timeout}, 30
+        seconds by default.
+        """
+        options = Options()
+        options.parseOptions(["--shutdown-timeout", "2.5"])
+        self.assertEqual(options["factory"].shutdownTimeout, 2.5)
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(options["factory"].shutdownTimeout, 30.0)
+
+    def test_bad(self) -> None:
+        """
+        C{--shutdown-timeout} takes a number of at least 0.
+        """
+        for value in ["-1", "x", "inf"]:
+            options = Options()
+            error = self.assertRaises(
+                UsageError, options.parseOptions, ["--shutdown-timeout", value]
+            )
+            self.assertEqual(
+                str(error),
+                f"--shutdown-timeout must be a number of at least 0, not {value!r}",
+            )
 
 
 class StopServiceTests(ProtocolTestCase):
