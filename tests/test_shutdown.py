@@ -1,17 +1,34 @@
 # -*- test-case-name: tests.test_shutdown -*-
 """
 Tests for the graceful shutdown of L{SMTPFactory.shutDown} and
-L{SMTPService.stopService}: in memory, with a L{Clock}.
+L{SMTPService.stopService}: in memory, with a L{Clock}; and of C{twistd
+smtpd} stopped by SIGTERM in the middle of a load, as a child process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mailbox
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import (
+    ConnectionDone,
+    ProcessExitedAlready,
+    ProcessTerminated,
+)
 from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._protocolsupport import (
     GO_AHEAD,
@@ -22,6 +39,7 @@ from tests._protocolsupport import (
     connect,
     parseReplies,
 )
+from tests.test_service import _TWISTD, _Twistd, _twistdEnvironment
 from twisted_smtpd import LMTP, SMTPFactory
 from twisted_smtpd._connections import SHUTTING_DOWN
 from twisted_smtpd.service import SMTPService
@@ -360,3 +378,190 @@ class StopServiceTests(ProtocolTestCase):
         self.assertNoResult(stopped)
         busy.connectionLost(Failure(ConnectionDone()))
         self.successResultOf(stopped)
+
+
+def _reply(stream: Any) -> int:
+    """
+    Read one whole reply from C{stream}; return its code.
+
+    @raise ConnectionError: If the connection ends before it.
+    """
+    while True:
+        line = stream.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError("the connection ended")
+        if line[3:4] != b"-":
+            return int(line[:3])
+
+
+def _message(tag: str) -> bytes:
+    """
+    A message of about a kilobyte that names C{tag} in its C{Subject}.
+    """
+    return f"Subject: {tag}\r\n\r\n".encode() + b"x" * 76 + b"\r\n" * 12
+
+
+class _Load:
+    """
+    Clients sending messages over raw loopback sockets, each on one
+    session until it is refused or closed, then on a new one until the
+    server no longer accepts; and what each message's end got: its reply's
+    code, or C{"unknown"} when the connection ended before a reply.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.outcomes: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.inData = threading.Event()
+        self.signalled = threading.Event()
+        self.slow: list[int] = []
+
+    def connect(self) -> tuple[socket.socket, Any]:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        stream = sock.makefile("rb")
+        if _reply(stream) != 220:
+            raise ConnectionError("not greeted")
+        sock.sendall(b"EHLO client.example\r\n")
+        if _reply(stream) != 250:
+            raise ConnectionError("EHLO refused")
+        return sock, stream
+
+    def envelope(self, sock: socket.socket, stream: Any) -> bool:
+        for command in [b"MAIL FROM:<a@example.com>", b"RCPT TO:<b@example.com>"]:
+            sock.sendall(command + b"\r\n")
+            if _reply(stream) != 250:
+                return False
+        sock.sendall(b"DATA\r\n")
+        return _reply(stream) == 354
+
+    def end(self, tag: str, sock: socket.socket, stream: Any, rest: bytes) -> int:
+        sock.sendall(rest + b".\r\n")
+        with self.lock:
+            self.outcomes[tag] = "unknown"
+        code = _reply(stream)
+        with self.lock:
+            self.outcomes[tag] = code
+        return code
+
+    def client(self, index: int) -> None:
+        """
+        Send messages until the server stops accepting.
+        """
+        count = 0
+        while True:
+            try:
+                sock, stream = self.connect()
+            except OSError:
+                return
+            try:
+                while self.envelope(sock, stream):
+                    count += 1
+                    tag = f"load-{index}-{count}"
+                    if self.end(tag, sock, stream, _message(tag)) != 250:
+                        break
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    def slowClient(self) -> None:
+        """
+        Send one message, half of it before the server is signalled and
+        the rest a little after; then read what follows its reply.
+        """
+        sock, stream = self.connect()
+        try:
+            self.envelope(sock, stream)
+            whole = _message("slow")
+            sock.sendall(whole[:20])
+            self.inData.set()
+            self.signalled.wait(10)
+            time.sleep(0.5)
+            self.slow.append(self.end("slow", sock, stream, whole[20:]))
+            sock.sendall(b"MAIL FROM:<a@example.com>\r\n")
+            self.slow.append(_reply(stream))
+            self.slow.append(len(stream.read()))
+        finally:
+            sock.close()
+
+
+class TwistdShutdownTests(TestCase):
+    """
+    Integration test: C{twistd -n smtpd} with the Mailbox handler, run as
+    a child process on loopback TCP, stopped with SIGTERM while raw socket
+    clients send messages from several threads.
+    """
+
+    timeout = 60
+
+    async def test_sigtermMidLoad(self) -> None:
+        """
+        After SIGTERM mid-load, every message that got C{250} is in the
+        Maildir, every message in the Maildir got C{250}, no message was
+        left without a reply, a message in DATA when the signal came got
+        C{250} then C{421}, and twistd stopped cleanly well within
+        C{--shutdown-timeout}.
+        """
+        maildir = os.path.abspath(self.mktemp())
+        process = _Twistd()
+        directory = self.mktemp()
+        os.makedirs(directory)
+        transport = reactor.spawnProcess(
+            process,
+            sys.executable,
+            [
+                sys.executable, *_TWISTD, "-n", "--pidfile=", "smtpd",
+                "--listen", "tcp:0:interface=127.0.0.1", "--hostname", "mx.example",
+                "--shutdown-timeout", "10", "--handler", "mailbox", maildir,
+            ],
+            env=_twistdEnvironment(),
+            path=directory,
+        )  # fmt: skip
+
+        async def kill() -> None:
+            if not process.ended.called:
+                with contextlib.suppress(ProcessExitedAlready):
+                    transport.signalProcess("KILL")
+                await process.ended
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(kill()))
+        match = await process.waitFor(rb"SMTPFactory starting on (\d+)")
+        load = _Load(int(match.group(1)))
+        signalled: list[float] = []
+
+        def drive() -> None:
+            threads = [threading.Thread(target=load.slowClient)]
+            threads += [
+                threading.Thread(target=load.client, args=(i,)) for i in range(4)
+            ]
+            for thread in threads:
+                thread.daemon = True
+                thread.start()
+            load.inData.wait(10)
+            time.sleep(0.5)
+            reactor.callFromThread(transport.signalProcess, "TERM")
+            signalled.append(time.monotonic())
+            load.signalled.set()
+            for thread in threads:
+                thread.join(20)
+
+        await deferToThread(drive)
+        reason = await process.ended.addTimeout(20, reactor)
+        took = time.monotonic() - signalled[0]
+        self.assertIsInstance(reason, ProcessTerminated)
+        self.assertEqual(reason.signal, signal.SIGTERM)
+        self.assertIn(b"Server Shut Down.", process.output)
+        self.assertNotIn(b"Traceback", process.output)
+        self.assertLess(took, 8)
+
+        self.assertEqual(load.slow, [250, 421, 0])
+        accepted = {tag for tag, code in load.outcomes.items() if code == 250}
+        self.assertGreater(len(accepted), 10)
+        self.assertEqual(
+            [tag for tag, code in load.outcomes.items() if code == "unknown"], []
+        )
+        box = mailbox.Maildir(maildir, create=False)
+        delivered = [message["Subject"] for message in box]
+        self.assertEqual(len(delivered), len(set(delivered)))
+        self.assertEqual(set(delivered), accepted)

@@ -19,14 +19,18 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
 from twisted_smtpd._connhooks import SHUTDOWN
 from twisted_smtpd._lines import COMMAND
 from twisted_smtpd._smtp import SMTP
 
-__all__ = ["SHUTTING_DOWN", "OpenConnections"]
+__all__ = ["SHUTDOWN_TIMEOUT", "SHUTTING_DOWN", "ClosingFactory", "OpenConnections"]
+
+#: The default C{shutdown_timeout}: seconds a message being received, or
+#: a hook working, may take to finish as the service stops.
+SHUTDOWN_TIMEOUT = 30.0
 
 #: The last reply of a session closed as the service shuts down (RFC 5321
 #: section 3.8), a format string for the server's host name.
@@ -250,3 +254,66 @@ class OpenConnections:
         for protocol in list(self._open):
             if protocol.transport is not None:
                 protocol.transport.abortConnection()
+
+
+class ClosingFactory(ServerFactory):
+    """
+    A factory that keeps its open connections in an L{OpenConnections}
+    (its subclass sets C{_open}), and ends them gracefully when the
+    service stops.
+
+    @ivar shutdownTimeout: The seconds L{shutDown} lets the work under way
+        take, by default.
+    """
+
+    shutdownTimeout = SHUTDOWN_TIMEOUT
+    _shuttingDown = False
+    _open: OpenConnections
+
+    def closeConnections(self, grace: float, abortAfter: float = 1.0) -> Deferred[None]:
+        """
+        End every open connection, as a server that shuts down should (stop
+        listening first, so that no new one comes): wait for the sessions
+        in progress to end, at most C{grace} seconds; then send the clients
+        still there C{421 4.3.2 <hostname> Service shutting down, closing
+        transmission channel} and close each connection once its reply is
+        written (see L{SMTP.disconnect}); cut off, C{abortAfter} seconds
+        later, those that did not go. L{shutDown} does not wait for the
+        sessions that wait for a command.
+
+        @param grace: Seconds the sessions in progress may take to end.
+        @param abortAfter: Seconds the connections told to close may take
+            before they are cut off.
+        @return: A L{Deferred} firing with C{None} once no connection is
+            left, at once if there is none.
+        """
+        return self._open.close(grace, abortAfter)
+
+    def shutDown(
+        self, timeout: float | None = None, abortAfter: float = 1.0
+    ) -> Deferred[None]:
+        """
+        End every open connection as a server that shuts down should (stop
+        listening first; L{SMTPService.stopService
+        <twisted_smtpd.service.SMTPService.stopService>} does both): each
+        session that waits for a command, even between MAIL and DATA, is
+        sent C{421 4.3.2 <hostname> Service shutting down, closing
+        transmission channel} and closed at once; a message being received
+        or a hook working (a broker's confirm, say) may finish within
+        C{timeout} seconds and gets its real reply, then the C{421}, and no
+        new command runs. When C{timeout} ends, the sessions still there
+        are sent the C{421} and closed, and cut off C{abortAfter} seconds
+        later if they did not go. A connection that opens meanwhile is
+        refused with the C{421}. See L{OpenConnections.shutDown}.
+
+        @param timeout: Seconds the work under way may take; the factory's
+            C{shutdown_timeout} by default.
+        @param abortAfter: Seconds the connections told to close may take
+            before they are cut off.
+        @return: A L{Deferred} firing with C{None} once no connection is
+            left, at once if there is none.
+        """
+        if timeout is None:
+            timeout = self.shutdownTimeout
+        self._shuttingDown = True
+        return self._open.shutDown(timeout, abortAfter)

@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import tcp
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from twisted_smtpd._clientlimit import (
@@ -21,7 +19,12 @@ from twisted_smtpd._clientlimit import (
     exceptionNetworks,
 )
 from twisted_smtpd._config import makeConfig
-from twisted_smtpd._connections import SHUTTING_DOWN, OpenConnections
+from twisted_smtpd._connections import (
+    SHUTDOWN_TIMEOUT,
+    SHUTTING_DOWN,
+    ClosingFactory,
+    OpenConnections,
+)
 from twisted_smtpd._connhooks import SHED
 from twisted_smtpd._filelimit import highWaterMark, softFileLimit
 from twisted_smtpd._shedding import SHED_REPLY, AcceptGuard, room, sheddable
@@ -47,16 +50,12 @@ _REFUSED_FROM_LOG = (
 )
 _SHED_LOG = "closed {count} idle session(s) to make room for new clients"
 
-#: The default C{shutdown_timeout}: seconds a message being received, or
-#: a hook working, may take to finish as the service stops.
-SHUTDOWN_TIMEOUT = 30.0
-
 #: The default C{max_connections_per_client}, Postfix's
 #: C{smtpd_client_connection_count_limit}.
 MAX_CONNECTIONS_PER_CLIENT = 50
 
 
-class SMTPFactory(ServerFactory):
+class SMTPFactory(ClosingFactory):
     """
     Build an L{SMTP} server (or C{protocol}) for each connection, all sharing
     one handler and one set of options that are checked once, here.
@@ -64,7 +63,7 @@ class SMTPFactory(ServerFactory):
     The factory knows every connection its servers have open, from the
     C{connectionMade} to the C{connectionLost} of each (they call
     L{screenConnection} and L{releaseConnection}), so that it can limit
-    them and, with L{closeConnections}, end them gracefully.
+    them and, with L{closeConnections} or L{shutDown}, end them gracefully.
 
     @ivar handler: The handler given to every connection.
     @ivar protocol: The protocol class, L{SMTP} or a subclass.
@@ -73,8 +72,6 @@ class SMTPFactory(ServerFactory):
         one client address, or C{0} for no such limit.
     @ivar connectionLimitExceptions: The networks whose clients
         C{maxConnectionsPerClient} does not limit.
-    @ivar shutdownTimeout: Seconds L{shutDown} lets the work under way
-        take, by default.
     @ivar highWaterMark: The number of connections served at which a new
         one makes the session idle longest close, or C{None} for never
         (as before the factory starts, when it is worked out from the file
@@ -82,7 +79,6 @@ class SMTPFactory(ServerFactory):
     """
 
     noisy = False
-    _shuttingDown = False
 
     def __init__(
         self,
@@ -350,51 +346,3 @@ class SMTPFactory(ServerFactory):
         sixteenth of the sessions (at least one), the idle ones.
         """
         self.shed(max(1, self.connections // 16))
-
-    def closeConnections(self, grace: float, abortAfter: float = 1.0) -> Deferred[None]:
-        """
-        End every open connection gracefully, as a server that shuts down
-        should (stop listening first, so that no new one comes): wait for
-        the sessions in progress to end, at most C{grace} seconds; then send
-        the clients still there C{421 4.3.2 <hostname> Service shutting
-        down, closing transmission channel} and close each connection once
-        its reply is written (see L{SMTP.disconnect}); cut off, C{abortAfter}
-        seconds later, those that did not go.
-
-        @param grace: Seconds the sessions in progress may take to end.
-        @param abortAfter: Seconds the connections told to close may take
-            before they are cut off.
-        @return: A L{Deferred} firing with C{None} once no connection is
-            left, at once if there is none.
-        """
-        return self._open.close(grace, abortAfter)
-
-    def shutDown(
-        self, timeout: float | None = None, abortAfter: float = 1.0
-    ) -> Deferred[None]:
-        """
-        End every open connection as a server that shuts down should (stop
-        listening first, so that no new one comes;
-        L{SMTPService.stopService
-        <twisted_smtpd.service.SMTPService.stopService>} does both): each
-        session that waits for a command, even between MAIL and DATA, is
-        sent C{421 4.3.2 <hostname> Service shutting down, closing
-        transmission channel} and closed at once; a message being received
-        or a hook working (a broker's confirm, say) may finish within
-        C{timeout} seconds and gets its real reply, then the C{421}, and no
-        new command runs. When C{timeout} ends, the sessions still there
-        are sent the C{421} and closed, and cut off C{abortAfter} seconds
-        later if they did not go. A connection that opens meanwhile is
-        refused with the C{421}.
-
-        @param timeout: Seconds the work under way may take; the factory's
-            C{shutdown_timeout} by default.
-        @param abortAfter: Seconds the connections told to close may take
-            before they are cut off.
-        @return: A L{Deferred} firing with C{None} once no connection is
-            left, at once if there is none.
-        """
-        if timeout is None:
-            timeout = self.shutdownTimeout
-        self._shuttingDown = True
-        return self._open.shutDown(timeout, abortAfter)
