@@ -221,6 +221,21 @@ class ShutDownTests(ProtocolTestCase):
         self.assertEqual(replies[1], GOODBYE)
         self.assertEqual([m[2] for m in handler.messages], [b"Hi\r\nBye\r\n"])
 
+    def test_shutDownTwice(self) -> None:
+        """
+        A second call while the first waits gives another L{Deferred} for
+        the same end: the session in DATA still gets its one reply and one
+        C{421}.
+        """
+        tester = self.inData()
+        first = self.shutDown(tester)
+        second = self.shutDown(tester)
+        tester.send("Hi\r\n.\r\n")
+        self.assertEqual(tester.replies(), [STORED, GOODBYE])
+        self.lose(tester)
+        self.successResultOf(first)
+        self.successResultOf(second)
+
     def test_timeout(self) -> None:
         """
         A message still under way when the timeout ends is told C{421}
