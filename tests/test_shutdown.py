@@ -558,8 +558,9 @@ class TwistdShutdownTests(TestCase):
             reactor.callFromThread(transport.signalProcess, "TERM")
             signalled.append(time.monotonic())
             load.signalled.set()
+            deadline = time.monotonic() + 20
             for thread in threads:
-                thread.join(20)
+                thread.join(max(0, deadline - time.monotonic()))
 
         await deferToThread(drive)
         reason = await process.ended.addTimeout(20, reactor)
