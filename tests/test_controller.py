@@ -624,21 +624,24 @@ class GracefulStopTests(_ScriptTests):
     def test_stopWaitsForSessionInProgress(self) -> None:
         """
         C{stop()} stops accepting connections at once, but waits for a
-        client in the middle of a transaction: the client finishes its
-        message and quits, and C{stop()} returns then, before the grace
-        period ends.
+        client in the middle of its message: the client finishes it and
+        gets C{250}, then C{421}, and C{stop()} returns then, before the
+        grace period ends.
         """
         out = runScript(
             self,
             r"""
             handler = Recorder()
-            controller = Controller(handler, port=0)
+            controller = Controller(handler, port=0,
+                                    server_hostname="mx.example.test")
             controller.start()
             port = controller.port
             client = smtplib.SMTP("127.0.0.1", port, timeout=10)
             client.ehlo("client.example")
             client.mail("alice@example.com")
             client.rcpt("bob@example.com")
+            client.putcmd("data")
+            goAhead = client.getreply()[0]
             stopped = {}
 
             def stop():
@@ -655,34 +658,42 @@ class GracefulStopTests(_ScriptTests):
                 newConnection = "accepted"
             except ConnectionRefusedError:
                 newConnection = "refused"
-            data = client.data(b"Subject: late\r\n\r\nStill here\r\n")
-            waitingAfterData = thread.is_alive()
-            quit = client.quit()
+            client.send(b"Subject: late\r\n\r\nStill here\r\n.\r\n")
+            data = client.getreply()
+            goodbye = client.getreply()
             thread.join(20)
             emit({
+                "goAhead": goAhead,
                 "waiting": waiting, "newConnection": newConnection,
                 "data": [data[0], data[1].decode()],
-                "waitingAfterData": waitingAfterData,
-                "quit": [quit[0], quit[1].decode()],
+                "goodbye": [goodbye[0], goodbye[1].decode()],
                 "took": stopped["at"] - began,
                 "messages": handler.messages,
             })
             """,
         )
+        self.assertEqual(out["goAhead"], 354)
         self.assertTrue(out["waiting"])
         self.assertEqual(out["newConnection"], "refused")
         self.assertEqual(out["data"], [250, "OK"])
-        self.assertTrue(out["waitingAfterData"])
-        self.assertEqual(out["quit"], [221, "Bye"])
+        self.assertEqual(
+            out["goodbye"],
+            [
+                421,
+                "4.3.2 mx.example.test Service shutting down,"
+                " closing transmission channel",
+            ],
+        )
         self.assertLess(out["took"], 5)
         self.assertMessages(
             out["messages"], [message("Subject: late\r\n\r\nStill here\r\n")]
         )
 
-    def test_stopDropsIdleSessionAfterGrace(self) -> None:
+    def test_stopClosesIdleSessionAtOnce(self) -> None:
         """
-        A client that stays connected without finishing is told C{421} and
-        disconnected when the grace period ends, and C{stop()} returns then.
+        A client waiting between commands is told C{421} and disconnected
+        at once, without waiting for the grace period, and C{stop()}
+        returns then.
         """
         out = runScript(
             self,
@@ -694,18 +705,18 @@ class GracefulStopTests(_ScriptTests):
                                             timeout=10)
             stream = sock.makefile("rb")
             stream.readline()
-            sock.sendall(b"EHLO client.example\r\n")
+            sock.sendall(b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\n")
             while stream.readline()[3:4] != b" ":
                 pass
+            stream.readline()
             began = time.monotonic()
-            controller.stop(timeout=1.0)
+            controller.stop(timeout=5.0)
             took = time.monotonic() - began
             rest = stream.read()
             emit({"took": took, "rest": rest.decode()})
             """,
         )
-        self.assertGreaterEqual(out["took"], 0.9)
-        self.assertLess(out["took"], 1.9)
+        self.assertLess(out["took"], 2)
         self.assertEqual(
             out["rest"],
             "421 4.3.2 mx.example.test Service shutting down,"
@@ -1031,12 +1042,22 @@ class SessionsTests(SynchronousTestCase):
         self.successResultOf(self.sessions.close(5))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def inData(self, protocol: Protocol) -> Protocol:
+        """
+        Take C{protocol}'s session as far as the message data, with its
+        replies cleared from the transport.
+        """
+        protocol.dataReceived(b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n")
+        protocol.transport.clear()
+        return protocol
+
     def test_closeWaitsForEverySession(self) -> None:
         """
-        Closing waits until the last connection ends, within the grace
-        period, then leaves no timer behind; the clients heard nothing.
+        Closing waits until the last session receiving a message ends,
+        within the grace period, then leaves no timer behind; the clients
+        heard nothing.
         """
-        first, second = self.connect(), self.connect()
+        first, second = self.inData(self.connect()), self.inData(self.connect())
         done = self.sessions.close(5)
         self.clock.advance(4)
         self.lose(first)
@@ -1047,12 +1068,26 @@ class SessionsTests(SynchronousTestCase):
         self.assertEqual(first.transport.value(), b"")
         self.assertEqual(second.transport.value(), b"")
 
-    def test_goodbyeAfterGrace(self) -> None:
+    def test_idleSessionClosedAtOnce(self) -> None:
         """
-        When the grace period ends, an SMTP session still open is sent
-        C{421} and closed (not cut off); closing is done when it has gone.
+        An SMTP session waiting for a command is sent C{421} and closed at
+        once.
         """
         protocol = self.connect()
+        done = self.sessions.close(5)
+        self.assertEqual(protocol.transport.value(), self.GOODBYE)
+        self.assertTrue(protocol.transport.disconnecting)
+        self.lose(protocol)
+        self.successResultOf(done)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_goodbyeAfterGrace(self) -> None:
+        """
+        When the grace period ends, an SMTP session still receiving its
+        message is sent C{421} and closed (not cut off); closing is done
+        when it has gone.
+        """
+        protocol = self.inData(self.connect())
         done = self.sessions.close(5)
         self.clock.advance(4.9)
         self.assertEqual(protocol.transport.value(), b"")
@@ -1071,7 +1106,7 @@ class SessionsTests(SynchronousTestCase):
         A session that is still open L{_DROP_WAIT} seconds after its
         C{421} is cut off.
         """
-        protocol = self.connect()
+        protocol = self.inData(self.connect())
         done = self.sessions.close(5)
         self.clock.advance(5)
         self.clock.advance(_DROP_WAIT - 0.01)

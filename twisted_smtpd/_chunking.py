@@ -70,6 +70,17 @@ def _chunksOf(server: ServerCore, make: bool) -> Any:
     return server.stateOf(_Chunks, WeakKeyDictionary if make else None)
 
 
+def chunksInProgress(server: ServerCore) -> bool:
+    """
+    Whether BDAT chunks of the current transaction were received and its
+    last one is still to come: a shutdown lets the transaction end.
+    """
+    chunks = _chunksOf(server, False)
+    if not chunks or getattr(server.envelope, "mail_from", None) is None:
+        return False
+    return chunks.get(server.envelope) is not None
+
+
 def dataRefusal(server: ServerCore, envelope: Any) -> str | None:
     """
     The reply refusing DATA in a transaction that only BDAT may carry: one

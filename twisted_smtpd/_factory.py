@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import tcp
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from twisted_smtpd._clientlimit import (
@@ -21,13 +19,18 @@ from twisted_smtpd._clientlimit import (
     exceptionNetworks,
 )
 from twisted_smtpd._config import makeConfig
-from twisted_smtpd._connections import OpenConnections
+from twisted_smtpd._connections import (
+    SHUTDOWN_TIMEOUT,
+    SHUTTING_DOWN,
+    ClosingFactory,
+    OpenConnections,
+)
 from twisted_smtpd._connhooks import SHED
 from twisted_smtpd._filelimit import highWaterMark, softFileLimit
 from twisted_smtpd._shedding import SHED_REPLY, AcceptGuard, room, sheddable
 from twisted_smtpd._smtp import SMTP
 from twisted_smtpd._tally import Tally
-from twisted_smtpd._validate import checkInt
+from twisted_smtpd._validate import checkInt, checkSeconds
 
 log = Logger(namespace="twisted_smtpd.server")
 
@@ -52,7 +55,7 @@ _SHED_LOG = "closed {count} idle session(s) to make room for new clients"
 MAX_CONNECTIONS_PER_CLIENT = 50
 
 
-class SMTPFactory(ServerFactory):
+class SMTPFactory(ClosingFactory):
     """
     Build an L{SMTP} server (or C{protocol}) for each connection, all sharing
     one handler and one set of options that are checked once, here.
@@ -60,7 +63,7 @@ class SMTPFactory(ServerFactory):
     The factory knows every connection its servers have open, from the
     C{connectionMade} to the C{connectionLost} of each (they call
     L{screenConnection} and L{releaseConnection}), so that it can limit
-    them and, with L{closeConnections}, end them gracefully.
+    them and, with L{closeConnections} or L{shutDown}, end them gracefully.
 
     @ivar handler: The handler given to every connection.
     @ivar protocol: The protocol class, L{SMTP} or a subclass.
@@ -87,6 +90,7 @@ class SMTPFactory(ServerFactory):
         max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
         connection_limit_exceptions: Iterable[Any] = DEFAULT_EXCEPTIONS,
         high_water_mark: int | None = None,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
         **options: Any,
     ) -> None:
         """
@@ -112,6 +116,10 @@ class SMTPFactory(ServerFactory):
             new clients; C{None} to work it out from the file descriptor
             limit when the factory starts, C{0} never to close sessions
             for that.
+        @param shutdown_timeout: Seconds that the messages being received
+            and the hooks working when the service stops (see
+            L{shutDown}) may take to finish; C{0} to close every session
+            at once.
         @param options: The options of L{SMTP}.
         @raise TypeError: For an unknown option or a value of the wrong type.
         @raise ValueError: For a value out of range or a bad combination.
@@ -128,6 +136,7 @@ class SMTPFactory(ServerFactory):
             )
         checkInt("max_connections_per_client", max_connections_per_client, 0)
         checkInt("high_water_mark", high_water_mark, 0, allowNone=True)
+        checkSeconds("shutdown_timeout", shutdown_timeout)
         self.handler = handler
         self.protocol = protocol
         self.maxConnections = max_connections
@@ -135,6 +144,7 @@ class SMTPFactory(ServerFactory):
         self.connectionLimitExceptions = exceptionNetworks(connection_limit_exceptions)
         self._highWaterOption = high_water_mark
         self.highWaterMark = high_water_mark or None
+        self.shutdownTimeout = shutdown_timeout
         self._config = config = makeConfig(handler, reactor=reactor, **options)
         # Every open connection, served or leaving; those leaving (refused,
         # or closed to make room) are closing and are not counted as served.
@@ -215,7 +225,9 @@ class SMTPFactory(ServerFactory):
         """
         refusal = client = None
         served = self.connections
-        if self.maxConnections is not None and served >= self.maxConnections:
+        if self._shuttingDown:
+            refusal = SHUTTING_DOWN.format(hostname=self._config.hostname)
+        elif self.maxConnections is not None and served >= self.maxConnections:
             refusal = TOO_MANY
         elif not self._config.proxy_protocol_timeout:
             # Behind a proxy the client is known after the PROXY header.
@@ -334,21 +346,3 @@ class SMTPFactory(ServerFactory):
         sixteenth of the sessions (at least one), the idle ones.
         """
         self.shed(max(1, self.connections // 16))
-
-    def closeConnections(self, grace: float, abortAfter: float = 1.0) -> Deferred[None]:
-        """
-        End every open connection gracefully, as a server that shuts down
-        should (stop listening first, so that no new one comes): wait for
-        the sessions in progress to end, at most C{grace} seconds; then send
-        the clients still there C{421 4.3.2 <hostname> Service shutting
-        down, closing transmission channel} and close each connection once
-        its reply is written (see L{SMTP.disconnect}); cut off, C{abortAfter}
-        seconds later, those that did not go.
-
-        @param grace: Seconds the sessions in progress may take to end.
-        @param abortAfter: Seconds the connections told to close may take
-            before they are cut off.
-        @return: A L{Deferred} firing with C{None} once no connection is
-            left, at once if there is none.
-        """
-        return self._open.close(grace, abortAfter)

@@ -15,8 +15,9 @@ from twisted_smtpd._auth import auth_mechanism
 from twisted_smtpd._authcommand import Auth
 from twisted_smtpd._authmechanisms import cramMD5, login, plain
 from twisted_smtpd._basiccommands import BasicCommands
-from twisted_smtpd._chunking import Chunking
+from twisted_smtpd._chunking import Chunking, chunksInProgress
 from twisted_smtpd._connection import Connection
+from twisted_smtpd._interfaces import InputMode
 from twisted_smtpd._starttls import StartTLS
 from twisted_smtpd._transaction import Transaction
 from twisted_smtpd._verbs import CommandGroup, installCommands
@@ -146,6 +147,23 @@ class SMTP(Connection):
                 keywords.extend(group.keywords(self))
             keywords = self.config.memo[key] = tuple(keywords)
         return list(keywords)
+
+    @property
+    def inputMode(self) -> InputMode:
+        """
+        What the connection reads next: commands, message data, nothing
+        while a command or hook works...
+        """
+        return self._mode
+
+    @property
+    def workInProgress(self) -> bool:
+        """
+        Whether a command or hook works, or the data of a message is being
+        received (after DATA, or BDAT chunks with the last one to come):
+        what a graceful shutdown lets end before it closes the session.
+        """
+        return self._pending or self._mode.streamed or chunksInProgress(self)
 
     def refuseAll(self) -> None:
         """

@@ -15,7 +15,7 @@ from twisted.python import usage
 from twisted_smtpd._cli import BUILTIN_HANDLERS, choice, networks, number
 from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS
 from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
-from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT
+from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT, SHUTDOWN_TIMEOUT
 from twisted_smtpd._metrics import MISSING_CLIENT, metricsEndpoint
 from twisted_smtpd.log import LEVELS
 
@@ -240,6 +240,16 @@ PARAMETERS = [
         number("high-water-mark", int, 0),
     ],
     [
+        "shutdown-timeout",
+        None,
+        SHUTDOWN_TIMEOUT,
+        "Seconds that the messages being received and the hooks working"
+        " when the server stops (SIGTERM) may take to finish and be"
+        " answered; the sessions waiting for a command are told 421 at"
+        " once. 0 to close every session at once.",
+        number("shutdown-timeout", float, 0),
+    ],
+    [
         "tls-cert",
         None,
         None,
@@ -374,6 +384,7 @@ VALUE_OPTIONS = {
     "max-connections": "max_connections",
     "max-connections-per-client": "max_connections_per_client",
     "high-water-mark": "high_water_mark",
+    "shutdown-timeout": "shutdown_timeout",
     "tls-handshake-timeout": "tls_handshake_timeout",
     "proxy-protocol": "proxy_protocol_timeout",
 }

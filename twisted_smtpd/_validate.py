@@ -48,6 +48,21 @@ def checkInt(name: str, value: Any, minimum: int, allowNone: bool = False) -> No
         raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
 
 
+def checkSeconds(name: str, value: Any) -> None:
+    """
+    Refuse anything but a finite number (not a C{bool}) of seconds, zero
+    or more.
+
+    @param name: The option, for the message.
+    @raise TypeError: For a value that is not a number.
+    @raise ValueError: For a negative number.
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be 0 or more seconds, not {value!r}")
+
+
 def integer(minimum: int, *, allowNone: bool = False) -> Validator:
     """
     Make a validator that accepts an C{int} of at least C{minimum} (see

@@ -5,8 +5,9 @@ that are not written with Twisted, as aiosmtpd's C{Controller} does.
 
 L{Controller} listens on TCP, L{UnixSocketController} on a Unix socket.
 C{start()} returns once the server listens (or raises why it cannot);
-C{stop()} stops listening, lets the sessions in progress finish within a
-grace period and returns when the address is free again. Handler hooks run
+C{stop()} stops listening, closes the sessions waiting for a command with
+C{421}, lets the messages being received and the hooks working finish
+within a grace period and returns when the address is free again. Handler hooks run
 in the reactor thread, not in the thread that called C{start()}.
 
 A test case using it with the standard C{unittest} module::
@@ -159,14 +160,17 @@ class _Sessions:
 
     def close(self, grace: float) -> Deferred[None]:
         """
-        Wait for every connection to end, at most C{grace} seconds; then
-        tell the clients still there that the service is shutting down
-        (RFC 5321 section 3.8) and close, and cut off those still open
-        L{_DROP_WAIT} seconds later.
+        Shut the sessions down (see L{SMTPFactory.shutDown}): those waiting
+        for a command are told that the service is shutting down (RFC 5321
+        section 3.8) and closed at once, the work under way may take
+        C{grace} seconds to finish and be answered; then the sessions
+        still there are told so and closed, and those still open cut off
+        L{_DROP_WAIT} seconds later. Another factory's connections are
+        waited for, at most C{grace} seconds, then closed.
 
         @return: A L{Deferred} firing once no connection is left.
         """
-        closing = [f.closeConnections(grace, _DROP_WAIT) for f in self._factories]
+        closing = [f.shutDown(grace, _DROP_WAIT) for f in self._factories]
         closing.append(self._others.close(grace, _DROP_WAIT))
         d = gatherResults(closing, consumeErrors=True)
         return d.addCallback(lambda _: None)
@@ -366,15 +370,17 @@ class _ThreadedController:
 
     def stop(self, timeout: float = 5.0) -> None:
         """
-        Stop listening; wait for the open sessions to end, at most
-        C{timeout} seconds; then send those still open
+        Stop listening and shut the open sessions down gracefully: those
+        waiting for a command (even between MAIL and DATA) are sent
         C{421 4.3.2 <hostname> Service shutting down, closing transmission
-        channel} and close them (cutting off, a second later, any that
-        did not go). When it returns, the address is free and no session is
+        channel} and closed at once; a message being received, or a hook
+        working, may take C{timeout} seconds to finish and gets its real
+        reply, then the C{421}. Those still open when C{timeout} ends are
+        sent the C{421} and closed (cut off, a second later, if they did
+        not go). When it returns, the address is free and no session is
         left. Stopping a controller that is not started does nothing.
 
-        @param timeout: The grace period, in seconds, for the sessions in
-            progress.
+        @param timeout: The seconds the work under way may take.
         @raise RuntimeError: If called in the reactor's thread.
         @raise TimeoutError: If the reactor does not finish in time (a hook
             blocking its thread).

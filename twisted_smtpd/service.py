@@ -22,7 +22,7 @@ from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 
 from twisted_smtpd._endpoints import (
@@ -53,9 +53,13 @@ class SMTPService(MultiService):
     One L{SMTPFactory} listening on several endpoints.
 
     Each endpoint is a child L{StreamServerEndpointService}; starting this
-    service starts listening on all of them, stopping it stops listening
-    (connections already open are not cut). Attach it to an application or
-    to any running L{MultiService} with C{setServiceParent}; a port that
+    service starts listening on all of them; stopping it (as C{twistd} does
+    on SIGTERM) stops listening, then shuts the open sessions down
+    gracefully (see L{SMTPFactory.shutDown}): those waiting for a command
+    are told C{421} at once, the messages being received and the hooks
+    working get C{shutdown_timeout} seconds to finish and be answered.
+    Attach it to an application or to any running L{MultiService} with
+    C{setServiceParent}; a port that
     cannot be bound (e.g. already in use) makes C{startService} raise.
 
     Each port that listens is given to L{SMTPFactory.watchPort}, which
@@ -106,6 +110,21 @@ class SMTPService(MultiService):
         """
         super().startService()
         self.watchPorts()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop listening on every endpoint, then shut the open sessions down
+        (see L{SMTPFactory.shutDown}), within the factory's
+        C{shutdown_timeout}.
+
+        @return: A L{Deferred} firing once the ports are closed and no
+            session is left: C{twistd} waits for it before the process
+            exits.
+        """
+        stopping = super().stopService()
+        if stopping is None:
+            stopping = succeed(None)
+        return stopping.addBoth(lambda _: self.factory.shutDown())
 
     def watchPorts(self) -> None:
         """
