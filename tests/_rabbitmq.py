@@ -102,15 +102,7 @@ class RabbitNode:
         """
         try:
             self._run(self.server, "-detached")
-            deadline = time.monotonic() + STARTUP_TIMEOUT
-            while True:
-                try:
-                    self.ctl("await_startup")
-                    break
-                except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            self._awaitStartup()
         except (OSError, subprocess.SubprocessError) as e:
             log = self.logTail()
             self.stop()
@@ -118,6 +110,21 @@ class RabbitNode:
             if os.environ.get("CI"):
                 raise AssertionError(reason)
             raise SkipTest(reason)
+
+    def _awaitStartup(self) -> None:
+        """
+        Wait for the node to run: C{-detached} returns before the node
+        registers with epmd, so C{await_startup} fails at first.
+        """
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                self.ctl("await_startup")
+                return
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def stopApp(self) -> None:
         """
@@ -132,6 +139,15 @@ class RabbitNode:
         """
         self.ctl("start_app")
         self.ctl("await_startup")
+
+    def restart(self) -> None:
+        """
+        Stop the whole node and start it again on the same database and
+        ports, as an operator's restart would.
+        """
+        self.ctl("stop")
+        self._run(self.server, "-detached")
+        self._awaitStartup()
 
     def logTail(self) -> str:
         """

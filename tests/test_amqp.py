@@ -613,6 +613,26 @@ class RabbitMQTests(TestCase):
             [MESSAGE + b"first\r\n", MESSAGE + b"second\r\n"],
         )
 
+    async def test_brokerRestart(self) -> None:
+        """
+        A restart of the whole node loses no message that got 250, and the
+        handler reconnects by itself.
+        """
+        handler, port, queue = await self.serve()
+        sent = [MESSAGE + b"%d\r\n" % i for i in range(3)]
+        for message in sent:
+            code, text = await self.send(port, message)
+            self.assertEqual(code, 250, text)
+        await deferToThread(self.node.restart)
+        await handler.publisher.whenAvailable().addTimeout(20, _reactor())
+        code, text = await self.send(port, b"Subject: after\r\n\r\nx\r\n")
+        self.assertEqual(code, 250, text)
+        taken = await deferToThread(_drain, self.node.url, queue)
+        self.assertEqual(
+            [AMQP.decode(body)[1] for _, body in taken],
+            [*sent, b"Subject: after\r\n\r\nx\r\n"],
+        )
+
     async def test_queueDeleted(self) -> None:
         """
         With the queue deleted the message is returned, then acked: the

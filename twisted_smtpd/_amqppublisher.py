@@ -286,17 +286,17 @@ class PikaPublisher:
             )
         except Exception as e:
             # pika raises at once on a channel or connection that is closing.
-            return _failed(f"channel closing ({type(e).__name__})")
+            return _failed(f"channel closing: {type(e).__name__}")
 
         def refused(failure: Any) -> None:
             # pika fails with UnroutableError when a return came before the
             # ack: the return wins, the message is not in the queue.
             if failure.check(UnroutableError):
-                raise PublishFailed("message returned by the broker (no queue)")
+                raise PublishFailed("returned by the broker as unroutable")
             if failure.check(NackError):
-                raise PublishFailed("message refused by the broker (queue full?)")
+                raise PublishFailed("refused by the broker")
             raise PublishFailed(
-                f"channel closed before the broker confirmed ({failure.type.__name__})"
+                f"channel closed before the confirm: {failure.type.__name__}"
             )
 
         confirmed.addCallbacks(lambda _: None, refused)
