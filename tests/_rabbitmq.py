@@ -158,6 +158,29 @@ class RabbitNode:
             texts.append(path.read_text(errors="replace")[-2000:])
         return "\n".join(texts) or "(no log)"
 
+    def _killEpmd(self) -> None:
+        """
+        Stop the node's own epmd, which refuses while the node that just
+        stopped is still registered: try again for a few seconds.
+        """
+        epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                done = subprocess.run(
+                    [epmd, "-port", str(self.epmdPort), "-kill"],
+                    capture_output=True,
+                    timeout=CTL_TIMEOUT,
+                )
+            except (OSError, subprocess.SubprocessError):
+                return
+            said = done.stdout + done.stderr
+            # "Killed", or "Cannot connect" when it is gone already; else
+            # "Killing not allowed - living nodes in database".
+            if b"Killed" in said or b"Cannot connect" in said:
+                return
+            time.sleep(0.2)
+
     def stop(self) -> None:
         """
         Stop the node and its epmd, and remove the directory; calling it
@@ -170,13 +193,5 @@ class RabbitNode:
             self.ctl("stop")
         except (OSError, subprocess.SubprocessError):
             pass
-        epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
-        try:
-            subprocess.run(
-                [epmd, "-port", str(self.epmdPort), "-kill"],
-                capture_output=True,
-                timeout=CTL_TIMEOUT,
-            )
-        except (OSError, subprocess.SubprocessError):
-            pass
+        self._killEpmd()
         shutil.rmtree(self.directory, ignore_errors=True)
