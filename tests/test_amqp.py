@@ -413,6 +413,149 @@ class HandlerTests(ProtocolTestCase):
         self.assertRaises(ValueError, connectionParameters, "http://h/")
 
 
+class FakeChannel:
+    """
+    Pika's Twisted channel as the publisher uses it: C{basic_publish}
+    returns a L{Deferred} the test fires, as pika does on the confirm.
+    """
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.published: list[tuple[Any, ...]] = []
+        self.confirms: list[Deferred[Any]] = []
+
+    def basic_publish(
+        self, exchange: str, routingKey: str, body: bytes, *, properties, mandatory
+    ) -> Deferred[Any]:
+        if self.error is not None:
+            raise self.error
+        self.published.append((exchange, routingKey, body, properties, mandatory))
+        self.confirms.append(Deferred())
+        return self.confirms[-1]
+
+
+class PikaPublisherTests(SynchronousTestCase):
+    """
+    L{PikaPublisher} on a fake channel: what it publishes and how pika's
+    outcomes become L{PublishFailed}.
+    """
+
+    def setUp(self) -> None:
+        self.publisher = PikaPublisher(
+            "amqp://h/", "mail", maxLengthBytes=1000, reactor=Clock()
+        )
+        self.channel = FakeChannel()
+        self.publisher._channel = self.channel
+
+    def reason(self, confirmed: Deferred[None]) -> str:
+        return self.failureResultOf(confirmed, PublishFailed).value.reason
+
+    def test_queueArguments(self) -> None:
+        """
+        The queue is declared quorum, reject-publish, with the length limit.
+        """
+        self.assertEqual(
+            self.publisher.arguments,
+            {
+                "x-queue-type": "quorum",
+                "x-overflow": "reject-publish",
+                "x-max-length-bytes": 1000,
+            },
+        )
+
+    def test_published(self) -> None:
+        """
+        A persistent, mandatory message to the queue through the default
+        exchange, with its id, timestamp and content type; the result fires
+        on the confirm.
+        """
+        confirmed = self.publisher.publish(b"body", "id1", 1234, CONTENT_TYPE)
+        [(exchange, key, body, properties, mandatory)] = self.channel.published
+        self.assertEqual((exchange, key, body, mandatory), ("", "mail", b"body", True))
+        self.assertEqual(
+            (
+                properties.delivery_mode,
+                properties.message_id,
+                properties.timestamp,
+                properties.content_type,
+            ),
+            (2, "id1", 1234, CONTENT_TYPE),
+        )
+        self.assertNoResult(confirmed)
+        self.channel.confirms[0].callback(object())
+        self.assertIsNone(self.successResultOf(confirmed))
+
+    def test_refusals(self) -> None:
+        """
+        A return (before the ack), a nack and a closed channel each fail
+        with their own reason.
+        """
+        from pika.exceptions import ChannelClosedByBroker, NackError, UnroutableError
+
+        for error, reason in [
+            (UnroutableError([]), "returned by the broker as unroutable"),
+            (NackError([]), "refused by the broker"),
+            (
+                ChannelClosedByBroker(320, "shutdown"),
+                "channel closed before the confirm: ChannelClosedByBroker",
+            ),
+        ]:
+            confirmed = self.publisher.publish(b"b", "i", 1, CONTENT_TYPE)
+            self.channel.confirms[-1].errback(error)
+            self.assertEqual(self.reason(confirmed), reason)
+
+    def test_cancelledBeforeConfirm(self) -> None:
+        """
+        The caller may cancel its L{Deferred} (a timeout): pika's confirm
+        that comes later fires nothing twice.
+        """
+        confirmed = self.publisher.publish(b"b", "i", 1, CONTENT_TYPE)
+        confirmed.cancel()
+        self.failureResultOf(confirmed)
+        self.channel.confirms[0].callback(object())
+        self.assertEqual(self.publisher._pending, set())
+
+    def test_notConnected(self) -> None:
+        """
+        Without a channel, or on a channel pika says is closing, publishing
+        fails at once.
+        """
+        from pika.exceptions import ChannelWrongStateError
+
+        self.channel.error = ChannelWrongStateError("closing")
+        self.assertEqual(
+            self.reason(self.publisher.publish(b"b", "i", 1, CONTENT_TYPE)),
+            "channel closing: ChannelWrongStateError",
+        )
+        self.publisher._channel = None
+        self.assertFalse(self.publisher.available)
+        self.assertEqual(
+            self.reason(self.publisher.publish(b"b", "i", 1, CONTENT_TYPE)),
+            "not connected to the broker",
+        )
+
+    def test_blocked(self) -> None:
+        """
+        While the broker blocks publishers, publishing is unavailable.
+        """
+        self.assertTrue(self.publisher.available)
+        self.publisher._onBlocked(None, None)
+        self.assertFalse(self.publisher.available)
+        self.publisher._onUnblocked(None, None)
+        self.assertTrue(self.publisher.available)
+
+    def test_stopWaitsForConfirms(self) -> None:
+        """
+        L{PikaPublisher.stop} waits for the messages still unconfirmed.
+        """
+        confirmed = self.publisher.publish(b"b", "i", 1, CONTENT_TYPE)
+        stopped = self.publisher.stop()
+        self.assertNoResult(stopped)
+        self.channel.confirms[0].callback(object())
+        self.successResultOf(confirmed)
+        self.successResultOf(stopped)
+
+
 class CommandLineTests(TestCase):
     """
     C{--handler amqp URL QUEUE [NAME=VALUE ...]}.
@@ -588,6 +731,35 @@ class RabbitMQTests(TestCase):
         self.assertEqual(facts["mail_from"], "sender@example.com")
         self.assertEqual(facts["rcpt_tos"], rcpts)
         self.assertEqual(facts["peer"][0], "127.0.0.1")
+
+    async def test_commandLine(self) -> None:
+        """
+        C{twistd smtpd --handler twisted_smtpd.handlers.AMQP URL QUEUE}
+        makes a service that publishes: 250, and the message in the queue.
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        from twisted_smtpd.tap import makeService
+
+        queue = f"mail-{uuid.uuid4().hex}"
+        config = ServerOptions()
+        config.parseOptions(
+            ["-n", "--pidfile=", "smtpd", "--listen", "tcp:0:interface=127.0.0.1"]
+            + ["--handler", "twisted_smtpd.handlers.AMQP", self.node.url, queue]
+            + ["confirm_timeout=10"]
+        )
+        service = makeService(config.subOptions)
+        handler = service.factory.handler
+        self.addCleanup(handler.stop)
+        self.assertEqual((handler.queue, handler.confirm_timeout), (queue, 10.0))
+        service.startService()
+        self.addCleanup(service.stopService)
+        [port] = await service.whenListening()
+        await handler.publisher.whenAvailable().addTimeout(20, _reactor())
+        code, text = await self.send(port.getHost().port)
+        self.assertEqual(code, 250, text)
+        [(_, body)] = await deferToThread(_drain, self.node.url, queue)
+        self.assertEqual(AMQP.decode(body)[1], MESSAGE)
 
     async def test_brokerAway(self) -> None:
         """
