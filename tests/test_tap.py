@@ -1695,7 +1695,7 @@ class HandlerOptionTests(TestCase):
         """
         self.assertUsageError(
             ["--handler", "debug"],
-            "--handler must be one of debugging, sink, mailbox, proxy or a dotted"
+            "--handler must be one of debugging, sink, mailbox, proxy, amqp or a dotted"
             " path package.module.ClassName, not 'debug'",
         )
 

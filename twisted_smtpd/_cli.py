@@ -393,6 +393,7 @@ BUILTIN_HANDLERS = {
     "sink": "Sink",
     "mailbox": "Mailbox",
     "proxy": "Proxy",
+    "amqp": "AMQP",
 }
 
 

@@ -143,7 +143,8 @@ PARAMETERS = [
         "handler",
         "c",
         "debugging",
-        "The handler: debugging, sink, mailbox, proxy, or package.module.ClassName.",
+        "The handler: debugging, sink, mailbox, proxy, amqp, or"
+        " package.module.ClassName.",
     ],
     [
         "hostname",

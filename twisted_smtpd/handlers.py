@@ -8,6 +8,8 @@ Ready-made handlers: give one to L{twisted_smtpd.SMTPFactory}.
     - L{Message} and L{AsyncMessage} hand each message, parsed by the
       C{email} package, to a C{handle_message} method of yours.
     - L{Mailbox} stores each message durably in a Maildir.
+    - L{AMQP} publishes each message to a durable RabbitMQ queue and says
+      C{250} only once the broker confirmed it (needs the C{amqp} extra).
     - L{Proxy} relays each message to another SMTP server and reports that
       server's verdict to the client.
     - L{ProcessMessage} runs a C{process_message} method written for the
@@ -34,12 +36,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from twisted_smtpd._amqp import AMQP
 from twisted_smtpd._headers import withHeaders
 from twisted_smtpd._hooks import asyncioLoopOf
 from twisted_smtpd._maildir import MaildirFile, MessageStream
 from twisted_smtpd._relay import Proxy
 
 __all__ = [
+    "AMQP",
     "AsyncMessage",
     "Debugging",
     "Mailbox",
