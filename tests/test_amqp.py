@@ -22,7 +22,7 @@ from zope.interface.verify import verifyObject
 
 from tests._protocolsupport import OK, ProtocolTestCase
 from tests._support import listen, smtpClient
-from twisted_smtpd import Envelope, LoginPassword, Session
+from twisted_smtpd import Envelope, LoginPassword, Session, _amqp
 from twisted_smtpd._amqp import DEFAULT_MAX_MESSAGE_SIZE
 from twisted_smtpd._amqpformat import (
     CONTENT_TYPE,
@@ -257,6 +257,26 @@ class HandlerTests(ProtocolTestCase):
         )
         self.assertEqual(handler.failed, {"message refused": 1})
         self.assertOpen(tester)
+
+    def test_publishObserved(self) -> None:
+        """
+        Each publication is reported to the metrics (L{observePublish}):
+        how long the broker took to decide, and whether it confirmed.
+        """
+        observed: list[tuple[float, bool]] = []
+        self.patch(_amqp, "observePublish", lambda s, ok: observed.append((s, ok)))
+        handler = self.handler()
+        tester, _ = self.transaction(handler)
+        self.clock.advance(0.25)
+        self.publisher.confirms[0].callback(None)
+        tester.send(
+            b"MAIL FROM:<c@example.com>\r\nRCPT TO:<d@example.com>\r\nDATA\r\n"
+            + MESSAGE.replace(b"\r\n.", b"\r\n..")
+            + b".\r\n"
+        )
+        self.clock.advance(0.5)
+        self.publisher.confirms[1].errback(PublishFailed("message refused"))
+        self.assertEqual(observed, [(0.25, True), (0.5, False)])
 
     def test_unexpectedError(self) -> None:
         """

@@ -21,6 +21,7 @@ from twisted_smtpd._amqpformat import (
     messageFacts,
 )
 from twisted_smtpd._amqppublisher import IMessagePublisher, PikaPublisher, PublishFailed
+from twisted_smtpd.metrics import observePublish
 
 log = Logger(namespace="twisted_smtpd.amqp")
 
@@ -271,15 +272,20 @@ class AMQP:
         )
         if len(body) > self.max_message_size:
             return _TOO_BIG
+        started = self._reactor.seconds()
         confirmed = self.publisher.publish(body, messageId, int(received), CONTENT_TYPE)
         confirmed.addTimeout(self.confirm_timeout, self._reactor)
-        return confirmed.addCallbacks(self._accepted, self._refused, (messageId,))
+        return confirmed.addCallbacks(
+            self._accepted, self._refused, (messageId, started), None, (started,)
+        )
 
-    def _accepted(self, ignored: None, messageId: str) -> str:
+    def _accepted(self, ignored: None, messageId: str, started: float) -> str:
         self.published += 1
+        observePublish(self._reactor.seconds() - started, True)
         return f"250 OK queued as {messageId}"
 
-    def _refused(self, failure: Any) -> str:
+    def _refused(self, failure: Any, started: float) -> str:
+        observePublish(self._reactor.seconds() - started, False)
         if failure.check(PublishFailed):
             return self._failure(failure.value.reason)
         if failure.check(TimeoutError):
