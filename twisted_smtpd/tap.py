@@ -101,8 +101,9 @@ class Options(usage.Options):
         " go to its from_cli() class method. Built-in handlers: debugging"
         " [stdout|stderr] prints each message; sink discards it; mailbox"
         " DIRECTORY stores it in a Maildir; proxy HOST PORT DOMAIN... relays it"
-        " for those domains. Hashed password files and the other library"
-        " options need a .tac file (see the README)."
+        " for those domains; amqp URL QUEUE hands it to RabbitMQ. Hashed"
+        " password files and the other library options need a .tac file (see"
+        " the README)."
     )
 
     optFlags = FLAGS
