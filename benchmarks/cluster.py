@@ -39,6 +39,7 @@ sys.path[:0] = [HERE, ROOT]
 from processes import proc_cpu_seconds  # noqa: E402
 from smtpclient import DATA, EHLO, MAIL, QUIT, RCPT, SMALL_WIRE, LineSocket  # noqa: E402
 
+from tests.test_cluster import freePort, runInThreads  # noqa: E402
 from tests.test_proxyphase import HAPROXY_CONFIG  # noqa: E402
 
 TWISTD = [
@@ -49,18 +50,6 @@ TWISTD = [
 
 #: The health checks of each server line, as in the example haproxy.cfg.
 CHECK = "check inter 2s fall 2 rise 2"
-
-
-def freePort() -> int:
-    """
-    A port free on 127.0.0.1 now.
-    """
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def waitListening(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -215,11 +204,7 @@ def send(port: int, messages: int, threads: int, perConnection: int) -> None:
             finally:
                 conn.close()
 
-    running = [threading.Thread(target=sender) for _ in range(threads)]
-    for thread in running:
-        thread.start()
-    for thread in running:
-        thread.join()
+    runInThreads(sender, threads)
 
 
 def measure(setup: Setup, args: argparse.Namespace) -> dict[str, float]:

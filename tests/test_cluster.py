@@ -8,25 +8,23 @@ killed and restarted while a client sends, and no message that got 250 lost.
 from __future__ import annotations
 
 import atexit
-import os
 import queue
 import smtplib
 import socket
-import sys
 import threading
 import time
 import uuid
 from typing import Any
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
+from tests import test_service
 from tests._rabbitmq import RabbitNode
+from tests.test_amqp import _drain
 from tests.test_proxyphase import HAProxy, startHAProxy
-from tests.test_service import _TWISTD, _Twistd, _twistdEnvironment
+from tests.test_service import _Twistd
+from twisted_smtpd.handlers import AMQP
 
 #: The address the client sends from: not HAProxy's (127.0.0.1), so that the
 #: proxy's own address cannot pass for the client's.
@@ -62,7 +60,7 @@ def _canBind(address: str) -> bool:
     return True
 
 
-def _freePort() -> int:
+def freePort() -> int:
     """
     A port free on 127.0.0.1 now (a worker must be restarted on the same
     port, so it cannot listen on port 0).
@@ -93,6 +91,18 @@ def _messageId(content: bytes) -> str:
     if not first.startswith(b"Message-ID: <"):
         raise AssertionError(f"not a test message: {content[:80]!r}")
     return first[len(b"Message-ID: <") : first.index(b"@")].decode()
+
+
+def runInThreads(function: Any, count: int) -> None:
+    """
+    Run C{function} in C{count} threads at once; return when all have
+    ended.
+    """
+    threads = [threading.Thread(target=function) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 class _Client:
@@ -198,35 +208,20 @@ class _Client:
             if client is not None:
                 client.close()
 
-        threads = [threading.Thread(target=sender) for _ in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        runInThreads(sender, THREADS)
 
 
 def _consume(url: str, queueName: str) -> list[dict[str, Any]]:
     """
-    Take every message of C{queueName} with pika's blocking client: the
-    JSON header of each, with the Message-ID of its content as C{"mid"}.
+    Take every message of C{queueName}: the JSON header of each, with the
+    Message-ID of its content as C{"mid"}.
     """
-    import pika
-
-    from twisted_smtpd.handlers import AMQP
-
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        taken = []
-        while True:
-            method, _, body = channel.basic_get(queueName, auto_ack=True)
-            if method is None:
-                return taken
-            facts, content = AMQP.decode(body)
-            facts["mid"] = _messageId(content)
-            taken.append(facts)
-    finally:
-        connection.close()
+    taken = []
+    for _, body in _drain(url, queueName):
+        facts, content = AMQP.decode(body)
+        facts["mid"] = _messageId(content)
+        taken.append(facts)
+    return taken
 
 
 class ClusterTests(TestCase):
@@ -249,48 +244,25 @@ class ClusterTests(TestCase):
         self.node.start()
         self.queue = f"mail-{uuid.uuid4().hex}"
 
-    def spawnWorker(self, port: int) -> tuple[_Twistd, Any]:
-        """
-        Start a worker on 127.0.0.1:C{port}, as C{docs/deployment.rst}
-        does, and make sure it is gone at the end of the test.
-        """
-        directory = self.mktemp()
-        os.makedirs(directory)
-        worker = _Twistd()
-        arguments = [
-            *("-n", "--pidfile=", "smtpd"),
-            *("--listen", f"tcp:{port}:interface=127.0.0.1"),
-            *("--proxy-protocol", "5", "--proxy-protocol-trusted", "127.0.0.1"),
-            *("--handler", "amqp", self.node.url, self.queue),
-            *("confirm_timeout=10", "retry_max_delay=1"),
-        ]
-        transport = reactor.spawnProcess(
-            worker,
-            sys.executable,
-            [sys.executable, *_TWISTD, *arguments],
-            env=_twistdEnvironment(),
-            path=directory,
-        )
-
-        async def stop() -> None:
-            if not worker.ended.called:
-                try:
-                    transport.signalProcess("KILL")
-                except ProcessExitedAlready:
-                    pass
-                await worker.ended
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-        return worker, transport
+    # Borrowed, not inherited: a subclass would run those tests again.
+    scratchDirectory = test_service.TwistdIntegrationTests.scratchDirectory
+    spawnTwistd = test_service.TwistdIntegrationTests.spawnTwistd
 
     async def startWorker(self, port: int) -> tuple[_Twistd, Any]:
         """
-        Start a worker and wait until it listens and its queue is declared.
+        Start a worker on 127.0.0.1:C{port} as C{docs/deployment.rst} does
+        (gone at the end of the test), and wait until it listens and its
+        queue is declared.
         """
-        worker, transport = self.spawnWorker(port)
+        worker = self.spawnTwistd(
+            *("smtpd", "--listen", f"tcp:{port}:interface=127.0.0.1"),
+            *("--proxy-protocol", "5", "--proxy-protocol-trusted", "127.0.0.1"),
+            *("--handler", "amqp", self.node.url, self.queue),
+            *("confirm_timeout=10", "retry_max_delay=1"),
+        )
         await worker.waitFor(rb"SMTPFactory starting on")
         await worker.waitFor(rb"AMQP publisher ready")
-        return worker, transport
+        return worker, worker.transport
 
     def assertQuiet(self, worker: _Twistd) -> None:
         """
@@ -310,7 +282,7 @@ class ClusterTests(TestCase):
         published envelope has the client's address, 127.0.0.2, as its
         peer.
         """
-        ports = [_freePort(), _freePort()]
+        ports = [freePort(), freePort()]
         first, firstTransport = await self.startWorker(ports[0])
         second, _ = await self.startWorker(ports[1])
         proxy: HAProxy = startHAProxy(
