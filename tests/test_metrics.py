@@ -33,6 +33,7 @@ except ImportError:
     prometheus_client = None
 
 if prometheus_client is not None:
+    from twisted_smtpd import _metrics
     from twisted_smtpd import metrics as publicMetrics
     from twisted_smtpd._metrics import (
         Metrics,
@@ -468,6 +469,28 @@ class MetricsServiceTests(TestCase):
                 samples[("smtpd_publish_duration_seconds_bucket", (("le", "0.025"),))],
                 1,
             )
+
+        return Deferred.fromCoroutine(run())
+
+    def test_handoff(self) -> Deferred[None]:
+        """
+        L{observeHandoff} sets the hand-off gauge of a running server, and
+        a server that starts serving later starts from the last state.
+        """
+        self.addCleanup(_metrics._handoff.clear)
+
+        async def run() -> None:
+            smtpPort, httpPort = await self.serve()
+            samples = await self.scrape(httpPort)
+            self.assertEqual(samples[("smtpd_handoff_available", ())], 0)
+            publicMetrics.observeHandoff(True)
+            samples = await self.scrape(httpPort)
+            self.assertEqual(samples[("smtpd_handoff_available", ())], 1)
+            publicMetrics.observeHandoff(False)
+            samples = await self.scrape(httpPort)
+            self.assertEqual(samples[("smtpd_handoff_available", ())], 0)
+            publicMetrics.observeHandoff(True)
+            self.assertEqual(sample(Metrics(), "smtpd_handoff_available"), 1)
 
         return Deferred.fromCoroutine(run())
 

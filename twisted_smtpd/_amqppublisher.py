@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from twisted_smtpd.metrics import observeHandoff
+
 log = Logger(namespace="twisted_smtpd.amqp")
 
 
@@ -214,6 +216,7 @@ class PikaPublisher:
         self._connection = connection
         self._channel = channel
         self._blocked = False
+        observeHandoff(True)
         log.info("AMQP publisher ready: queue {queue} declared", queue=self.queue)
         waiters, self._readyWaiters = self._readyWaiters, []
         for waiter in waiters:
@@ -247,6 +250,7 @@ class PikaPublisher:
         if self._connection is connection:
             self._channel = None
             self._connection = None
+            observeHandoff(False)
         log.warn(
             "AMQP publisher lost its channel ({why}); reconnecting",
             why=getattr(reason, "getErrorMessage", lambda: repr(reason))(),
@@ -256,10 +260,12 @@ class PikaPublisher:
 
     def _onBlocked(self, connection: Any, method: Any) -> None:
         self._blocked = True
+        observeHandoff(False)
         log.warn("AMQP broker blocks publishers (resource alarm)")
 
     def _onUnblocked(self, connection: Any, method: Any) -> None:
         self._blocked = False
+        observeHandoff(self.available)
         log.info("AMQP broker unblocked publishers")
 
     def publish(

@@ -51,6 +51,9 @@ UNKNOWN = "unknown"
 # The metrics being served; L{observePublish} feeds each of them.
 _active: list[Metrics] = []
 
+#: The last state given to L{observeHandoff}, if any: C{[1]} or C{[0]}.
+_handoff: list[int] = []
+
 
 def _client() -> Any:
     """
@@ -147,6 +150,14 @@ _METRICS = [
         "Hand-offs of messages that failed.",
         (),
     ),
+    (
+        "handoffAvailable",
+        "Gauge",
+        "smtpd_handoff_available",
+        "Whether the hand-off of messages (e.g. the broker) takes them now:"
+        " 1 or 0; absent for a handler that hands nothing off.",
+        (),
+    ),
 ]
 
 
@@ -170,6 +181,8 @@ class Metrics:
         for attribute, kind, name, documentation, labels in _METRICS:
             made = getattr(client, kind)(name, documentation, labels, registry=registry)
             setattr(self, attribute, made)
+        if _handoff:
+            self.handoffAvailable.set(_handoff[-1])
 
     def observePublish(self, seconds: float, ok: bool) -> None:
         """
@@ -207,6 +220,18 @@ class Metrics:
                 self.auth.labels("success").inc()
             elif status[:3] == b"535":
                 self.auth.labels("failure").inc()
+
+
+def observeHandoff(available: bool) -> None:
+    """
+    Record whether the hand-off of messages is available now (a broker
+    connected and not blocking publishers, say), in the metrics of every
+    server that serves them, and of those that start serving later. A
+    handler calls it whenever that changes, whether or not metrics are on.
+    """
+    _handoff[:] = [int(available)]
+    for metrics in _active:
+        metrics.handoffAvailable.set(int(available))
 
 
 def observePublish(seconds: float, ok: bool) -> None:
