@@ -118,8 +118,9 @@ PARAMETERS = [
     [
         "handler",
         "c",
-        "debugging",
-        "The handler: debugging, sink, mailbox, proxy, or package.module.ClassName.",
+        None,
+        "The handler: debugging, sink, mailbox, proxy, or package.module.ClassName."
+        " [default: debugging; with --web, twisted_smtpd.handlers.Inbox]",
     ],
     [
         "hostname",
@@ -275,6 +276,31 @@ PARAMETERS = [
         trustedProxies,
     ],
     [
+        "web",
+        None,
+        None,
+        "Serve a web inbox of the messages received (a page and a JSON API)"
+        " on this endpoint, e.g. tcp:8080:interface=127.0.0.1; a bare port"
+        " listens on 127.0.0.1 only. Alone, the handler is an Inbox; with"
+        " --handler, that handler runs first and every message is also shown"
+        " in the inbox, whatever it replied. [default: no web inbox]",
+    ],
+    [
+        "web-auth-file",
+        None,
+        None,
+        "Ask for basic auth on the web inbox, checking the user:password"
+        " lines of this file (the format of --auth-file). [default: no auth]",
+    ],
+    [
+        "web-names",
+        None,
+        "",
+        "Host names, separated by commas, that web requests may give in"
+        " their Host header besides the address they came to (others get"
+        " 421, against DNS rebinding).",
+    ],
+    [
         "log-level",
         None,
         "info",
@@ -301,6 +327,7 @@ COMPLETIONS = usage.Completions(
         "tls-key": usage.CompleteFiles("*.pem"),
         "tls-chain": usage.CompleteFiles("*.pem"),
         "auth-file": usage.CompleteFiles(),
+        "web-auth-file": usage.CompleteFiles(),
         "log-level": usage.CompleteList(list(LEVELS)),
         "log-format": usage.CompleteList(["text", "json"]),
     },

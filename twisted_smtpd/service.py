@@ -33,6 +33,7 @@ from twisted_smtpd._endpoints import (
     listeningService,
 )
 from twisted_smtpd._factory import SMTPFactory
+from twisted_smtpd._inboxweb import inboxWebService
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -144,6 +145,7 @@ def makeService(
     endpoints: Iterable[str | IStreamServerEndpoint] = DEFAULT_ENDPOINTS,
     *,
     reactor: Any = None,
+    web: str | None = None,
     **options: Any,
 ) -> SMTPService:
     """
@@ -156,6 +158,11 @@ def makeService(
         L{IStreamServerEndpoint} providers.
     @param reactor: The reactor for listening and timers; the global one by
         default.
+    @param web: An endpoint description to serve a web inbox on (see
+        C{docs/inbox.rst}; a bare port listens on loopback only): an
+        L{Inbox <twisted_smtpd.handlers.Inbox>} handler is shown there, and
+        any other handler is followed by an inbox that keeps every message
+        whatever the handler replied.
     @param options: The options of L{SMTPFactory} (C{protocol=},
         C{hostname=}, C{data_size_limit=}...).
     @return: An L{SMTPService} to start, or to attach with
@@ -163,5 +170,11 @@ def makeService(
     @raise TypeError: For an unknown option or a value of the wrong type.
     @raise ValueError: For a bad option value or endpoint description.
     """
+    inboxService = None
+    if web is not None:
+        handler, inboxService = inboxWebService(handler, web, reactor=reactor)
     factory = SMTPFactory(handler, reactor=reactor, **options)
-    return SMTPService(factory, endpoints, reactor=reactor)
+    service = SMTPService(factory, endpoints, reactor=reactor)
+    if inboxService is not None:
+        inboxService.setServiceParent(service)
+    return service

@@ -43,6 +43,7 @@ from twisted_smtpd._daemon import (
     missingMaildirDirectories,
 )
 from twisted_smtpd._endpoints import Listener
+from twisted_smtpd._inboxweb import inboxWebService
 from twisted_smtpd._tapoptions import (
     COMPLETIONS,
     FLAG_OPTIONS,
@@ -68,6 +69,9 @@ __all__ = [
 _PLAINTEXT_ENDPOINTS = frozenset(["tcp", "tcp6", "unix", "systemd"])
 
 
+#: The handler of C{--web} without C{--handler}.
+_INBOX = "twisted_smtpd.handlers.Inbox"
+
 #: The options that need C{--tls-cert}.
 _NEED_CERT = ("tls-key", "tls-chain", "require-starttls", "implicit-tls", "requiretls")
 
@@ -87,6 +91,7 @@ class Options(usage.Options):
         C{None}.
     @ivar listeners: The endpoint of each description of C{self["listen"]},
         made once, for L{makeService}.
+    @ivar webService: The service of the web inbox of C{--web}, or C{None}.
     @ivar createdDirectories: The directories that making the handler
         created (those of a new Maildir, parents first), which
         L{makeService} gives to the user of C{twistd --uid}.
@@ -119,6 +124,7 @@ class Options(usage.Options):
         self.checker: FilePasswordDB | None = None
         self.listeners: list[Listener] = []
         self.createdDirectories: list[str] = []
+        self.webService: Any = None
         self["listen"] = []
         self._listenOptions: list[str] = []
         self["command-call-limit"] = {}
@@ -209,6 +215,8 @@ class Options(usage.Options):
         self.tlsContext = self._tlsOptions()
         path = self["auth-file"]
         self.checker = None if path is None else passwordChecker(path)
+        if self["handler"] is None:
+            self["handler"] = _INBOX if self["web"] else "debugging"
         cls = handlerClass(self["handler"])
         self._checkAuth(cls)
         missing = missingMaildirDirectories(cls, self["handlerArguments"])
@@ -217,12 +225,36 @@ class Options(usage.Options):
         except usage.UsageError as e:
             raise usage.UsageError(f"{e}{self._misplacedOptionsHint()}") from None
         self.createdDirectories = [d for d in missing if os.path.isdir(d)]
+        handler = self._webInbox(handler)
         try:
             self["factory"] = SMTPFactory(
                 handler, reactor=self.reactor, **self.factoryOptions()
             )
         except (TypeError, ValueError) as e:
             raise usage.UsageError(str(e))
+
+    def _webInbox(self, handler: Any) -> Any:
+        """
+        Make the web inbox of C{--web}, if given, into C{self.webService}.
+
+        @return: The handler the server gets: C{handler}, or C{handler}
+            followed by the inbox.
+        """
+        if self["web"] is None:
+            return handler
+        names = [n.strip() for n in self["web-names"].split(",") if n.strip()]
+        path = self["web-auth-file"]
+        try:
+            handler, self.webService = inboxWebService(
+                handler,
+                self["web"],
+                reactor=self.reactor,
+                names=names,
+                checker=None if path is None else passwordChecker(path),
+            )
+        except ValueError as e:
+            raise usage.UsageError(f"--web {self['web']!r}: {e}") from None
+        return handler
 
     def _misplacedOptionsHint(self) -> str:
         """
@@ -379,9 +411,12 @@ def makeService(options: Options) -> SMTPService:
         observer = logObserverFor(
             parent, options["log-level"], options["log-format"], options.reactor
         )
-    return CommandLineService(
+    service = CommandLineService(
         options["factory"],
         options.listeners,
         reactor=options.reactor,
         logObserver=observer,
     )
+    if options.webService is not None:
+        options.webService.setServiceParent(service)
+    return service
