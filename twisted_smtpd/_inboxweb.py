@@ -201,7 +201,7 @@ class InboxResource(Resource):
         if header is None:
             # HTTP/1.0 without Host: no browser sends that.
             return True
-        header = header.lower()
+        header = header.decode("ascii", "replace").lower()
         if header.startswith("["):
             host = header[1:].partition("]")[0]
         else:
@@ -215,7 +215,7 @@ class InboxResource(Resource):
     def _authorized(self, request: Request) -> bool:
         if self._checker is None:
             return True
-        header = request.getHeader(b"authorization") or ""
+        header = (request.getHeader(b"authorization") or b"").decode("latin-1")
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             return False

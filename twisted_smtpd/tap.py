@@ -225,36 +225,14 @@ class Options(usage.Options):
         except usage.UsageError as e:
             raise usage.UsageError(f"{e}{self._misplacedOptionsHint()}") from None
         self.createdDirectories = [d for d in missing if os.path.isdir(d)]
-        handler = self._webInbox(handler)
+        if self["web"] is not None:
+            handler, self.webService = _webInbox(self, handler)
         try:
             self["factory"] = SMTPFactory(
                 handler, reactor=self.reactor, **self.factoryOptions()
             )
         except (TypeError, ValueError) as e:
             raise usage.UsageError(str(e))
-
-    def _webInbox(self, handler: Any) -> Any:
-        """
-        Make the web inbox of C{--web}, if given, into C{self.webService}.
-
-        @return: The handler the server gets: C{handler}, or C{handler}
-            followed by the inbox.
-        """
-        if self["web"] is None:
-            return handler
-        names = [n.strip() for n in self["web-names"].split(",") if n.strip()]
-        path = self["web-auth-file"]
-        try:
-            handler, self.webService = inboxWebService(
-                handler,
-                self["web"],
-                reactor=self.reactor,
-                names=names,
-                checker=None if path is None else passwordChecker(path),
-            )
-        except ValueError as e:
-            raise usage.UsageError(f"--web {self['web']!r}: {e}") from None
-        return handler
 
     def _misplacedOptionsHint(self) -> str:
         """
@@ -388,6 +366,29 @@ class Options(usage.Options):
             proxy_protocol_trusted=self["proxy-protocol-trusted"] or (),
         )
         return options
+
+
+def _webInbox(options: Options, handler: Any) -> tuple[Any, Any]:
+    """
+    Make the web inbox of C{--web}.
+
+    @return: The handler the server gets (C{handler}, or C{handler}
+        followed by the inbox), and the service of the web inbox.
+    @raise usage.UsageError: For a bad C{--web} or C{--web-auth-file}.
+    """
+    names = [n.strip() for n in options["web-names"].split(",") if n.strip()]
+    path = options["web-auth-file"]
+    checker = None if path is None else passwordChecker(path)
+    try:
+        return inboxWebService(
+            handler,
+            options["web"],
+            reactor=options.reactor,
+            names=names,
+            checker=checker,
+        )
+    except ValueError as e:
+        raise usage.UsageError(f"--web {options['web']!r}: {e}") from None
 
 
 def makeService(options: Options) -> SMTPService:
