@@ -295,10 +295,10 @@ PARAMETERS = [
     [
         "web-names",
         None,
-        "",
+        None,
         "Host names, separated by commas, that web requests may give in"
         " their Host header besides the address they came to (others get"
-        " 421, against DNS rebinding).",
+        " 421, against DNS rebinding). [default: none]",
     ],
     [
         "log-level",

@@ -376,7 +376,8 @@ def _webInbox(options: Options, handler: Any) -> tuple[Any, Any]:
         followed by the inbox), and the service of the web inbox.
     @raise usage.UsageError: For a bad C{--web} or C{--web-auth-file}.
     """
-    names = [n.strip() for n in options["web-names"].split(",") if n.strip()]
+    given = options["web-names"] or ""
+    names = [n.strip() for n in given.split(",") if n.strip()]
     path = options["web-auth-file"]
     checker = None if path is None else passwordChecker(path)
     try:
