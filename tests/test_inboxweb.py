@@ -217,16 +217,11 @@ class MessagesAPITests(WebTestCase):
         """
         self.add()
         response = await self.request("/api/messages/1/raw")
-        self.assertEqual(response.body, SIMPLE)
-        self.assertEqual(response.header("content-type"), "application/octet-stream")
-        self.assertEqual(
-            response.header("content-disposition"),
+        self.assertDownload(
+            response,
+            SIMPLE,
             "attachment; filename=\"message-1.eml\"; filename*=UTF-8''message-1.eml",
         )
-        self.assertTrue(
-            response.header("content-security-policy").startswith("sandbox")
-        )
-        self.assertEqual(response.header("x-content-type-options"), "nosniff")
 
     @inTest
     async def test_attachment(self) -> None:
@@ -236,15 +231,22 @@ class MessagesAPITests(WebTestCase):
         """
         self.add(MULTIPART)
         response = await self.request("/api/messages/1/attachments/0")
-        self.assertEqual(response.body, b"<svg/>")
-        self.assertEqual(response.header("content-type"), "application/octet-stream")
-        self.assertEqual(
-            response.header("content-disposition"),
+        self.assertDownload(
+            response,
+            b"<svg/>",
             "attachment; filename=\"a_b.svg\"; filename*=UTF-8''a%20b.svg",
         )
-        self.assertTrue(
-            response.header("content-security-policy").startswith("sandbox")
-        )
+
+    def assertDownload(self, response: Response, body: bytes, disposition: str):
+        """
+        Check that a response is C{body} as a download that cannot run.
+        """
+        self.assertEqual(response.body, body)
+        self.assertEqual(response.header("content-type"), "application/octet-stream")
+        self.assertEqual(response.header("content-disposition"), disposition)
+        policy = response.header("content-security-policy")
+        self.assertTrue(policy.startswith("sandbox;"), policy)
+        self.assertEqual(response.header("x-content-type-options"), "nosniff")
 
     @inTest
     async def test_htmlPart(self) -> None:
