@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_inboxweb -*-
+# -*- test-case-name: tests.test_inboxweb,tests.test_inboxbrowser -*-
 """
 The web inbox: a page and a JSON API over L{twisted.web} showing the
 messages an L{Inbox} caught.
@@ -43,7 +43,7 @@ _STATIC = {
 
 #: The page may load its own script, style and frames, nothing else.
 _PAGE_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
     " connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none';"
     " frame-ancestors 'none'"
 )
