@@ -42,7 +42,7 @@ function row(message) {
   cell(tr, message.subject);
   cell(tr, new Date(message.date).toLocaleString());
   cell(tr, size(message.size));
-  cell(tr, message.attachmentCount ? "\u{1F4CE}" : "");
+  cell(tr, message.attachmentCount ? "att." : "");
   tr.addEventListener("click", () => show(message.id));
   return tr;
 }
