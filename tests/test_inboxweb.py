@@ -30,7 +30,8 @@ from twisted_smtpd._inbox import InboxAfter
 from twisted_smtpd._inboxweb import InboxResource, webEndpoint
 from twisted_smtpd.handlers import Inbox, Sink
 from twisted_smtpd.service import makeService
-from twisted_smtpd.tap import Options
+from twisted_smtpd.tap import Options, StartupError
+from twisted_smtpd.tap import makeService as makeTapService
 
 SIMPLE = (
     b"From: Bob <bob@example.com>\r\nTo: Ann <ann@example.com>\r\n"
@@ -682,3 +683,58 @@ class MakeServiceTests(TestCase):
         response = await agent.request(b"GET", url)
         listed = json.loads(await readBody(response))
         self.assertEqual([m["subject"] for m in listed], ["Invoice 42"])
+
+
+class TapServiceTests(TestCase):
+    """
+    The service of C{twistd smtpd --web}, over real TCP on 127.0.0.1
+    (integration tests).
+    """
+
+    def service(self, web: str) -> Any:
+        options = Options(reactor=reactor)
+        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1", "--web", web])
+        service = makeTapService(options)
+        self.addCleanup(service.stopService)
+        return service
+
+    @inTest
+    async def test_serves(self) -> None:
+        """
+        Started, the service serves the web inbox; stopped, it stops.
+        """
+        service = self.service("tcp:0:interface=127.0.0.1")
+        service.privilegedStartService()
+        service.startService()
+        port = await service.webService._waitingForPort
+        url = f"http://127.0.0.1:{port.getHost().port}/api/messages".encode()
+        agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+        response = await agent.request(b"GET", url)
+        self.assertEqual(json.loads(await readBody(response)), [])
+        await service.stopService()
+        self.assertFalse(service.webService.running)
+        self.assertFalse(port.connected)
+
+    def test_portInUse(self) -> None:
+        """
+        A web port in use is one line in the log and L{StartupError}.
+        """
+        busy = reactor.listenTCP(0, Site(InboxResource(Inbox())), interface="127.0.0.1")
+        self.addCleanup(busy.stopListening)
+        web = f"tcp:{busy.getHost().port}:interface=127.0.0.1"
+        service = self.service(web)
+        logged: list[str] = []
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_level") == LogLevel.critical:
+                logged.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        error = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(
+            str(error), f"smtpd: Address already in use: cannot listen on --web {web}"
+        )
+        self.assertEqual(logged, [str(error)])
+        self.assertEqual(error.code, 1)

@@ -43,6 +43,7 @@ from twisted_smtpd._daemon import (
     missingMaildirDirectories,
 )
 from twisted_smtpd._endpoints import Listener
+from twisted_smtpd._inboxdaemon import WebInboxCommandLineService
 from twisted_smtpd._inboxweb import inboxWebService
 from twisted_smtpd._tapoptions import (
     COMPLETIONS,
@@ -413,12 +414,18 @@ def makeService(options: Options) -> SMTPService:
         observer = logObserverFor(
             parent, options["log-level"], options["log-format"], options.reactor
         )
-    service = CommandLineService(
+    if options.webService is not None:
+        return WebInboxCommandLineService(
+            options["factory"],
+            options.listeners,
+            reactor=options.reactor,
+            logObserver=observer,
+            webService=options.webService,
+            webDescription=options["web"],
+        )
+    return CommandLineService(
         options["factory"],
         options.listeners,
         reactor=options.reactor,
         logObserver=observer,
     )
-    if options.webService is not None:
-        options.webService.setServiceParent(service)
-    return service
