@@ -612,6 +612,33 @@ class TapWebTests(SynchronousTestCase):
         self.assertEqual(options["handler"], "debugging")
         self.assertIsNone(options.webService)
 
+    def test_bounds(self) -> None:
+        """
+        C{--web-max-messages} and C{--web-max-bytes} bound the inbox, with
+        or without C{--handler}; the defaults are 1,000 and 256 MiB; a bound
+        below 1 is a usage error.
+        """
+        inbox = self.parse("--web", "8080")["factory"].handler
+        self.assertEqual((inbox.maxMessages, inbox.maxBytes), (1000, 2**28))
+        for extra in ([], ["--handler", "sink"]):
+            options = self.parse(
+                "--web",
+                "8080",
+                "--web-max-messages",
+                "3",
+                "--web-max-bytes",
+                "99",
+                *extra,
+            )
+            handler = options["factory"].handler
+            inbox = getattr(handler, "inbox", handler)
+            self.assertEqual((inbox.maxMessages, inbox.maxBytes), (3, 99))
+        for option in ("--web-max-messages", "--web-max-bytes"):
+            error = self.assertRaises(
+                usage.UsageError, self.parse, "--web", "8080", option, "0"
+            )
+            self.assertIn(option, str(error))
+
     def test_badEndpoint(self) -> None:
         """
         A bad C{--web} description is a usage error naming the option.

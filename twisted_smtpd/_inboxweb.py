@@ -386,6 +386,8 @@ def inboxWebService(
     reactor: Any = None,
     names: Iterable[str] = (),
     checker: Any = None,
+    maxMessages: int | None = None,
+    maxBytes: int | None = None,
 ) -> tuple[Any, StreamServerEndpointService]:
     """
     Make the handler and the web service of C{--web}: an L{Inbox} handler
@@ -395,6 +397,8 @@ def inboxWebService(
     @param handler: The server's handler.
     @param description: The endpoint to serve the inbox on; a bare port
         listens on loopback only (L{webEndpoint}).
+    @param maxMessages: The inbox's bound in messages, if not the default.
+    @param maxBytes: The inbox's bound in octets, if not the default.
     @return: The handler to give the server, and the service that serves
         the inbox.
     @raise ValueError: For an endpoint description that cannot be parsed.
@@ -406,6 +410,8 @@ def inboxWebService(
     else:
         inbox = Inbox()
         handler = InboxAfter(handler, inbox)
+    inbox.maxMessages = maxMessages or inbox.maxMessages
+    inbox.maxBytes = maxBytes or inbox.maxBytes
     endpoint = serverFromString(reactor, webEndpoint(description))
     site = inboxSite(inbox, names=names, checker=checker, reactor=reactor)
     return handler, StreamServerEndpointService(endpoint, site)

@@ -13,6 +13,7 @@ from twisted_smtpd._cli import BUILTIN_HANDLERS, choice, networks, number
 from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS
 from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
 from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT
+from twisted_smtpd._inbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES
 from twisted_smtpd.log import LEVELS
 
 
@@ -284,6 +285,21 @@ PARAMETERS = [
         " listens on 127.0.0.1 only. Alone, the handler is an Inbox; with"
         " --handler, that handler runs first and every message is also shown"
         " in the inbox, whatever it replied. [default: no web inbox]",
+    ],
+    [
+        "web-max-messages",
+        None,
+        DEFAULT_MAX_MESSAGES,
+        "The most messages the web inbox keeps; beyond, the oldest are dropped first.",
+        number("web-max-messages", int, 1),
+    ],
+    [
+        "web-max-bytes",
+        None,
+        DEFAULT_MAX_BYTES,
+        "The most octets of messages the web inbox keeps (256 MiB); beyond,"
+        " the oldest are dropped first.",
+        number("web-max-bytes", int, 1),
     ],
     [
         "web-auth-file",

@@ -388,6 +388,8 @@ def _webInbox(options: Options, handler: Any) -> tuple[Any, Any]:
             reactor=options.reactor,
             names=names,
             checker=checker,
+            maxMessages=options["web-max-messages"],
+            maxBytes=options["web-max-bytes"],
         )
     except ValueError as e:
         raise usage.UsageError(f"--web {options['web']!r}: {e}") from None
