@@ -182,3 +182,26 @@ class DetailTests(SynchronousTestCase):
         """
         self.assertIn("<script>", htmlPart(message(MULTIPART)))
         self.assertIsNone(htmlPart(message(b"Subject: s\r\n\r\nx\r\n")))
+
+
+class CacheTests(SynchronousTestCase):
+    """
+    Summaries are cached while their messages live, and not longer.
+    """
+
+    def test_cachedWhileAlive(self) -> None:
+        """
+        The same message gets the same summary object; a message no one
+        holds any more is not kept by the cache.
+        """
+        import gc
+        import weakref
+
+        kept = message(b"Subject: s\r\n\r\nx\r\n")
+        self.assertIs(summary(kept), summary(kept))
+        gone = message(b"Subject: t\r\n\r\nx\r\n")
+        summary(gone)
+        reference = weakref.ref(gone)
+        del gone
+        gc.collect()
+        self.assertIsNone(reference())

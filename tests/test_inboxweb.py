@@ -368,6 +368,16 @@ class WaitTests(WebTestCase):
         self.assertEqual(len(self.inbox), 1)
 
     @inTest
+    async def test_head(self) -> None:
+        """
+        HEAD of the long poll or of the events is 405 at once, rather than
+        an answer that never ends.
+        """
+        for path in ("/api/wait", "/api/events"):
+            response = await self.request(path, b"HEAD")
+            self.assertEqual(response.code, 405, path)
+
+    @inTest
     async def test_badTimeout(self) -> None:
         """
         A timeout that is not a number, or is out of range, is 400.

@@ -29,10 +29,12 @@ DEFAULT_MAX_MESSAGES = 1000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
-@frozen
+@frozen(eq=False)
 class InboxMessage:
     """
-    One message caught by an L{Inbox}, as the server received it.
+    One message caught by an L{Inbox}, as the server received it. Two
+    messages are the same only if they are the same object (each reception
+    is its own message, even of the same bytes).
 
     @ivar id: The inbox's name for it: a decimal number, larger for later
         messages, never reused by the same inbox.

@@ -12,8 +12,8 @@ import email
 from datetime import datetime, timezone
 from email import policy
 from email.message import EmailMessage
-from functools import lru_cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from twisted_smtpd._inbox import InboxMessage
 
@@ -106,7 +106,11 @@ def _date(parsed: EmailMessage, message: InboxMessage) -> str:
     return datetime.fromtimestamp(message.received, timezone.utc).isoformat()
 
 
-@lru_cache(maxsize=4096)
+#: The summaries made, for as long as their messages live (an inbox drops
+#: them beyond its bound, and the cache must not keep them).
+_summaries: WeakKeyDictionary[InboxMessage, dict[str, Any]] = WeakKeyDictionary()
+
+
 def summary(message: InboxMessage) -> dict[str, Any]:
     """
     What the list of messages shows of one: C{id}, C{from}, C{to}
@@ -117,6 +121,13 @@ def summary(message: InboxMessage) -> dict[str, Any]:
     The result is cached per message (they never change), so that listing
     a thousand messages does not parse them all again.
     """
+    known = _summaries.get(message)
+    if known is None:
+        known = _summaries[message] = _summary(message)
+    return known
+
+
+def _summary(message: InboxMessage) -> dict[str, Any]:
     parsed = _parse(message.raw)
     return {
         "id": message.id,

@@ -194,6 +194,9 @@ class InboxResource(Resource):
             request.setHeader(b"allow", b"GET, HEAD, DELETE")
             return _error(request, 405, "method not allowed")
         path = [p.decode("utf-8", "replace") for p in request.postpath]
+        if method == "HEAD" and path[:2] in (["api", "wait"], ["api", "events"]):
+            # Answers that never end (or only later) make no sense for HEAD.
+            return _error(request, 405, "method not allowed")
         return self._route(request, "DELETE" if method == "DELETE" else "GET", path)
 
     def _hostAllowed(self, request: Request) -> bool:

@@ -149,7 +149,8 @@ function start() {
   }
   const events = new EventSource("api/events");
   events.addEventListener("message", (e) => added(JSON.parse(e.data)));
-  load();
+  // (Re)connected: load the list, so that nothing sent meanwhile is missed.
+  events.addEventListener("open", load);
 }
 
 start();
