@@ -248,3 +248,16 @@ class InboxAfterTests(SynchronousTestCase):
             self.assertEqual(reply.code // 100, 4, reply)
         self.assertEqual(len(inbox), 2)
         self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_authMechanisms(self) -> None:
+        """
+        The wrapped handler's own AUTH mechanisms are offered.
+        """
+
+        class Mechanism(Refusing):
+            def auth_SECRET(self, server: Any, args: list[str]) -> Any:
+                return None
+
+        tester = SMTPTester(InboxAfter(Mechanism(), Inbox()), auth_require_tls=False)
+        reply = tester.command("EHLO client.example")
+        self.assertIn("AUTH SECRET", reply.lines)

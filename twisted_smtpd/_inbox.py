@@ -259,6 +259,13 @@ class InboxAfter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.handler, name)
 
+    def __dir__(self) -> list[str]:
+        """
+        The wrapped handler's names too, so that the server finds its
+        C{auth_*} mechanisms, which it looks for with C{dir}.
+        """
+        return sorted(set(super().__dir__()) | set(dir(self.handler)))
+
     def handle_DATA(self, server: Any, session: Any, envelope: Any) -> Any:
         """
         Run the wrapped handler's C{handle_DATA} (if it has one), keep the
