@@ -16,6 +16,7 @@ from twisted_smtpd._cli import BUILTIN_HANDLERS, choice, networks, number
 from twisted_smtpd._clientlimit import DEFAULT_EXCEPTIONS
 from twisted_smtpd._config import BARE_NEWLINE_POLICIES, SMTPOptions
 from twisted_smtpd._factory import MAX_CONNECTIONS_PER_CLIENT, SHUTDOWN_TIMEOUT
+from twisted_smtpd._inbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES
 from twisted_smtpd._metrics import MISSING_CLIENT, metricsEndpoint
 from twisted_smtpd.log import LEVELS
 
@@ -142,9 +143,10 @@ PARAMETERS = [
     [
         "handler",
         "c",
-        "debugging",
+        None,
         "The handler: debugging, sink, mailbox, proxy, amqp, or"
-        " package.module.ClassName.",
+        " package.module.ClassName. [default: debugging; with --web,"
+        " twisted_smtpd.handlers.Inbox]",
     ],
     [
         "hostname",
@@ -320,6 +322,46 @@ PARAMETERS = [
         metricsListener,
     ],
     [
+        "web",
+        None,
+        None,
+        "Serve a web inbox of the messages received (a page and a JSON API)"
+        " on this endpoint, e.g. tcp:8080:interface=127.0.0.1; a bare port"
+        " listens on 127.0.0.1 only. Alone, the handler is an Inbox; with"
+        " --handler, that handler runs first and every message is also shown"
+        " in the inbox, whatever it replied. [default: no web inbox]",
+    ],
+    [
+        "web-max-messages",
+        None,
+        DEFAULT_MAX_MESSAGES,
+        "The most messages the web inbox keeps; beyond, the oldest are dropped first.",
+        number("web-max-messages", int, 1),
+    ],
+    [
+        "web-max-bytes",
+        None,
+        DEFAULT_MAX_BYTES,
+        "The most octets of messages the web inbox keeps (256 MiB); beyond,"
+        " the oldest are dropped first.",
+        number("web-max-bytes", int, 1),
+    ],
+    [
+        "web-auth-file",
+        None,
+        None,
+        "Ask for basic auth on the web inbox, checking the user:password"
+        " lines of this file (the format of --auth-file). [default: no auth]",
+    ],
+    [
+        "web-names",
+        None,
+        None,
+        "Host names, separated by commas, that web requests may give in"
+        " their Host header besides the address they came to (others get"
+        " 421, against DNS rebinding). [default: none]",
+    ],
+    [
         "log-level",
         None,
         "info",
@@ -346,6 +388,7 @@ COMPLETIONS = usage.Completions(
         "tls-key": usage.CompleteFiles("*.pem"),
         "tls-chain": usage.CompleteFiles("*.pem"),
         "auth-file": usage.CompleteFiles(),
+        "web-auth-file": usage.CompleteFiles(),
         "log-level": usage.CompleteList(list(LEVELS)),
         "log-format": usage.CompleteList(["text", "json"]),
     },

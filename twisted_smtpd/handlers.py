@@ -12,6 +12,8 @@ Ready-made handlers: give one to L{twisted_smtpd.SMTPFactory}.
       C{250} only once the broker confirmed it (needs the C{amqp} extra).
     - L{Proxy} relays each message to another SMTP server and reports that
       server's verdict to the client.
+    - L{Inbox} keeps each message in memory, for the web inbox of
+      C{twistd smtpd --web} (see C{docs/inbox.rst}).
     - L{ProcessMessage} runs a C{process_message} method written for the
       stdlib C{smtpd.SMTPServer}.
 
@@ -39,6 +41,7 @@ from twisted.logger import Logger
 from twisted_smtpd._amqp import AMQP
 from twisted_smtpd._headers import withHeaders
 from twisted_smtpd._hooks import asyncioLoopOf
+from twisted_smtpd._inbox import Inbox
 from twisted_smtpd._maildir import MaildirFile, MessageStream
 from twisted_smtpd._relay import Proxy
 
@@ -46,6 +49,7 @@ __all__ = [
     "AMQP",
     "AsyncMessage",
     "Debugging",
+    "Inbox",
     "Mailbox",
     "Message",
     "ProcessMessage",

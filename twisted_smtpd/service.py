@@ -33,6 +33,7 @@ from twisted_smtpd._endpoints import (
     listeningService,
 )
 from twisted_smtpd._factory import SMTPFactory
+from twisted_smtpd._inboxweb import inboxWebService
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -148,7 +149,14 @@ class SMTPService(MultiService):
         endpoints: every child but the listener of the metrics (see
         L{makeService}'s C{metrics}).
         """
-        return [child for child in self if not getattr(child, "servesMetrics", False)]
+        return [
+            child
+            for child in self
+            if not (
+                getattr(child, "servesMetrics", False)
+                or getattr(child, "servesWeb", False)
+            )
+        ]
 
     def whenListening(self) -> Deferred[list[IListeningPort | None]]:
         """
@@ -174,6 +182,7 @@ def makeService(
     *,
     reactor: Any = None,
     metrics: str | IStreamServerEndpoint | None = None,
+    web: str | None = None,
     **options: Any,
 ) -> SMTPService:
     """
@@ -190,6 +199,11 @@ def makeService(
         L{twisted_smtpd.metrics}): an endpoint description such as
         C{"tcp:9101:interface=127.0.0.1"} (a bare port listens on loopback)
         or an L{IStreamServerEndpoint}; C{None} (the default) for none.
+    @param web: An endpoint description to serve a web inbox on (see
+        C{docs/inbox.rst}; a bare port listens on loopback only): an
+        L{Inbox <twisted_smtpd.handlers.Inbox>} handler is shown there, and
+        any other handler is followed by an inbox that keeps every message
+        whatever the handler replied.
     @param options: The options of L{SMTPFactory} (C{protocol=},
         C{hostname=}, C{data_size_limit=}...).
     @return: An L{SMTPService} to start, or to attach with
@@ -198,10 +212,17 @@ def makeService(
     @raise ValueError: For a bad option value or endpoint description.
     @raise ImportError: For C{metrics} without C{prometheus_client}.
     """
+    inboxService = None
+    if web is not None:
+        handler, inboxService = inboxWebService(handler, web, reactor=reactor)
     factory = SMTPFactory(handler, reactor=reactor, **options)
     service = SMTPService(factory, endpoints, reactor=reactor)
     if metrics is not None:
         from twisted_smtpd._metrics import serveMetrics
 
         serveMetrics(service, metrics, reactor)
+    if inboxService is not None:
+        # Not an SMTP listener (see SMTPService.endpointServices).
+        inboxService.servesWeb = True
+        inboxService.setServiceParent(service)
     return service

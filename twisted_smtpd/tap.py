@@ -43,6 +43,8 @@ from twisted_smtpd._daemon import (
     missingMaildirDirectories,
 )
 from twisted_smtpd._endpoints import Listener
+from twisted_smtpd._inboxdaemon import WebInboxCommandLineService
+from twisted_smtpd._inboxweb import inboxWebService
 from twisted_smtpd._metrics import serveMetrics
 from twisted_smtpd._tapoptions import (
     COMPLETIONS,
@@ -69,6 +71,9 @@ __all__ = [
 _PLAINTEXT_ENDPOINTS = frozenset(["tcp", "tcp6", "unix", "systemd"])
 
 
+#: The handler of C{--web} without C{--handler}.
+_INBOX = "twisted_smtpd.handlers.Inbox"
+
 #: The options that need C{--tls-cert}.
 _NEED_CERT = ("tls-key", "tls-chain", "require-starttls", "implicit-tls", "requiretls")
 
@@ -88,6 +93,7 @@ class Options(usage.Options):
         C{None}.
     @ivar listeners: The endpoint of each description of C{self["listen"]},
         made once, for L{makeService}.
+    @ivar webService: The service of the web inbox of C{--web}, or C{None}.
     @ivar createdDirectories: The directories that making the handler
         created (those of a new Maildir, parents first), which
         L{makeService} gives to the user of C{twistd --uid}.
@@ -121,6 +127,7 @@ class Options(usage.Options):
         self.checker: FilePasswordDB | None = None
         self.listeners: list[Listener] = []
         self.createdDirectories: list[str] = []
+        self.webService: Any = None
         self["listen"] = []
         self._listenOptions: list[str] = []
         self["command-call-limit"] = {}
@@ -211,6 +218,8 @@ class Options(usage.Options):
         self.tlsContext = self._tlsOptions()
         path = self["auth-file"]
         self.checker = None if path is None else passwordChecker(path)
+        if self["handler"] is None:
+            self["handler"] = _INBOX if self["web"] else "debugging"
         cls = handlerClass(self["handler"])
         self._checkAuth(cls)
         missing = missingMaildirDirectories(cls, self["handlerArguments"])
@@ -219,6 +228,8 @@ class Options(usage.Options):
         except usage.UsageError as e:
             raise usage.UsageError(f"{e}{self._misplacedOptionsHint()}") from None
         self.createdDirectories = [d for d in missing if os.path.isdir(d)]
+        if self["web"] is not None:
+            handler, self.webService = _webInbox(self, handler)
         try:
             self["factory"] = SMTPFactory(
                 handler, reactor=self.reactor, **self.factoryOptions()
@@ -360,6 +371,32 @@ class Options(usage.Options):
         return options
 
 
+def _webInbox(options: Options, handler: Any) -> tuple[Any, Any]:
+    """
+    Make the web inbox of C{--web}.
+
+    @return: The handler the server gets (C{handler}, or C{handler}
+        followed by the inbox), and the service of the web inbox.
+    @raise usage.UsageError: For a bad C{--web} or C{--web-auth-file}.
+    """
+    given = options["web-names"] or ""
+    names = [n.strip() for n in given.split(",") if n.strip()]
+    path = options["web-auth-file"]
+    checker = None if path is None else passwordChecker(path)
+    try:
+        return inboxWebService(
+            handler,
+            options["web"],
+            reactor=options.reactor,
+            names=names,
+            checker=checker,
+            maxMessages=options["web-max-messages"],
+            maxBytes=options["web-max-bytes"],
+        )
+    except ValueError as e:
+        raise usage.UsageError(f"--web {options['web']!r}: {e}") from None
+
+
 def makeService(options: Options) -> SMTPService:
     """
     Make the service of C{twistd smtpd}: the handler of C{options} served on
@@ -381,12 +418,22 @@ def makeService(options: Options) -> SMTPService:
         observer = logObserverFor(
             parent, options["log-level"], options["log-format"], options.reactor
         )
-    service = CommandLineService(
-        options["factory"],
-        options.listeners,
-        reactor=options.reactor,
-        logObserver=observer,
-    )
+    if options.webService is not None:
+        service: CommandLineService = WebInboxCommandLineService(
+            options["factory"],
+            options.listeners,
+            reactor=options.reactor,
+            logObserver=observer,
+            webService=options.webService,
+            webDescription=options["web"],
+        )
+    else:
+        service = CommandLineService(
+            options["factory"],
+            options.listeners,
+            reactor=options.reactor,
+            logObserver=observer,
+        )
     if options["metrics"] is not None:
         serveMetrics(service, options["metrics"], options.reactor)
     return service
