@@ -32,7 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import twisted_smtpd.controller
 from twisted_smtpd import SMTP, SMTPFactory
-from twisted_smtpd.controller import _DROP_WAIT, _Sessions, _TrackingFactory
+from twisted_smtpd._controllersessions import DROP_WAIT, Sessions, TrackingFactory
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -211,6 +211,44 @@ class ControllerTests(_ScriptTests):
         self.assertTrue(out["server"])
         self.assertEqual(out["after"], "refused")
         self.assertMessages(out["messages"], [message("in the block\r\n")])
+
+    def test_webInbox(self) -> None:
+        """
+        With C{web}, the handler runs first and each message is also shown
+        by a web inbox: its JSON API answers on C{web_port}, C{inbox} holds
+        the message, and stopping closes the web port too.
+        """
+        out = runScript(
+            self,
+            r"""
+            import urllib.request
+            handler = Recorder()
+            controller = Controller(handler, port=0, web="tcp:0:interface=127.0.0.1")
+            controller.start()
+            send(controller.port, b"Subject: caught\r\n\r\nHello\r\n")
+            web = controller.web_port
+            url = f"http://127.0.0.1:{web}/api/messages"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                listed = json.loads(response.read())
+            kept = len(controller.inbox)
+            controller.stop()
+            try:
+                socket.create_connection(("127.0.0.1", web), timeout=5).close()
+                after = "connected"
+            except ConnectionRefusedError:
+                after = "refused"
+            emit({
+                "subjects": [m["subject"] for m in listed], "kept": kept,
+                "after": after, "messages": handler.messages,
+            })
+            """,
+        )
+        self.assertEqual(out["subjects"], ["caught"])
+        self.assertEqual(out["kept"], 1)
+        self.assertEqual(out["after"], "refused")
+        self.assertMessages(
+            out["messages"], [message("Subject: caught\r\n\r\nHello\r\n")]
+        )
 
     def test_twoControllers(self) -> None:
         """
@@ -1000,7 +1038,7 @@ class _FakeController:
 class SessionsTests(SynchronousTestCase):
     """
     Unit tests for how C{stop()} ends the open sessions (the private
-    C{_Sessions} and C{_TrackingFactory}), in memory with a L{Clock}: no
+    C{Sessions} and C{TrackingFactory}), in memory with a L{Clock}: no
     sockets, no real time.
     """
 
@@ -1012,7 +1050,7 @@ class SessionsTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.controller = _FakeController()
-        self.sessions = _Sessions(self.clock, self.controller)
+        self.sessions = Sessions(self.clock, self.controller)
         self.smtpFactory = SMTPFactory(
             object(), reactor=self.clock, timeout=None, hostname="mx.example.test"
         )
@@ -1022,7 +1060,7 @@ class SessionsTests(SynchronousTestCase):
         Make a connection through a tracking factory, on a L{StringTransport}
         whose output so far (the greeting) is cleared.
         """
-        tracking = _TrackingFactory(factory or self.smtpFactory, self.sessions)
+        tracking = TrackingFactory(factory or self.smtpFactory, self.sessions)
         protocol = tracking.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4242))
         transport = StringTransport()
         protocol.makeConnection(transport)
@@ -1103,13 +1141,13 @@ class SessionsTests(SynchronousTestCase):
 
     def test_abortAfterDropWait(self) -> None:
         """
-        A session that is still open L{_DROP_WAIT} seconds after its
+        A session that is still open L{DROP_WAIT} seconds after its
         C{421} is cut off.
         """
         protocol = self.inData(self.connect())
         done = self.sessions.close(5)
         self.clock.advance(5)
-        self.clock.advance(_DROP_WAIT - 0.01)
+        self.clock.advance(DROP_WAIT - 0.01)
         self.assertFalse(protocol.transport.disconnected)
         self.clock.advance(0.01)
         self.assertTrue(protocol.transport.disconnected)
@@ -1202,7 +1240,7 @@ class SessionsTests(SynchronousTestCase):
             def buildProtocol(self, addr: Any) -> None:
                 return None
 
-        tracking = _TrackingFactory(Refusing(), self.sessions)
+        tracking = TrackingFactory(Refusing(), self.sessions)
         self.assertIsNone(tracking.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)))
         self.assertIsNone(self.controller.smtpd)
         self.successResultOf(self.sessions.close(5))

@@ -77,15 +77,12 @@ from twisted.internet.endpoints import (
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
-    ILoggingContext,
     IStreamServerEndpoint,
 )
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
-from twisted.protocols.policies import ProtocolWrapper
-from twisted.python.failure import Failure
 
-from twisted_smtpd._connections import OpenConnections
+from twisted_smtpd._controllersessions import DROP_WAIT, Sessions, TrackingFactory
 from twisted_smtpd._factory import SMTPFactory
 from twisted_smtpd._reactorthread import (
     callInReactor,
@@ -100,150 +97,9 @@ __all__ = ["DEFAULT_READY_TIMEOUT", "Controller", "UnixSocketController"]
 #: Seconds C{start()} waits for the reactor and the listening socket.
 DEFAULT_READY_TIMEOUT = 5.0
 
-#: Seconds C{stop()} gives the sessions still open after the grace period
-#: to take their C{421} reply and close, before it cuts them off.
-_DROP_WAIT = 1.0
-
 _Self = TypeVar("_Self", bound="_ThreadedController")
 
 log = Logger(namespace="twisted_smtpd.controller")
-
-
-class _Sessions:
-    """
-    The open connections of one listening period, and the graceful end of
-    them: wait, then say C{421} and close, then cut off.
-
-    An L{SMTPFactory} keeps its own connections, and this asks it to end
-    them (all of them: those it serves on other ports too, if C{factory()}
-    shares one); the connections of another factory are watched here,
-    through the L{_Watched} wrappers of L{_TrackingFactory}.
-    """
-
-    def __init__(self, reactor: Any, controller: _ThreadedController) -> None:
-        self._controller = controller
-        self._factories: list[SMTPFactory] = []
-        self._others = OpenConnections(reactor, log)
-
-    def watch(self, factory: ServerFactory) -> bool:
-        """
-        Take note of a factory of this period.
-
-        @return: Whether it keeps its connections itself (an
-            L{SMTPFactory}); if not, they are to be reported to L{opened}
-            and L{closed}.
-        """
-        if not isinstance(factory, SMTPFactory):
-            return False
-        if factory not in self._factories:
-            self._factories.append(factory)
-        return True
-
-    def built(self, protocol: Protocol) -> None:
-        """
-        Take note of the protocol of the latest connection.
-        """
-        self._controller.smtpd = protocol
-
-    def opened(self, protocol: Protocol) -> None:
-        """
-        Watch the protocol of a connection, of a factory that does not keep
-        its own, until L{closed}.
-        """
-        self._others.add(protocol)
-
-    def closed(self, protocol: Protocol) -> None:
-        """
-        Forget the protocol of a connection that ended.
-        """
-        self._others.discard(protocol)
-
-    def close(self, grace: float) -> Deferred[None]:
-        """
-        Shut the sessions down (see L{SMTPFactory.shutDown}): those waiting
-        for a command are told that the service is shutting down (RFC 5321
-        section 3.8) and closed at once, the work under way may take
-        C{grace} seconds to finish and be answered; then the sessions
-        still there are told so and closed, and those still open cut off
-        L{_DROP_WAIT} seconds later. Another factory's connections are
-        waited for, at most C{grace} seconds, then closed.
-
-        @return: A L{Deferred} firing once no connection is left.
-        """
-        closing = [f.shutDown(grace, _DROP_WAIT) for f in self._factories]
-        closing.append(self._others.close(grace, _DROP_WAIT))
-        d = gatherResults(closing, consumeErrors=True)
-        return d.addCallback(lambda _: None)
-
-
-class _Watched(ProtocolWrapper):
-    """
-    The protocol of a connection made by a factory other than
-    L{SMTPFactory}, wrapped so that L{_Sessions} hears when it ends. The
-    wrapped protocol sees its C{connectionLost} before L{_Sessions} does.
-    """
-
-    def logPrefix(self) -> str:
-        # The transport's log lines name the wrapped protocol, as unwrapped.
-        inner = self.wrappedProtocol
-        if ILoggingContext.providedBy(inner):
-            return inner.logPrefix()
-        return inner.__class__.__name__
-
-    def connectionLost(self, reason: Failure) -> None:
-        try:
-            self.wrappedProtocol.connectionLost(reason)
-        finally:
-            self.factory.unregisterProtocol(self)
-            self.wrappedProtocol = None
-
-
-class _TrackingFactory(ServerFactory):
-    """
-    Serve with another factory while keeping the connections it makes, so
-    that L{_Sessions} can wait for them and end them.
-
-    The protocols of an L{SMTPFactory}, which keeps its own connections,
-    are served as they are; those of another factory are wrapped in a
-    L{_Watched}.
-    """
-
-    noisy = False
-
-    def __init__(self, wrapped: ServerFactory, sessions: _Sessions) -> None:
-        self.wrapped = wrapped
-        self._sessions = sessions
-        self._keepsItsOwn = sessions.watch(wrapped)
-
-    def doStart(self) -> None:
-        self.wrapped.doStart()
-
-    def doStop(self) -> None:
-        self.wrapped.doStop()
-
-    def logPrefix(self) -> str:
-        return self.wrapped.logPrefix()
-
-    def buildProtocol(self, addr: Any) -> Protocol | None:
-        protocol = self.wrapped.buildProtocol(addr)
-        if protocol is None:
-            return None
-        self._sessions.built(protocol)
-        if self._keepsItsOwn:
-            return protocol
-        return _Watched(self, protocol)
-
-    def registerProtocol(self, wrapper: ProtocolWrapper) -> None:
-        """
-        Watch a connection that opened, as its L{_Watched} says.
-        """
-        self._sessions.opened(wrapper.wrappedProtocol)
-
-    def unregisterProtocol(self, wrapper: ProtocolWrapper) -> None:
-        """
-        Forget a connection that ended, as its L{_Watched} says.
-        """
-        self._sessions.closed(wrapper.wrappedProtocol)
 
 
 class _ThreadedController:
@@ -258,6 +114,13 @@ class _ThreadedController:
     @ivar protocol: The protocol class given to L{SMTPFactory}.
     @ivar options: The options given to L{SMTPFactory}.
     @ivar smtpd: The protocol of the latest connection, or C{None}.
+    @ivar web: An endpoint description on which to serve a web inbox of
+        the messages received (see C{docs/inbox.rst}; a bare port listens
+        on loopback only), or C{None}: the handler is then followed by an
+        L{Inbox <twisted_smtpd.handlers.Inbox>} (or is one), and
+        L{web_port} says where the inbox listens.
+    @ivar inbox: The L{Inbox <twisted_smtpd.handlers.Inbox>} of C{web}
+        once started, else C{None}.
     """
 
     def __init__(
@@ -267,6 +130,7 @@ class _ThreadedController:
         server_hostname: str | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
         protocol: type[SMTP] = SMTP,
+        web: str | None = None,
         **options: Any,
     ) -> None:
         if "ssl_context" in options:
@@ -281,8 +145,11 @@ class _ThreadedController:
         options.setdefault("enable_SMTPUTF8", True)
         self.options = options
         self.smtpd: Any = None
+        self.web = web
+        self.inbox: Any = None
+        self._webService: Any = None
         self._port: IListeningPort | None = None
-        self._sessions: _Sessions | None = None
+        self._sessions: Sessions | None = None
         self._reactor: Any = None
 
     def factory(self) -> ServerFactory:
@@ -336,7 +203,9 @@ class _ThreadedController:
             raise RuntimeError("the controller is already started")
         reactor = runningReactor(self.ready_timeout)
         self._prepare()
-        sessions = _Sessions(reactor, self)
+        sessions = Sessions(reactor, self)
+        if self.web is not None and self._webService is None:
+            self._serveInbox(reactor)
 
         def listen() -> Deferred[IListeningPort]:
             made = self.factory()
@@ -348,8 +217,14 @@ class _ThreadedController:
                     f" SMTPFactory, not {made!r}; to serve with an SMTP"
                     f" subclass, pass it as protocol= instead"
                 )
-            factory = _TrackingFactory(made, sessions)
-            return self._endpoint(reactor).listen(factory)
+            factory = TrackingFactory(made, sessions)
+            listening = self._endpoint(reactor).listen(factory)
+            if self._webService is None:
+                return listening
+            self._webService.startService()
+            web = self._webService._waitingForPort
+            both = gatherResults([listening, web], consumeErrors=True)
+            return both.addCallbacks(lambda ports: ports[0], _firstError)
 
         try:
             port = callInReactor(
@@ -394,17 +269,45 @@ class _ThreadedController:
             # The process is exiting: the reactor shut everything down.
             return
 
+        web = self._webService
+
         def stopInReactor() -> Deferred[None]:
             d = maybeDeferred(port.stopListening)
             d.addCallback(lambda _: sessions.close(timeout))
+            if web is not None and web.running:
+                d.addCallback(lambda _: web.stopService())
             return d
 
         callInReactor(
             reactor,
             stopInReactor,
-            timeout + _DROP_WAIT + self.ready_timeout,
+            timeout + DROP_WAIT + self.ready_timeout,
             f"stopping the server on {self._address()}",
         )
+
+    def _serveInbox(self, reactor: Any) -> None:
+        """
+        Put a web inbox in front of the handler, once (see C{web}).
+        """
+        from twisted_smtpd._inboxweb import inboxWebService
+
+        self.handler, self._webService = inboxWebService(
+            self.handler, self.web, reactor=reactor
+        )
+        self.inbox = getattr(self.handler, "inbox", self.handler)
+
+    @property
+    def web_port(self) -> int | None:
+        """
+        The port the web inbox listens on while started (see C{web}), else
+        C{None}.
+        """
+        service = self._webService
+        if self._port is None or service is None or not service.running:
+            return None
+        waiting = service._waitingForPort
+        port = getattr(waiting, "result", None)
+        return port.getHost().port if port is not None else None
 
     def __enter__(self: _Self) -> _Self:
         """
@@ -565,3 +468,10 @@ class UnixSocketController(_ThreadedController):
         return UNIXServerEndpoint(
             reactor, os.fspath(self.unix_socket), backlog=DEFAULT_BACKLOG
         )
+
+
+def _firstError(failure: Any) -> Any:
+    """
+    The error of the first listener that failed (of C{gatherResults}).
+    """
+    return failure.value.subFailure
