@@ -392,7 +392,11 @@ def _webInbox(options: Options, handler: Any) -> tuple[Any, Any]:
             checker=checker,
             maxMessages=options["web-max-messages"],
             maxBytes=options["web-max-bytes"],
+            maildir=options["web-maildir"],
         )
+    except OSError as e:
+        maildir = options["web-maildir"]
+        raise usage.UsageError(f"--web-maildir {maildir!r}: {e}") from None
     except ValueError as e:
         raise usage.UsageError(f"--web {options['web']!r}: {e}") from None
 
