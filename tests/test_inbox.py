@@ -380,6 +380,24 @@ class InboxMaildirTests(SynchronousTestCase):
             ],
         )
 
+    def test_brokenEnvelope(self) -> None:
+        """
+        A file whose envelope field is not JSON is shown whole; one whose
+        facts have the wrong types is shown without them.
+        """
+        self.inbox()
+        broken = ENVELOPE_FIELD + b"{nope\r\n\r\nx"
+        odd = ENVELOPE_FIELD + b'{"rcpt_tos": "b@x", "received": "soon"}\r\n'
+        for name, data, mtime in (("a", broken, 100), ("b", odd + b"y", 200)):
+            path = os.path.join(self.path, "new", name)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.utime(path, (mtime, mtime))
+        self.assertEqual(
+            [(m.raw, m.rcpt_tos, m.received) for m in self.inbox()],
+            [(b"y", (), 200.0), (broken, (), 100.0)],
+        )
+
     def test_deleteRemovesFiles(self) -> None:
         """
         Deleting a message removes its file; clearing removes them all.

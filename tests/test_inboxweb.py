@@ -651,10 +651,11 @@ class TapWebTests(SynchronousTestCase):
 
     def test_maildir(self) -> None:
         """
-        C{--web-maildir} keeps the inbox in that Maildir (made if missing),
-        with or without C{--handler}, within the C{--web-max-*} bounds, and
-        loads what is already there; a Maildir that cannot be made is a
-        usage error naming the option.
+        C{--web-maildir} keeps the inbox in that Maildir (made if missing,
+        and then given to the user of C{twistd --uid}), with or without
+        C{--handler}, within the C{--web-max-*} bounds, and loads what is
+        already there; a Maildir that cannot be made is a usage error
+        naming the option.
         """
         path = self.mktemp()
         Inbox(maildir=path).add("a@x", ["b@x"], b"kept")
@@ -673,6 +674,13 @@ class TapWebTests(SynchronousTestCase):
             self.assertIsInstance(inbox, Inbox)
             self.assertEqual((inbox.maildir, inbox.maxMessages), (path, 3))
             self.assertEqual([m.raw for m in inbox], [b"kept"])
+            self.assertEqual(options.createdDirectories, [])
+        fresh = os.path.abspath(self.mktemp())
+        options = self.parse("--web", "8080", "--web-maildir", fresh)
+        self.assertEqual(
+            options.createdDirectories,
+            [fresh] + [os.path.join(fresh, sub) for sub in ("tmp", "new", "cur")],
+        )
         self.assertIsNone(self.parse("--web", "8080")["factory"].handler.maildir)
         blocker = self.mktemp()
         with open(blocker, "w"):

@@ -197,12 +197,16 @@ class Inbox:
             facts, raw = splitEnvelope(data)
             facts = facts or {}
             peer = facts.get("peer")
+            rcpt_tos = facts.get("rcpt_tos")
+            received = facts.get("received")
+            if not isinstance(received, (int, float)):
+                received = mtime
             self._keep(
                 _text(facts.get("mail_from")),
-                [_text(r) for r in facts.get("rcpt_tos") or ()],
+                [_text(r) for r in rcpt_tos] if isinstance(rcpt_tos, list) else [],
                 raw,
                 tuple(peer) if isinstance(peer, list) else peer,
-                facts.get("received", mtime),
+                float(received),
                 path,
             )
 
