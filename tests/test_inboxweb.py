@@ -649,6 +649,60 @@ class TapWebTests(SynchronousTestCase):
             )
             self.assertIn(option, str(error))
 
+    def test_maildir(self) -> None:
+        """
+        C{--web-maildir} keeps the inbox in that Maildir (made if missing,
+        and then given to the user of C{twistd --uid}), with or without
+        C{--handler}, within the C{--web-max-*} bounds, and loads what is
+        already there; a Maildir that cannot be made is a usage error
+        naming the option.
+        """
+        path = self.mktemp()
+        Inbox(maildir=path).add("a@x", ["b@x"], b"kept")
+        for extra in ([], ["--handler", "sink"]):
+            options = self.parse(
+                "--web",
+                "8080",
+                "--web-maildir",
+                path,
+                "--web-max-messages",
+                "3",
+                *extra,
+            )
+            handler = options["factory"].handler
+            inbox = getattr(handler, "inbox", handler)
+            self.assertIsInstance(inbox, Inbox)
+            self.assertEqual((inbox.maildir, inbox.maxMessages), (path, 3))
+            self.assertEqual([m.raw for m in inbox], [b"kept"])
+            self.assertEqual(options.createdDirectories, [])
+        fresh = os.path.abspath(self.mktemp())
+        options = self.parse("--web", "8080", "--web-maildir", fresh)
+        self.assertEqual(
+            options.createdDirectories,
+            [fresh] + [os.path.join(fresh, sub) for sub in ("tmp", "new", "cur")],
+        )
+        self.assertIsNone(self.parse("--web", "8080")["factory"].handler.maildir)
+        blocker = self.mktemp()
+        with open(blocker, "w"):
+            pass
+        error = self.assertRaises(
+            usage.UsageError, self.parse, "--web", "8080", "--web-maildir", blocker
+        )
+        self.assertIn("--web-maildir", str(error))
+
+    def test_makeServiceMaildir(self) -> None:
+        """
+        C{makeService(web=..., web_maildir=...)} keeps the inbox there.
+        """
+        path = self.mktemp()
+        for handler in (Inbox(), Sink()):
+            service = makeService(
+                handler, ["tcp:0"], reactor=Clock(), web="8080", web_maildir=path
+            )
+            made = service.factory.handler
+            self.assertEqual(getattr(made, "inbox", made).maildir, path)
+        self.assertTrue(os.path.isdir(os.path.join(path, "new")))
+
     def test_badEndpoint(self) -> None:
         """
         A bad C{--web} description is a usage error naming the option.

@@ -29,7 +29,13 @@ from twisted.internet.endpoints import serverFromString
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from twisted_smtpd._inbox import Inbox, InboxAfter, InboxMessage
+from twisted_smtpd._inbox import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MESSAGES,
+    Inbox,
+    InboxAfter,
+    InboxMessage,
+)
 from twisted_smtpd._inboxmime import attachment, detail, htmlPart, summary
 
 __all__ = ["InboxResource", "inboxSite", "inboxWebService", "webEndpoint"]
@@ -391,6 +397,7 @@ def inboxWebService(
     checker: Any = None,
     maxMessages: int | None = None,
     maxBytes: int | None = None,
+    maildir: str | None = None,
 ) -> tuple[Any, StreamServerEndpointService]:
     """
     Make the handler and the web service of C{--web}: an L{Inbox} handler
@@ -402,16 +409,31 @@ def inboxWebService(
         listens on loopback only (L{webEndpoint}).
     @param maxMessages: The inbox's bound in messages, if not the default.
     @param maxBytes: The inbox's bound in octets, if not the default.
+    @param maildir: A Maildir to keep the messages of a new inbox in (see
+        L{Inbox}); an L{Inbox} handler keeps its own.
     @return: The handler to give the server, and the service that serves
         the inbox.
     @raise ValueError: For an endpoint description that cannot be parsed.
     """
     if reactor is None:
         from twisted.internet import reactor
-    if isinstance(handler, Inbox):
+    if isinstance(handler, Inbox) and (maildir is None or handler.maildir):
         inbox = handler
+    elif isinstance(handler, Inbox):
+        # An Inbox made without a Maildir (--web alone): one with it instead.
+        inbox = handler = Inbox(
+            maxMessages or handler.maxMessages,
+            maxBytes or handler.maxBytes,
+            maildir=maildir,
+            reactor=reactor,
+        )
     else:
-        inbox = Inbox()
+        inbox = Inbox(
+            maxMessages or DEFAULT_MAX_MESSAGES,
+            maxBytes or DEFAULT_MAX_BYTES,
+            maildir=maildir,
+            reactor=reactor,
+        )
         handler = InboxAfter(handler, inbox)
     inbox.maxMessages = maxMessages or inbox.maxMessages
     inbox.maxBytes = maxBytes or inbox.maxBytes

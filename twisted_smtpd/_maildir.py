@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import os
 import socket
 import time
@@ -224,3 +225,77 @@ class MessageStream:
         write still running).
         """
         return self._run(self._file.discard)
+
+
+#: The header field an L{Inbox <twisted_smtpd.handlers.Inbox>} kept in a
+#: Maildir puts first in each file: the envelope as one line of JSON.
+ENVELOPE_FIELD = b"X-Inbox-Envelope: "
+
+
+def envelopeLine(facts: dict[str, Any]) -> bytes:
+    """
+    The header field that keeps a message's envelope facts in its file: one
+    line (JSON with only ASCII, so no line break), ending with CRLF.
+
+    @param facts: Values JSON can write (a peer that is not is written as
+        its C{repr}).
+    """
+    text = json.dumps(facts, ensure_ascii=True, default=repr)
+    return ENVELOPE_FIELD + text.encode("ascii") + b"\r\n"
+
+
+def splitEnvelope(data: bytes) -> tuple[dict[str, Any] | None, bytes]:
+    """
+    Split a file written with L{envelopeLine} into its envelope facts and
+    the message as it was received.
+
+    @return: The facts (C{None} for a file without a readable envelope
+        line, which is then the message whole) and the message.
+    """
+    if not data.startswith(ENVELOPE_FIELD):
+        return None, data
+    end = data.find(b"\n")
+    if end < 0:
+        return None, data
+    try:
+        facts = json.loads(data[len(ENVELOPE_FIELD) : end].rstrip(b"\r"))
+    except ValueError:
+        return None, data
+    if not isinstance(facts, dict):
+        return None, data
+    return facts, data[end + 1 :]
+
+
+def maildirMessages(path: str) -> list[tuple[str, float, bytes]]:
+    """
+    Make C{path} a Maildir if it is not one, and read the messages in its
+    C{new/} and C{cur/}, oldest first (by modification time, then name).
+
+    @return: For each message, its path, its modification time and its
+        bytes; a file that vanishes or cannot be read is skipped.
+    """
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    found = []
+    for sub in ("new", "cur"):
+        directory = os.path.join(path, sub)
+        for name in os.listdir(directory):
+            if name.startswith("."):
+                continue
+            filePath = os.path.join(directory, name)
+            try:
+                with open(filePath, "rb") as f:
+                    mtime = os.fstat(f.fileno()).st_mtime
+                    data = f.read()
+            except OSError:
+                continue
+            found.append((mtime, name, filePath, data))
+    found.sort(key=lambda entry: (entry[0], entry[1]))
+    return [(filePath, mtime, data) for mtime, _, filePath, data in found]
+
+
+def removeMessage(path: str) -> None:
+    """
+    Remove a message's file if it is there.
+    """
+    _removeQuietly(path)

@@ -347,6 +347,14 @@ PARAMETERS = [
         number("web-max-bytes", int, 1),
     ],
     [
+        "web-maildir",
+        None,
+        None,
+        "Keep the web inbox's messages in this Maildir too (made if missing),"
+        " so that they survive a restart; each is stored before its 250."
+        " [default: in memory only]",
+    ],
+    [
         "web-auth-file",
         None,
         None,

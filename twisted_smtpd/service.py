@@ -183,6 +183,7 @@ def makeService(
     reactor: Any = None,
     metrics: str | IStreamServerEndpoint | None = None,
     web: str | None = None,
+    web_maildir: str | None = None,
     **options: Any,
 ) -> SMTPService:
     """
@@ -204,6 +205,10 @@ def makeService(
         L{Inbox <twisted_smtpd.handlers.Inbox>} handler is shown there, and
         any other handler is followed by an inbox that keeps every message
         whatever the handler replied.
+    @param web_maildir: With C{web}, a Maildir the inbox keeps its
+        messages in too, so that they survive a restart (see
+        L{Inbox <twisted_smtpd.handlers.Inbox>}); C{None} (the default)
+        keeps them in memory only.
     @param options: The options of L{SMTPFactory} (C{protocol=},
         C{hostname=}, C{data_size_limit=}...).
     @return: An L{SMTPService} to start, or to attach with
@@ -214,7 +219,9 @@ def makeService(
     """
     inboxService = None
     if web is not None:
-        handler, inboxService = inboxWebService(handler, web, reactor=reactor)
+        handler, inboxService = inboxWebService(
+            handler, web, reactor=reactor, maildir=web_maildir
+        )
     factory = SMTPFactory(handler, reactor=reactor, **options)
     service = SMTPService(factory, endpoints, reactor=reactor)
     if metrics is not None:

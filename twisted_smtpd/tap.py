@@ -227,9 +227,14 @@ class Options(usage.Options):
             handler = makeHandler(self["handler"], self["handlerArguments"])
         except usage.UsageError as e:
             raise usage.UsageError(f"{e}{self._misplacedOptionsHint()}") from None
-        self.createdDirectories = [d for d in missing if os.path.isdir(d)]
+        if self["web"] is not None and self["web-maildir"] is not None:
+            # The inbox's Maildir is made as a Mailbox's is: the user of
+            # twistd --uid gets its new directories too.
+            mailbox = handlerClass("mailbox")
+            missing += missingMaildirDirectories(mailbox, [self["web-maildir"]])
         if self["web"] is not None:
             handler, self.webService = _webInbox(self, handler)
+        self.createdDirectories = [d for d in missing if os.path.isdir(d)]
         try:
             self["factory"] = SMTPFactory(
                 handler, reactor=self.reactor, **self.factoryOptions()
@@ -392,7 +397,11 @@ def _webInbox(options: Options, handler: Any) -> tuple[Any, Any]:
             checker=checker,
             maxMessages=options["web-max-messages"],
             maxBytes=options["web-max-bytes"],
+            maildir=options["web-maildir"],
         )
+    except OSError as e:
+        maildir = options["web-maildir"]
+        raise usage.UsageError(f"--web-maildir {maildir!r}: {e}") from None
     except ValueError as e:
         raise usage.UsageError(f"--web {options['web']!r}: {e}") from None
 
