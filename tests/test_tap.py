@@ -49,7 +49,7 @@ from twisted_smtpd import (
     tlsOptionsFromFiles,
 )
 from twisted_smtpd._daemon import _listenFailure, _switchedUser
-from twisted_smtpd.handlers import Debugging, Mailbox, Proxy, Sink
+from twisted_smtpd.handlers import Debugging, Inbox, Mailbox, Proxy, Sink
 from twisted_smtpd.log import (
     LogFileObserver,
     jsonLine,
@@ -1620,6 +1620,16 @@ class HandlerOptionTests(TestCase):
             ["--handler", "sink", "x"], "Sink handler does not accept arguments"
         )
 
+    def test_inbox(self) -> None:
+        """
+        C{inbox} is an L{Inbox}, which takes no argument: the messages are
+        kept for a web inbox (C{--web}) or for a program that reads them.
+        """
+        self.assertIsInstance(self.handler("--handler", "inbox"), Inbox)
+        self.assertUsageError(
+            ["--handler", "inbox", "x"], "Inbox handler does not accept arguments"
+        )
+
     def test_mailbox(self) -> None:
         """
         C{mailbox DIRECTORY} is a L{Mailbox} storing into that directory;
@@ -1695,8 +1705,8 @@ class HandlerOptionTests(TestCase):
         """
         self.assertUsageError(
             ["--handler", "debug"],
-            "--handler must be one of debugging, sink, mailbox, proxy, amqp or a dotted"
-            " path package.module.ClassName, not 'debug'",
+            "--handler must be one of debugging, sink, mailbox, proxy, amqp, inbox or"
+            " a dotted path package.module.ClassName, not 'debug'",
         )
 
     def test_cannotImport(self) -> None:

@@ -394,6 +394,7 @@ BUILTIN_HANDLERS = {
     "mailbox": "Mailbox",
     "proxy": "Proxy",
     "amqp": "AMQP",
+    "inbox": "Inbox",
 }
 
 

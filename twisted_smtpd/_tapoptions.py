@@ -144,7 +144,7 @@ PARAMETERS = [
         "handler",
         "c",
         None,
-        "The handler: debugging, sink, mailbox, proxy, amqp, or"
+        "The handler: debugging, sink, mailbox, proxy, amqp, inbox, or"
         " package.module.ClassName. [default: debugging; with --web,"
         " twisted_smtpd.handlers.Inbox]",
     ],
