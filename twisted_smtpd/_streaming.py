@@ -59,13 +59,6 @@ PIECE_SIZE = 65536
 #: The hooks of a streaming handler, without their C{handle_} prefix.
 STREAMING_HOOKS = ("DATA_CHUNK", "DATA_END", "DATA_ABORT")
 
-#: The reason given to C{handle_DATA_ABORT} for each error of the data.
-ERROR_REASONS = {
-    "too big": "too big",
-    "line too long": "line too long",
-    "bare newline": "bare newline",
-}
-
 
 class _Stream:
     """
