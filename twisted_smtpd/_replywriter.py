@@ -122,6 +122,25 @@ class ReplyWriter(LineReceiver):
             status = encode(status, self.config.enable_SMTPUTF8)
         if self.enhancedStatusCodes:
             status = withEnhancedCodes(status)
+        # A reply, even of several lines joined, is whole: an error counts.
+        self._queue(status, status[:1] in _ERRORS)
+
+    def replyPlain(self, status: str | bytes) -> None:
+        """
+        Queue one reply line exactly as given, without an enhanced status
+        code: the lines of the EHLO and LHLO replies (RFC 2034 section 3).
+        """
+        status = encode(status, self.config.enable_SMTPUTF8)
+        # A line followed by more (a hyphen after the code) is not a reply
+        # of its own.
+        self._queue(status, status[:1] in _ERRORS and status[3:4] != b"-")
+
+    def _queue(self, status: bytes, error: bool) -> None:
+        """
+        Queue a reply (or a line of one) for the end of the batch; C{error}
+        says whether it is an error reply that counts towards
+        C{hard_error_limit} (unless L{uncounted}).
+        """
         if self._closing:
             # Nothing goes out after the last reply of a closing connection.
             return
@@ -132,29 +151,7 @@ class ReplyWriter(LineReceiver):
             self._out = [status + b"\r\n"]
         else:
             out.append(status + b"\r\n")
-        if status[:1] in _ERRORS and not self._uncounted:
-            countError(self)
-
-    def replyPlain(self, status: str | bytes) -> None:
-        """
-        Queue one reply line exactly as given, without an enhanced status
-        code: the lines of the EHLO and LHLO replies (RFC 2034 section 3).
-        """
-        self._queue(encode(status, self.config.enable_SMTPUTF8))
-
-    def _queue(self, status: bytes) -> None:
-        if self._closing:
-            # Nothing goes out after the last reply of a closing connection.
-            return
-        if self._watcher is not None:
-            self._watcher(status)
-        out = self._out
-        if out is None:
-            out = self._out = []
-        out.append(status + b"\r\n")
-        # A line followed by more (a hyphen after the code) is not a reply
-        # of its own.
-        if status[:1] in _ERRORS and status[3:4] != b"-" and not self._uncounted:
+        if error and not self._uncounted:
             countError(self)
 
     def uncounted(self, call: Callable[..., Any], *args: Any) -> Any:
