@@ -934,6 +934,31 @@ class PropertyTests(SynchronousTestCase):
         self.assertEqual(frame([bytes([o]) for o in stream], **options), expected)
         return expected
 
+    def assertFramed(
+        self,
+        data: st.DataObject,
+        message: bytes,
+        trailer: bytes,
+        sizeLimit: int | None,
+        lineLimit: int | None,
+        **options: object,
+    ) -> None:
+        """
+        Assert that C{message}, dot-stuffed and followed by C{trailer},
+        frames to its size and its trailer, is refused exactly when it
+        breaks a limit (never for a bare newline), and otherwise comes out
+        byte for byte.
+        """
+        stream = stuff(message) + b".\r\n" + trailer
+        content, size, error, rest = self.check(
+            data, stream, sizeLimit=sizeLimit, lineLimit=lineLimit, **options
+        )
+        self.assertEqual((size, rest), (len(message), trailer))
+        self.assertEqual(error is None, not broken(message, sizeLimit, lineLimit))
+        self.assertNotEqual(error, BARE_NEWLINE)
+        if error is None:
+            self.assertEqual(content, message)
+
     @PROPERTY
     @given(st.data(), CRLF_LINES, TRAILERS, LIMITS, LIMITS)
     def test_strict(
@@ -949,15 +974,7 @@ class PropertyTests(SynchronousTestCase):
         the right size, error and trailing bytes, however it is chunked.
         """
         message = b"".join(line + b"\r\n" for line in lines)
-        stream = stuff(message) + b".\r\n" + trailer
-        content, size, error, rest = self.check(
-            data, stream, sizeLimit=sizeLimit, lineLimit=lineLimit
-        )
-        self.assertEqual((size, rest), (len(message), trailer))
-        self.assertEqual(error is None, not broken(message, sizeLimit, lineLimit))
-        self.assertNotEqual(error, BARE_NEWLINE)
-        if error is None:
-            self.assertEqual(content, message)
+        self.assertFramed(data, message, trailer, sizeLimit, lineLimit)
 
     @PROPERTY
     @given(st.data(), ANY_MESSAGES, TRAILERS, LIMITS, LIMITS)
@@ -974,19 +991,9 @@ class PropertyTests(SynchronousTestCase):
         for byte, however it is chunked.
         """
         message = endWithCRLF(message)
-        stream = stuff(message) + b".\r\n" + trailer
-        content, size, error, rest = self.check(
-            data,
-            stream,
-            sizeLimit=sizeLimit,
-            lineLimit=lineLimit,
-            allowBareNewline=True,
+        self.assertFramed(
+            data, message, trailer, sizeLimit, lineLimit, allowBareNewline=True
         )
-        self.assertEqual((size, rest), (len(message), trailer))
-        self.assertEqual(error is None, not broken(message, sizeLimit, lineLimit))
-        self.assertNotEqual(error, BARE_NEWLINE)
-        if error is None:
-            self.assertEqual(content, message)
 
     @PROPERTY
     @given(st.data(), ANY_MESSAGES, TRAILERS, LIMITS, LIMITS)
