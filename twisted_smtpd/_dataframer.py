@@ -170,10 +170,13 @@ class DataReceiver:
 
     def content(self) -> bytes:
         """
-        Return the whole message, unstuffed, with its final CRLF.
+        Return the message held, unstuffed: once L{feed} returned the rest,
+        the whole message with its final CRLF.
 
-        Call it once, after L{feed} returned and when L{error} is C{None}.
-        The parts are released, so that the message exists once in memory.
+        Call it once after the end, when L{error} is C{None}; a message
+        handed on in pieces calls it for each piece too. What it returns is
+        held no more, so that the message exists once in memory, and never
+        whole when it goes in pieces.
         """
         parts = self._parts
         self._parts = []
@@ -183,17 +186,9 @@ class DataReceiver:
 
     def holding(self) -> int:
         """
-        How many octets of the message are held, for L{take} or
-        L{content}.
+        How many octets of the message are held, for L{content}.
         """
         return sum(map(len, self._parts))
-
-    def take(self) -> bytes:
-        """
-        Return the part of the message held so far, unstuffed, and hold it
-        no more: a message handed on in pieces is never held whole.
-        """
-        return self.content()
 
     def _commit(self, chunk: bytes, pieces: list[bytes] | None = None) -> None:
         """

@@ -54,7 +54,7 @@ class MessageData(DataReceiver):
             connection and each piece of about
             L{PIECE_SIZE <twisted_smtpd._streaming.PIECE_SIZE>} octets as
             it arrives, as a command step (reading waits for what it
-            returns); the rest is left for C{received} to L{take}.
+            returns); the rest is left for C{received} to take.
         """
         DataReceiver.__init__(
             self,
@@ -83,7 +83,7 @@ class MessageData(DataReceiver):
         Hand a piece on; or read commands again, and hand the message on.
         """
         if unit is PIECE:
-            server.run(self._piece, server, self.take())
+            server.run(self._piece, server, self.content())
             return
         server.setMode(COMMAND)
         server.run(self._received, server, self, errorReplies=self._errorReplies)

@@ -299,7 +299,9 @@ class Transaction(CommandGroup):
             status = _DATA_ERRORS[error]
             return self.endMessage(server, envelope, receiver.size, status, count)
         if "DATA_CHUNK" in server.config.hooks:
-            return self.streamComplete(server, envelope, receiver.take(), receiver.size)
+            return self.streamComplete(
+                server, envelope, receiver.content(), receiver.size
+            )
         return self.messageComplete(server, receiver.content(), receiver.size)
 
     def streamComplete(
